@@ -1,0 +1,126 @@
+/**
+ * The access token model shared by both kinds of token (client credentials and user), and the parameters a
+ * token is requested with.
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+
+/**
+ * An access token as the library holds it: the secret itself stays `Redacted`; `issuedAt` and `expiresAt` are
+ * epoch milliseconds on the Effect `Clock` at the moment the token endpoint answered.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class AccessToken extends Schema.Class<AccessToken>("@effect-atm/core/AccessToken")({
+  accessToken: Schema.Redacted(Schema.String),
+  /** The authorization scheme: `Bearer`, or `DPoP` once DPoP-bound tokens are supported. */
+  tokenType: Schema.Literal("Bearer", "DPoP"),
+  issuedAt: Schema.Number,
+  expiresAt: Schema.Number,
+  scope: Schema.optional(Schema.String),
+  resource: Schema.optional(Schema.String)
+}) {
+  /** The value of an `Authorization` header carrying this token. The only place the secret is unwrapped. */
+  get authorization(): string {
+    return `${this.tokenType} ${Redacted.value(this.accessToken)}`
+  }
+}
+
+/**
+ * Whether two tokens carry the same secret: how the library tells "the token that was rejected" from "a token
+ * someone obtained since".
+ *
+ * @since 0.1.0
+ * @category predicates
+ */
+export const isSameToken = (self: AccessToken, that: AccessToken): boolean =>
+  self === that || Redacted.value(self.accessToken) === Redacted.value(that.accessToken)
+
+/**
+ * The instant after which a token is renewed rather than handed out: `renewBefore` ahead of expiry, but never
+ * more than half of the token's lifetime ahead, so that a short-lived token (shorter than twice the buffer) is
+ * still used for a while instead of being renewed on every call.
+ *
+ * @since 0.1.0
+ * @category expiry
+ */
+export const renewAt = (token: AccessToken, renewBefore: Duration.Duration): number => {
+  const buffer = Math.min(Duration.toMillis(renewBefore), (token.expiresAt - token.issuedAt) / 2)
+  return token.expiresAt - Math.max(0, buffer)
+}
+
+/**
+ * Whether a token may be handed out at `now` (epoch millis) without renewing it first.
+ *
+ * @since 0.1.0
+ * @category expiry
+ */
+export const isFresh = (token: AccessToken, now: number, renewBefore: Duration.Duration): boolean =>
+  now < renewAt(token, renewBefore) && now < token.expiresAt
+
+/**
+ * Request parameters that select a token. Every parameter is part of the cache key: two requests that differ
+ * in any of them never share a token.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class TokenRequestParameters extends Schema.Class<TokenRequestParameters>(
+  "@effect-atm/core/TokenRequestParameters"
+)({
+  scope: Schema.optional(Schema.String),
+  resource: Schema.optional(Schema.String),
+  /** Further parameters sent to the token endpoint as they are (e.g. `audience` for some providers). */
+  parameters: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String }))
+}) {}
+
+/**
+ * The parameters a caller may pass when asking for a token.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TokenRequestOptions {
+  readonly scope?: string | undefined
+  readonly resource?: string | undefined
+  readonly parameters?: Readonly<Record<string, string>> | undefined
+}
+
+const separator = "\u001f"
+
+/**
+ * A canonical string for a set of request parameters: equal parameters give equal strings whatever the order of
+ * the extra parameters.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const parametersKey = (options: TokenRequestOptions | undefined): string => {
+  if (options === undefined) return ""
+  const { parameters, resource, scope } = options
+  if (scope === undefined && resource === undefined && parameters === undefined) return ""
+  let key = `s=${scope ?? ""}${separator}r=${resource ?? ""}`
+  if (parameters !== undefined) {
+    for (const name of Object.keys(parameters).sort()) {
+      key += `${separator}${encodeURIComponent(name)}=${encodeURIComponent(parameters[name]!)}`
+    }
+  }
+  return key
+}
+
+/**
+ * The form parameters a token request carries for these options.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const toFormParameters = (options: TokenRequestOptions | undefined): Record<string, string> => {
+  const form: Record<string, string> = { ...options?.parameters }
+  if (options?.scope !== undefined) form.scope = options.scope
+  if (options?.resource !== undefined) form.resource = options.resource
+  return form
+}

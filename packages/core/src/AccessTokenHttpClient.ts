@@ -1,0 +1,185 @@
+/**
+ * Token-attaching HTTP clients: the middleware that puts a token on each request and, when the API answers 401,
+ * replaces that token once and retries once; and layers that declare named clients (their own Context Tags) for
+ * client-credentials tokens. User-token clients are built the same way in `UserTokens`.
+ *
+ * @example
+ * ```ts
+ * import { AccessTokenHttpClient } from "@effect-atm/core"
+ * import { Context } from "effect"
+ *
+ * class CatalogApi extends Context.Tag("CatalogApi")<CatalogApi, AccessTokenHttpClient.ClientCredentialsHttpClient>() {}
+ *
+ * const CatalogApiLive = AccessTokenHttpClient.layerClientCredentials(CatalogApi, {
+ *   client: "catalog",
+ *   baseUrl: "https://catalog.example.com"
+ * })
+ * // yield* CatalogApi then `.get("/items")`: the token is attached, renewed and retried for you
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClientError from "@effect/platform/HttpClientError"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import { dual } from "effect/Function"
+import * as Layer from "effect/Layer"
+import type { AccessToken, TokenRequestOptions } from "./AccessToken.js"
+import { type ClientCredentialsTokenError, ClientCredentialsTokens } from "./ClientCredentialsTokens.js"
+import { type GetOptions, type UserTokenError, UserTokens } from "./UserTokens.js"
+
+/**
+ * Where the middleware gets a token from, and how it replaces one the API rejected.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TokenSource<E, R> {
+  readonly get: Effect.Effect<AccessToken, E, R>
+  /** Replaces `rejected` (or returns the token that already replaced it). */
+  readonly renew: (rejected: AccessToken) => Effect.Effect<AccessToken, E, R>
+}
+
+/**
+ * Attaches a token from `source` to every request (`Authorization: <token_type> <token>`). A 401 answer makes it
+ * replace that token — only if it is still the current one — and retry the request once; a second 401 is
+ * returned as it is. Requests with a streaming body cannot be replayed: give such requests a buffered body.
+ *
+ * @since 0.1.0
+ * @category middleware
+ */
+export const withAccessToken: {
+  <E2, R2>(
+    source: TokenSource<E2, R2>
+  ): <E, R>(self: HttpClient.HttpClient.With<E, R>) => HttpClient.HttpClient.With<E | E2, R | R2>
+  <E, R, E2, R2>(
+    self: HttpClient.HttpClient.With<E, R>,
+    source: TokenSource<E2, R2>
+  ): HttpClient.HttpClient.With<E | E2, R | R2>
+} = dual(2, <E, R, E2, R2>(self: HttpClient.HttpClient.With<E, R>, source: TokenSource<E2, R2>) => {
+  const send = (request: HttpClientRequest.HttpClientRequest, token: AccessToken) =>
+    self.execute(HttpClientRequest.setHeader(request, "authorization", token.authorization))
+  return HttpClient.makeWith(
+    Effect.flatMap((request: HttpClientRequest.HttpClientRequest) =>
+      Effect.flatMap(source.get, (token) =>
+        Effect.flatMap(send(request, token), (response) =>
+          response.status === 401
+            ? Effect.flatMap(source.renew(token), (renewed) => send(request, renewed))
+            : Effect.succeed(response)))
+    ),
+    Effect.succeed
+  )
+})
+
+/**
+ * A token source for a named client-credentials client.
+ *
+ * @since 0.1.0
+ * @category sources
+ */
+export const clientCredentialsSource = (
+  tokens: ClientCredentialsTokens["Type"],
+  client: string,
+  options?: TokenRequestOptions
+): TokenSource<ClientCredentialsTokenError, never> => ({
+  get: tokens.get(client, options),
+  renew: (rejected) => tokens.renew(client, rejected, options)
+})
+
+/**
+ * The service type of a named client-credentials HTTP client.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ClientCredentialsHttpClient = HttpClient.HttpClient.With<
+  HttpClientError.HttpClientError | ClientCredentialsTokenError
+>
+
+/**
+ * Options of a named HTTP client.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface NamedClientOptions {
+  /** Prepended to every request URL. */
+  readonly baseUrl?: string | undefined
+  /** Further changes to the client (e.g. `HttpClient.filterStatusOk`), applied outside the token middleware. */
+  readonly transform?:
+    | (<E, R>(client: HttpClient.HttpClient.With<E, R>) => HttpClient.HttpClient.With<E, R>)
+    | undefined
+}
+
+/** @internal */
+export const withBaseUrl = <E, R>(client: HttpClient.HttpClient.With<E, R>, options: NamedClientOptions) => {
+  const based = options.baseUrl === undefined
+    ? client
+    : HttpClient.mapRequest(client, HttpClientRequest.prependUrl(options.baseUrl))
+  return options.transform === undefined ? based : options.transform(based)
+}
+
+/**
+ * Declares a named HTTP client that carries the token of a client-credentials client: provides `tag` from the
+ * platform's `HttpClient` and `ClientCredentialsTokens`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClientCredentials = <I>(
+  tag: Context.Tag<I, ClientCredentialsHttpClient>,
+  options: NamedClientOptions & TokenRequestOptions & { readonly client: string }
+): Layer.Layer<I, never, HttpClient.HttpClient | ClientCredentialsTokens> =>
+  Layer.effect(
+    tag,
+    Effect.gen(function*() {
+      const tokens = yield* ClientCredentialsTokens
+      const client = yield* HttpClient.HttpClient
+      return withBaseUrl(withAccessToken(client, clientCredentialsSource(tokens, options.client, options)), options)
+    })
+  )
+
+/**
+ * A token source for the current user's tokens (resolved per request from `CurrentUser`).
+ *
+ * @since 0.1.0
+ * @category sources
+ */
+export const userSource = (
+  tokens: UserTokens["Type"],
+  options?: Omit<GetOptions, "forceRenewal">
+): TokenSource<UserTokenError, never> => ({
+  get: tokens.get(options),
+  renew: (rejected) => tokens.renew(rejected, options)
+})
+
+/**
+ * The service type of a named user-token HTTP client. Requests fail with `NoCurrentUser` on a fiber that acts
+ * for no user, and with `SignInRequired` when the user's refresh token is gone.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type UserHttpClient = HttpClient.HttpClient.With<HttpClientError.HttpClientError | UserTokenError>
+
+/**
+ * Declares a named HTTP client that carries the current user's token (for `resource` and `scope`, or the
+ * defaults of `UserTokens`): the counterpart of .NET's `AddUserAccessTokenHttpClient`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerUser = <I>(
+  tag: Context.Tag<I, UserHttpClient>,
+  options?: NamedClientOptions & Omit<GetOptions, "forceRenewal">
+): Layer.Layer<I, never, HttpClient.HttpClient | UserTokens> =>
+  Layer.effect(
+    tag,
+    Effect.gen(function*() {
+      const tokens = yield* UserTokens
+      const client = yield* HttpClient.HttpClient
+      return withBaseUrl(withAccessToken(client, userSource(tokens, options)), options ?? {})
+    })
+  )

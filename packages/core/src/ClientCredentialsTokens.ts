@@ -1,0 +1,262 @@
+/**
+ * Tokens a service obtains for itself with the client-credentials grant, from named client configurations.
+ *
+ * @example
+ * ```ts
+ * import { ClientCredentialsTokens, TokenEndpoint } from "@effect-atm/core"
+ * import { Effect, Layer, Redacted } from "effect"
+ *
+ * const Tokens = ClientCredentialsTokens.layer({
+ *   clients: {
+ *     catalog: {
+ *       issuer: "https://login.example.com",
+ *       clientId: "worker",
+ *       clientSecret: Redacted.make("…"),
+ *       scope: "catalog.read"
+ *     }
+ *   }
+ * }).pipe(Layer.provide(TokenEndpoint.layerDefault))
+ *
+ * const program = Effect.gen(function*() {
+ *   const tokens = yield* ClientCredentialsTokens.ClientCredentialsTokens
+ *   const token = yield* tokens.get("catalog")
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import { type AccessToken, parametersKey, type TokenRequestOptions } from "./AccessToken.js"
+import { AccessTokenStore, layerMemory as accessTokenStoreMemory } from "./AccessTokenStore.js"
+import * as TokenCache from "./TokenCache.js"
+import { configFields, decodeClient, fromConfigOptions, tokenClientFields } from "./TokenClient.js"
+import { Grant, TokenEndpoint } from "./TokenEndpoint.js"
+import {
+  type InvalidClientConfiguration,
+  type TokenEndpointError,
+  type TokenStoreError,
+  UnknownTokenClient
+} from "./TokenError.js"
+import { TokenLock } from "./TokenLock.js"
+
+/**
+ * A named client-credentials client: the token client, and the parameters its tokens are requested with by
+ * default (a request may override any of them).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class ClientCredentialsClient
+  extends Schema.Class<ClientCredentialsClient>("@effect-atm/core/ClientCredentialsClient")({
+    ...tokenClientFields,
+    scope: Schema.optional(Schema.String),
+    resource: Schema.optional(Schema.String),
+    parameters: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String }))
+  })
+{}
+
+/**
+ * The input form of a client configuration, as given in code.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ClientCredentialsClientInput = typeof ClientCredentialsClient.Encoded
+
+/**
+ * Every way a client-credentials token can fail to come.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type ClientCredentialsTokenError = TokenEndpointError | TokenStoreError | UnknownTokenClient
+
+/**
+ * Options of a single token request: the parameters (each part of the cache key) and whether to renew even a
+ * fresh token.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface GetOptions extends TokenRequestOptions {
+  readonly forceRenewal?: boolean | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class ClientCredentialsTokens extends Context.Tag("@effect-atm/core/ClientCredentialsTokens")<
+  ClientCredentialsTokens,
+  {
+    /** The configured client names. */
+    readonly clients: ReadonlyArray<string>
+    /** A fresh token for the client and parameters: cached, or obtained once for all concurrent callers. */
+    readonly get: (client: string, options?: GetOptions) => Effect.Effect<AccessToken, ClientCredentialsTokenError>
+    /**
+     * Replaces a token the API rejected. If the cached token is no longer `rejected` (someone renewed it
+     * already), returns the cached one without a request.
+     */
+    readonly renew: (
+      client: string,
+      rejected: AccessToken,
+      options?: TokenRequestOptions
+    ) => Effect.Effect<AccessToken, ClientCredentialsTokenError>
+    /** Drops the cached token; with `ifToken`, only if it is still that token. */
+    readonly invalidate: (
+      client: string,
+      options?: TokenRequestOptions & { readonly ifToken?: AccessToken | undefined }
+    ) => Effect.Effect<void, TokenStoreError>
+  }
+>() {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly clients: Readonly<Record<string, ClientCredentialsClientInput | ClientCredentialsClient>>
+  /** Renew a token this long before it expires (capped at half its lifetime). Default: 60 seconds. */
+  readonly renewBefore?: Duration.DurationInput | undefined
+}
+
+interface Key {
+  readonly name: string
+  readonly client: ClientCredentialsClient
+  readonly options: TokenRequestOptions
+  readonly id: string
+}
+
+const effectiveOptions = (client: ClientCredentialsClient, options: TokenRequestOptions | undefined) => {
+  const parameters = client.parameters === undefined && options?.parameters === undefined
+    ? undefined
+    : { ...client.parameters, ...options?.parameters }
+  return {
+    scope: options?.scope ?? client.scope,
+    resource: options?.resource ?? client.resource,
+    parameters
+  }
+}
+
+const decode = (name: string, input: ClientCredentialsClientInput | ClientCredentialsClient) =>
+  decodeClient(
+    ClientCredentialsClient,
+    name,
+    input instanceof ClientCredentialsClient ? Schema.encodeSync(ClientCredentialsClient)(input) : input
+  )
+
+/**
+ * Builds the manager over the `TokenEndpoint`, an `AccessTokenStore` and, when present, a `TokenLock`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = Effect.fnUntraced(function*(options: Options) {
+  const endpoint = yield* TokenEndpoint
+  const store = yield* AccessTokenStore
+  const lock = yield* Effect.serviceOption(TokenLock)
+  const clients = new Map<string, ClientCredentialsClient>()
+  for (const [name, input] of Object.entries(options.clients)) {
+    clients.set(name, yield* decode(name, input))
+  }
+  const names = [...clients.keys()]
+
+  const cache = yield* TokenCache.make<Key, AccessToken, TokenEndpointError | TokenStoreError>({
+    keyOf: (key) => key.id,
+    read: (key) => store.get(key.id),
+    accessToken: (token) => token,
+    renew: (key) =>
+      endpoint.request(key.client, Grant.ClientCredentials({ options: key.options })).pipe(
+        Effect.map((response) => response.accessToken),
+        Effect.tap((token) => store.set(key.id, token)),
+        Effect.withSpan("ClientCredentialsTokens.renew", { attributes: { "atm.client": key.name } })
+      )
+  }, { renewBefore: options.renewBefore ?? Duration.seconds(60), lock: Option.getOrUndefined(lock) })
+
+  const keyFor = (name: string, options: TokenRequestOptions | undefined): Effect.Effect<Key, UnknownTokenClient> => {
+    const client = clients.get(name)
+    if (client === undefined) return Effect.fail(new UnknownTokenClient({ client: name, known: names }))
+    const effective = effectiveOptions(client, options)
+    return Effect.succeed({ name, client, options: effective, id: `${name}\u001e${parametersKey(effective)}` })
+  }
+
+  return ClientCredentialsTokens.of({
+    clients: names,
+    get: (name, options) =>
+      Effect.flatMap(keyFor(name, options), (key) => options?.forceRenewal ? cache.renew(key) : cache.get(key)),
+    renew: (name, rejected, options) => Effect.flatMap(keyFor(name, options), (key) => cache.renew(key, rejected)),
+    invalidate: (name, options) =>
+      Effect.flatMap(keyFor(name, options), (key) => store.remove(key.id, options?.ifToken)).pipe(
+        Effect.catchTag("UnknownTokenClient", () => Effect.void)
+      )
+  })
+})
+
+/**
+ * The manager with its own in-memory token store (unless an `AccessTokenStore` is provided to it).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options
+): Layer.Layer<ClientCredentialsTokens, InvalidClientConfiguration, TokenEndpoint> =>
+  Layer.scoped(ClientCredentialsTokens, make(options)).pipe(Layer.provide(accessTokenStoreMemory()))
+
+/**
+ * The manager over an `AccessTokenStore` provided from outside (e.g. Redis, shared by instances).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerWithoutStore = (
+  options: Options
+): Layer.Layer<ClientCredentialsTokens, InvalidClientConfiguration, TokenEndpoint | AccessTokenStore> =>
+  Layer.scoped(ClientCredentialsTokens, make(options))
+
+/**
+ * Reads one client's configuration from Effect `Config`: `ISSUER` or `TOKEN_ENDPOINT`, `CLIENT_ID`,
+ * `CLIENT_SECRET`, `AUTHENTICATION`, `SCOPE`, `RESOURCE`, nested under the client's name (from the environment:
+ * `WORKER_CLIENT_ID`, …).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const clientConfig = (name: string): Config.Config<Record<string, unknown>> =>
+  Config.all({
+    ...configFields,
+    scope: Config.option(Config.string("SCOPE")),
+    resource: Config.option(Config.string("RESOURCE"))
+  }).pipe(Config.map(fromConfigOptions), Config.nested(name))
+
+/**
+ * The manager with clients read from Effect `Config` (see `clientConfig`); an invalid value fails the layer,
+ * naming the client and the field.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  names: ReadonlyArray<string>,
+  options?: Omit<Options, "clients">
+): Layer.Layer<
+  ClientCredentialsTokens,
+  InvalidClientConfiguration | ConfigError.ConfigError,
+  TokenEndpoint
+> =>
+  Layer.unwrapEffect(
+    Effect.gen(function*() {
+      const clients: Record<string, ClientCredentialsClientInput> = {}
+      for (const name of names) {
+        clients[name] = (yield* clientConfig(name)) as ClientCredentialsClientInput
+      }
+      return layer({ ...options, clients })
+    })
+  )

@@ -1,0 +1,80 @@
+/**
+ * The keyed single-flight token cache: the one mechanism behind every token the library hands out.
+ *
+ * - concurrent callers of one key share one renewal; different keys never wait on each other;
+ * - a token is handed out only while it is fresh (see `AccessToken.isFresh`), never once it is expired;
+ * - failures are never remembered: the next call tries again;
+ * - renewal runs in the cache's own scope, so an interrupted caller does not interrupt the others' renewal;
+ * - renewals of one lock key (e.g. one user, whose resources share a refresh token) run one at a time, and each
+ *   re-reads the backing store first, renewing only if the token there is still the stale (or rejected) one.
+ *
+ * What differs between client-credentials and user tokens is only the `Backend`: how a key is read, and how a new
+ * value is obtained and stored.
+ *
+ * @since 0.1.0
+ */
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import type { AccessToken } from "./AccessToken.js"
+import * as internal from "./internal/tokenCache.js"
+import type { TokenStoreError } from "./TokenError.js"
+import type { TokenLock } from "./TokenLock.js"
+
+/**
+ * Where values of a token cache live and how new ones are obtained.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Backend<K, V, E> {
+  /** The identity of a key: callers with equal strings share a renewal. */
+  readonly keyOf: (key: K) => string
+  /** Renewals with equal lock keys run one at a time (defaults to `keyOf`). */
+  readonly lockKeyOf?: ((key: K) => string) | undefined
+  /** Reads the current value of a key. */
+  readonly read: (key: K) => Effect.Effect<Option.Option<V>, E>
+  /** The access token a value holds, if any. */
+  readonly accessToken: (value: V) => AccessToken | undefined
+  /** Obtains a new value (given the current one, e.g. for its refresh token) and stores it. */
+  readonly renew: (key: K, current: Option.Option<V>) => Effect.Effect<V, E>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface TokenCache<K, V, E> {
+  /** A fresh value for the key: the stored one, or a renewed one. */
+  readonly get: (key: K) => Effect.Effect<V, E | TokenStoreError>
+  /**
+   * Renews the value for the key even though it looks fresh. With `rejected`, renews only if the stored token is
+   * still that one: if someone already replaced it, the replacement is returned and nothing is requested.
+   */
+  readonly renew: (key: K, rejected?: AccessToken) => Effect.Effect<V, E | TokenStoreError>
+  /** Number of renewals in flight (for tests and metrics). */
+  readonly inFlight: Effect.Effect<number>
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Renew this long before expiry (capped at half of a token's lifetime). */
+  readonly renewBefore: Duration.DurationInput
+  /** Serializes renewals across processes (see `TokenLock`). */
+  readonly lock?: TokenLock["Type"] | undefined
+}
+
+/**
+ * Makes a token cache over a backend. Renewals are forked into the scope, which interrupts them when it closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: <K, V, E>(
+  backend: Backend<K, V, E>,
+  options: Options
+) => Effect.Effect<TokenCache<K, V, E>, never, Scope.Scope> = internal.make

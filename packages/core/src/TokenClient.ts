@@ -1,0 +1,182 @@
+/**
+ * How the library reaches a provider's token endpoint as a given OAuth client: where the endpoint is, and how the
+ * client authenticates. Client-credentials clients and the OpenID Connect web client both extend it.
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import type * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import { InvalidClientConfiguration } from "./TokenError.js"
+
+const isHttpUrl = (value: string): boolean => {
+  try {
+    const url = new URL(value)
+    return url.protocol === "https:" || url.protocol === "http:"
+  } catch {
+    return false
+  }
+}
+
+/**
+ * An absolute http(s) URL.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const HttpUrl = Schema.String.pipe(
+  Schema.filter((value) => isHttpUrl(value) || "must be an absolute http:// or https:// URL")
+)
+
+/**
+ * How the client authenticates at the token endpoint.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const ClientAuthentication = Schema.Literal("client_secret_basic", "client_secret_post", "none")
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ClientAuthentication = typeof ClientAuthentication.Type
+
+/**
+ * The fields every token client has. Give `issuer` to discover the endpoints (OpenID Connect discovery or RFC
+ * 8414), or `tokenEndpoint` (and optionally `revocationEndpoint`) to skip discovery.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const tokenClientFields = {
+  issuer: Schema.optional(HttpUrl),
+  tokenEndpoint: Schema.optional(HttpUrl),
+  revocationEndpoint: Schema.optional(HttpUrl),
+  clientId: Schema.NonEmptyTrimmedString,
+  /** Kept `Redacted` in configuration too: give it as `Redacted.make(secret)` or through `Config.redacted`. */
+  clientSecret: Schema.optional(Schema.RedactedFromSelf(Schema.String)),
+  authentication: Schema.optionalWith(ClientAuthentication, { default: () => "client_secret_basic" as const }),
+  /**
+   * Allow plain http:// endpoints that are not on the loopback interface. Loopback addresses (127.0.0.1,
+   * localhost, ::1) are always allowed, for local development and tests.
+   */
+  allowInsecureRequests: Schema.optionalWith(Schema.Boolean, { default: () => false })
+}
+
+/**
+ * A client of a token endpoint.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class TokenClient extends Schema.Class<TokenClient>("@effect-atm/core/TokenClient")(tokenClientFields) {}
+
+/**
+ * What the token endpoint needs to know of a client.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TokenClientLike {
+  readonly issuer?: string | undefined
+  readonly tokenEndpoint?: string | undefined
+  readonly revocationEndpoint?: string | undefined
+  readonly clientId: string
+  readonly clientSecret?: Redacted.Redacted<string> | undefined
+  readonly authentication: ClientAuthentication
+  readonly allowInsecureRequests: boolean
+}
+
+/**
+ * Cross-field checks every token client must pass.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const checkTokenClient = (
+  client: TokenClientLike
+): { readonly field: string; readonly reason: string } | undefined => {
+  if (client.issuer === undefined && client.tokenEndpoint === undefined) {
+    return { field: "issuer", reason: "either issuer (for discovery) or tokenEndpoint is required" }
+  }
+  if (client.authentication !== "none" && client.clientSecret === undefined) {
+    return { field: "clientSecret", reason: `is required with authentication "${client.authentication}"` }
+  }
+  return undefined
+}
+
+/**
+ * Decodes a client configuration and runs its cross-field checks, failing with an error that names the client
+ * and the offending field.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const decodeClient = <A extends TokenClientLike, I>(
+  schema: Schema.Schema<A, I>,
+  name: string,
+  input: unknown
+): Effect.Effect<A, InvalidClientConfiguration> =>
+  Effect.suspend(() => {
+    const decoded = Schema.decodeUnknownEither(schema, { errors: "first", onExcessProperty: "error" })(input)
+    if (Either.isLeft(decoded)) {
+      const issue = ParseResult.ArrayFormatter.formatErrorSync(decoded.left)[0]
+      return Effect.fail(
+        new InvalidClientConfiguration({
+          client: name,
+          field: issue?.path.join(".") || "(root)",
+          reason: issue?.message ?? "invalid"
+        })
+      )
+    }
+    const problem = checkTokenClient(decoded.right)
+    return problem === undefined
+      ? Effect.succeed(decoded.right)
+      : Effect.fail(new InvalidClientConfiguration({ client: name, ...problem }))
+  })
+
+/**
+ * Reads the fields of a token client from Effect `Config` (by default, environment variables such as
+ * `ISSUER`, `CLIENT_ID`, `CLIENT_SECRET`; nest it with `Config.nested` to prefix them).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const configFields = {
+  issuer: Config.option(Config.string("ISSUER")).pipe(
+    Config.withDescription("Issuer URL of the OpenID Provider (discovery)")
+  ),
+  tokenEndpoint: Config.option(Config.string("TOKEN_ENDPOINT")).pipe(
+    Config.withDescription("Token endpoint URL (instead of discovery)")
+  ),
+  revocationEndpoint: Config.option(Config.string("REVOCATION_ENDPOINT")),
+  clientId: Config.string("CLIENT_ID").pipe(Config.withDescription("OAuth client id")),
+  clientSecret: Config.option(Config.redacted("CLIENT_SECRET")).pipe(Config.withDescription("OAuth client secret")),
+  authentication: Config.option(Config.string("AUTHENTICATION")).pipe(
+    Config.withDescription("client_secret_basic (default), client_secret_post or none")
+  ),
+  allowInsecureRequests: Config.option(Config.boolean("ALLOW_INSECURE_REQUESTS"))
+}
+
+/**
+ * Turns `Option` config values into the optional fields of a client input (dropping `None`s).
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const fromConfigOptions = (values: Record<string, unknown>): Record<string, unknown> => {
+  const input: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(values)) {
+    if (Option.isOption(value)) {
+      if (Option.isSome(value)) input[key] = value.value
+    } else if (value !== undefined) {
+      input[key] = value
+    }
+  }
+  return input
+}

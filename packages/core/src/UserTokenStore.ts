@@ -1,0 +1,127 @@
+/**
+ * Where user tokens live between calls, keyed by user (see `CurrentUser.storeKey`) and parameters (resource and
+ * scope). The user's access tokens for different parameters share one refresh token: storing a token with a
+ * rotated refresh token replaces the refresh token for all of them, in one write.
+ *
+ * Implement the Tag to bring your own store; run `test/UserTokenStoreSuite` (in this repository) against it.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import { type AccessToken, parametersKey, type TokenRequestOptions } from "./AccessToken.js"
+import type { TokenStoreError } from "./TokenError.js"
+import { UserToken } from "./UserToken.js"
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class UserTokenStore extends Context.Tag("@effect-atm/core/UserTokenStore")<UserTokenStore, {
+  /**
+   * Stores the user's tokens for the parameters: the access token (when present) for those parameters, and the
+   * refresh token, ID token and client id shared by all of the user's parameters. Atomic: a reader sees the
+   * access token and its refresh token together, or neither.
+   */
+  readonly store: (user: string, token: UserToken, params?: TokenRequestOptions) => Effect.Effect<void, TokenStoreError>
+  /**
+   * The user's tokens for the parameters: `None` when nothing is stored for the user; `Some` without an access
+   * token when the user is known (has a refresh token) but has no access token for these parameters yet.
+   */
+  readonly get: (user: string, params?: TokenRequestOptions) => Effect.Effect<Option.Option<UserToken>, TokenStoreError>
+  /** Removes the user's access token for the parameters, or, without parameters, everything held for the user. */
+  readonly clear: (user: string, params?: TokenRequestOptions) => Effect.Effect<void, TokenStoreError>
+}>() {}
+
+interface Entry {
+  readonly refreshToken: UserToken["refreshToken"]
+  readonly idToken: UserToken["idToken"]
+  readonly clientId: string
+  readonly accessTokens: Map<string, AccessToken>
+  /** When the entry is dropped: `timeToLive` after its last write (its refresh token is presumed dead then). */
+  expiresAt: number
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface MemoryOptions {
+  /** At most this many users; the least recently written is dropped first. Default: 100,000. */
+  readonly capacity?: number | undefined
+  /**
+   * How long a user's entry lives after its last write — set it to the provider's refresh token lifetime: after
+   * that, its refresh token is dead and the entry is useless. Default: 14 days.
+   */
+  readonly timeToLive?: Duration.DurationInput | undefined
+}
+
+/**
+ * An in-memory store (one process), bounded in users and dropping entries whose refresh token has expired.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory = (options?: MemoryOptions): UserTokenStore["Type"] => {
+  const capacity = options?.capacity ?? 100_000
+  const timeToLive = Duration.toMillis(Duration.decode(options?.timeToLive ?? Duration.days(14)))
+  const users = new Map<string, Entry>()
+
+  const live = (user: string, now: number): Entry | undefined => {
+    const entry = users.get(user)
+    if (entry !== undefined && entry.expiresAt <= now) {
+      users.delete(user)
+      return undefined
+    }
+    return entry
+  }
+
+  return UserTokenStore.of({
+    store: (user, token, params) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const previous = live(user, now)
+        const accessTokens = new Map(previous?.accessTokens)
+        if (token.accessToken !== undefined) accessTokens.set(parametersKey(params), token.accessToken)
+        // re-insert: Map order is write order, so the first key is the least recently written
+        users.delete(user)
+        if (users.size >= capacity) users.delete(users.keys().next().value!)
+        users.set(user, {
+          refreshToken: token.refreshToken,
+          idToken: token.idToken,
+          clientId: token.clientId,
+          accessTokens,
+          expiresAt: now + timeToLive
+        })
+      }),
+    get: (user, params) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const entry = live(user, now)
+        if (entry === undefined) return Option.none()
+        const accessToken = entry.accessTokens.get(parametersKey(params))
+        return Option.some(
+          new UserToken({
+            clientId: entry.clientId,
+            ...(accessToken === undefined ? {} : { accessToken }),
+            ...(entry.refreshToken === undefined ? {} : { refreshToken: entry.refreshToken }),
+            ...(entry.idToken === undefined ? {} : { idToken: entry.idToken })
+          })
+        )
+      }),
+    clear: (user, params) =>
+      Effect.sync(() => {
+        if (params === undefined) users.delete(user)
+        else users.get(user)?.accessTokens.delete(parametersKey(params))
+      })
+  })
+}
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory = (options?: MemoryOptions): Layer.Layer<UserTokenStore> =>
+  Layer.sync(UserTokenStore, () => makeMemory(options))

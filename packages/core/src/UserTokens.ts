@@ -1,0 +1,118 @@
+/**
+ * The user token manager: the current user's access token for given parameters, refreshed before it expires,
+ * with one refresh per user and parameters at a time, and the rotated refresh token stored before anyone else may
+ * refresh. Also provides `OidcEvents`, sharing the OpenID Connect client configuration.
+ *
+ * @example
+ * ```ts
+ * import { CurrentUser, TokenEndpoint, UserTokenStore, UserTokens } from "@effect-atm/core"
+ * import { Effect, Layer, Redacted } from "effect"
+ *
+ * const TokensLive = UserTokens.layer({
+ *   client: { issuer: "https://login.example.com", clientId: "web", clientSecret: Redacted.make("…") },
+ *   resource: "https://api.example.com"
+ * }).pipe(Layer.provide([TokenEndpoint.layerDefault, UserTokenStore.layerMemory()]))
+ *
+ * const program = Effect.gen(function*() {
+ *   const tokens = yield* UserTokens.UserTokens
+ *   return yield* tokens.get() // the current user's token for the default resource
+ * }).pipe(CurrentUser.provide(new CurrentUser.User({ subject: "alice" })))
+ * ```
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import type { AccessToken, TokenRequestOptions } from "./AccessToken.js"
+import type { User } from "./CurrentUser.js"
+import * as internal from "./internal/userTokens.js"
+import { OidcEvents } from "./OidcEvents.js"
+import type { TokenClient } from "./TokenClient.js"
+import type { TokenEndpoint } from "./TokenEndpoint.js"
+import type {
+  InvalidClientConfiguration,
+  NoCurrentUser,
+  SignInRequired,
+  TokenEndpointError,
+  TokenStoreError
+} from "./TokenError.js"
+import type { UserTokenStore } from "./UserTokenStore.js"
+
+/**
+ * Every way a user token can fail to come.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type UserTokenError = TokenEndpointError | TokenStoreError | SignInRequired | NoCurrentUser
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface GetOptions extends Omit<TokenRequestOptions, "parameters"> {
+  /** Refresh even if the stored access token is fresh. */
+  readonly forceRenewal?: boolean | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class UserTokens extends Context.Tag("@effect-atm/core/UserTokens")<UserTokens, {
+  /** The current user's access token for the parameters (default resource unless given). */
+  readonly get: (options?: GetOptions) => Effect.Effect<AccessToken, UserTokenError>
+  /** Replaces a token an API rejected (once: if it was already replaced, returns the replacement). */
+  readonly renew: (rejected: AccessToken, options?: GetOptions) => Effect.Effect<AccessToken, UserTokenError>
+  /** The same, for an explicit user rather than the current one. */
+  readonly getFor: (
+    user: User,
+    options?: GetOptions
+  ) => Effect.Effect<AccessToken, Exclude<UserTokenError, NoCurrentUser>>
+  /** Revokes the current user's refresh token at the provider and removes it from the store. */
+  readonly revokeRefreshToken: Effect.Effect<void, TokenEndpointError | TokenStoreError | NoCurrentUser>
+}>() {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The OpenID Connect client the user signed in with (its refresh tokens are issued to it). */
+  readonly client: typeof TokenClient.Encoded | TokenClient
+  /** The resource a token is for when the caller names none (and that the login's token is stored under). */
+  readonly resource?: string | undefined
+  /** Refresh this long before expiry (capped at half the token's lifetime). Default: 60 seconds. */
+  readonly renewBefore?: Duration.DurationInput | undefined
+}
+
+/**
+ * Builds the manager and the OIDC events over a `TokenEndpoint` and a `UserTokenStore` (and a `TokenLock` when
+ * one is in the context, for several processes).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (options: Options) => Effect.Effect<
+  { readonly tokens: UserTokens["Type"]; readonly events: OidcEvents["Type"] },
+  InvalidClientConfiguration,
+  TokenEndpoint | UserTokenStore | Scope.Scope
+> = internal.make
+
+/**
+ * `UserTokens` and `OidcEvents`, given a store layer of your choice.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Options
+): Layer.Layer<UserTokens | OidcEvents, InvalidClientConfiguration, TokenEndpoint | UserTokenStore> =>
+  Layer.scopedContext(
+    internal.make(options).pipe(
+      internal.mapEffect(({ events, tokens }) => Context.make(UserTokens, tokens).pipe(Context.add(OidcEvents, events)))
+    )
+  )

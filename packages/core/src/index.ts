@@ -1,0 +1,60 @@
+/**
+ * @since 0.1.0
+ */
+export * as AccessToken from "./AccessToken.js"
+/**
+ * @since 0.1.0
+ */
+export * as AccessTokenHttpClient from "./AccessTokenHttpClient.js"
+/**
+ * @since 0.1.0
+ */
+export * as AccessTokenManagement from "./AccessTokenManagement.js"
+/**
+ * @since 0.1.0
+ */
+export * as AccessTokenStore from "./AccessTokenStore.js"
+/**
+ * @since 0.1.0
+ */
+export * as ClientCredentialsTokens from "./ClientCredentialsTokens.js"
+/**
+ * @since 0.1.0
+ */
+export * as CurrentUser from "./CurrentUser.js"
+/**
+ * @since 0.1.0
+ */
+export * as OidcEvents from "./OidcEvents.js"
+/**
+ * @since 0.1.0
+ */
+export * as TokenCache from "./TokenCache.js"
+/**
+ * @since 0.1.0
+ */
+export * as TokenClient from "./TokenClient.js"
+/**
+ * @since 0.1.0
+ */
+export * as TokenEndpoint from "./TokenEndpoint.js"
+/**
+ * @since 0.1.0
+ */
+export * as TokenError from "./TokenError.js"
+/**
+ * @since 0.1.0
+ */
+export * as TokenLock from "./TokenLock.js"
+/**
+ * @since 0.1.0
+ */
+export * as UserToken from "./UserToken.js"
+/**
+ * @since 0.1.0
+ */
+export * as UserTokens from "./UserTokens.js"
+/**
+ * @since 0.1.0
+ */
+export * as UserTokenStore from "./UserTokenStore.js"

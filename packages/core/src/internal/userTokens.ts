@@ -1,0 +1,159 @@
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import { AccessToken, parametersKey, type TokenRequestOptions } from "../AccessToken.js"
+import * as CurrentUser from "../CurrentUser.js"
+import type { OidcEvents } from "../OidcEvents.js"
+import * as TokenCache from "../TokenCache.js"
+import { decodeClient, TokenClient } from "../TokenClient.js"
+import { Grant, TokenEndpoint } from "../TokenEndpoint.js"
+import { SignInRequired, type TokenEndpointError, type TokenStoreError } from "../TokenError.js"
+import { TokenLock } from "../TokenLock.js"
+import { UserToken } from "../UserToken.js"
+import type { GetOptions, Options, UserTokens } from "../UserTokens.js"
+import { UserTokenStore } from "../UserTokenStore.js"
+
+interface Key {
+  readonly user: CurrentUser.User
+  readonly storeKey: string
+  readonly params: TokenRequestOptions
+  readonly id: string
+}
+
+/** @internal */
+export const mapEffect = Effect.map
+
+/** @internal */
+export const make = (options: Options) =>
+  Effect.gen(function*() {
+    const endpoint = yield* TokenEndpoint
+    const store = yield* UserTokenStore
+    const lock = yield* Effect.serviceOption(TokenLock)
+    const client = yield* decodeClient(
+      TokenClient,
+      "openid-connect",
+      options.client instanceof TokenClient ? Schema.encodeSync(TokenClient)(options.client) : options.client
+    )
+
+    const paramsFor = (get: GetOptions | undefined): TokenRequestOptions => {
+      const resource = get?.resource ?? options.resource
+      return {
+        ...(resource === undefined ? {} : { resource }),
+        ...(get?.scope === undefined ? {} : { scope: get.scope })
+      }
+    }
+
+    const keyFor = (user: CurrentUser.User, get: GetOptions | undefined): Key => {
+      const storeKey = CurrentUser.storeKey(user)
+      const params = paramsFor(get)
+      return { user, storeKey, params, id: `${storeKey}\u001d${parametersKey(params)}` }
+    }
+
+    const refresh = (key: Key, current: Option.Option<UserToken>) =>
+      Effect.gen(function*() {
+        if (Option.isNone(current)) {
+          return yield* new SignInRequired({ subject: key.user.subject, reason: "no-tokens" })
+        }
+        const { refreshToken } = current.value
+        if (refreshToken === undefined) {
+          return yield* new SignInRequired({ subject: key.user.subject, reason: "no-refresh-token" })
+        }
+        const response = yield* endpoint.request(client, Grant.RefreshToken({ refreshToken, options: key.params }))
+          .pipe(
+            Effect.catchTag(
+              "TokenRequestRejected",
+              (error): Effect.Effect<never, TokenEndpointError | TokenStoreError | SignInRequired> =>
+                error.error === "invalid_grant"
+                  ? store.clear(key.storeKey).pipe(
+                    Effect.zipRight(new SignInRequired({ subject: key.user.subject, reason: "refresh-token-rejected" }))
+                  )
+                  : Effect.fail(error)
+            )
+          )
+        const token = new UserToken({
+          ...current.value,
+          accessToken: withResource(response.accessToken, key.params.resource),
+          // a provider that does not rotate sends no refresh token: keep the one we have
+          refreshToken: response.refreshToken ?? refreshToken,
+          ...(response.idToken === undefined ? {} : { idToken: response.idToken })
+        })
+        yield* store.store(key.storeKey, token, key.params)
+        return token
+      }).pipe(Effect.withSpan("UserTokens.refresh", { attributes: { "atm.resource": key.params.resource ?? "" } }))
+
+    const cache = yield* TokenCache.make<Key, UserToken, TokenEndpointError | TokenStoreError | SignInRequired>({
+      keyOf: (key) => key.id,
+      // the user's resources share one refresh token: refresh them one at a time
+      lockKeyOf: (key) => key.storeKey,
+      read: (key) => store.get(key.storeKey, key.params),
+      accessToken: (token) => token.accessToken,
+      renew: refresh
+    }, { renewBefore: options.renewBefore ?? "60 seconds", lock: Option.getOrUndefined(lock) })
+
+    const accessTokenOf = (key: Key) => (token: UserToken) =>
+      token.accessToken === undefined
+        ? Effect.fail(new SignInRequired({ subject: key.user.subject, reason: "no-tokens" }))
+        : Effect.succeed(token.accessToken)
+
+    const getFor = (user: CurrentUser.User, get?: GetOptions) => {
+      const key = keyFor(user, get)
+      return Effect.flatMap(get?.forceRenewal ? cache.renew(key) : cache.get(key), accessTokenOf(key))
+    }
+
+    /** Revokes the stored refresh token (how a failure to revoke is handled is the caller's), then clears. */
+    const revokeAndClear = <E>(
+      storeKey: string,
+      onRevokeFailure: (error: TokenEndpointError) => Effect.Effect<void, E>
+    ) =>
+      Effect.gen(function*() {
+        const stored = yield* store.get(storeKey)
+        const refreshToken = Option.flatMapNullable(stored, (token) => token.refreshToken)
+        if (Option.isSome(refreshToken)) {
+          yield* Effect.catchAll(endpoint.revoke(client, refreshToken.value, "refresh_token"), onRevokeFailure)
+        }
+        yield* store.clear(storeKey)
+      })
+
+    const tokens: UserTokens["Type"] = {
+      get: (get) => Effect.flatMap(CurrentUser.get, (user) => getFor(user, get)),
+      renew: (rejected, get) =>
+        Effect.flatMap(CurrentUser.get, (user) => {
+          const key = keyFor(user, get)
+          return Effect.flatMap(cache.renew(key, rejected), accessTokenOf(key))
+        }),
+      getFor,
+      revokeRefreshToken: Effect.flatMap(
+        CurrentUser.get,
+        (user) => revokeAndClear(CurrentUser.storeKey(user), Effect.fail)
+      )
+    }
+
+    const events: OidcEvents["Type"] = {
+      tokenValidated: (user, response, params) =>
+        Effect.gen(function*() {
+          const decoded = yield* endpoint.decode(client, "authorization_code", response)
+          const storeParams = params ?? paramsFor(undefined)
+          yield* store.store(
+            CurrentUser.storeKey(user),
+            new UserToken({
+              clientId: client.clientId,
+              accessToken: withResource(decoded.accessToken, storeParams.resource),
+              ...(decoded.refreshToken === undefined ? {} : { refreshToken: decoded.refreshToken }),
+              ...(decoded.idToken === undefined ? {} : { idToken: decoded.idToken })
+            }),
+            storeParams
+          )
+        }).pipe(Effect.withSpan("OidcEvents.tokenValidated")),
+      signingOut: (user) =>
+        revokeAndClear(
+          CurrentUser.storeKey(user),
+          (error) =>
+            Effect.logWarning("Could not revoke the refresh token at sign-out; clearing it anyway", error.message)
+        ).pipe(Effect.withSpan("OidcEvents.signingOut"))
+    }
+
+    return { tokens, events }
+  })
+
+const withResource = (token: AccessToken, resource: string | undefined): AccessToken =>
+  resource === undefined || token.resource === resource ? token : new AccessToken({ ...token, resource })
