@@ -58,3 +58,7 @@ export * as UserTokens from "./UserTokens.js"
  * @since 0.1.0
  */
 export * as UserTokenStore from "./UserTokenStore.js"
+/**
+ * @since 0.1.0
+ */
+export * as TokenEncryption from "./TokenEncryption.js"

@@ -1,0 +1,68 @@
+import { CurrentUser, OidcEvents } from "@effect-atm/core"
+import { IdentityProvider } from "@effect-atm/dev-identity"
+import * as Effect from "effect/Effect"
+import * as oidc from "openid-client"
+
+/** The confidential web client of the embedded provider, as an openid-client configuration. */
+export const webClient = Effect.gen(function*() {
+  const provider = yield* IdentityProvider.IdentityProvider
+  const { clientId, clientSecret } = IdentityProvider.Clients.web
+  return yield* Effect.promise(() =>
+    oidc.discovery(new URL(provider.issuer), clientId, clientSecret, undefined, {
+      execute: [oidc.allowInsecureRequests]
+    })
+  )
+})
+
+export interface LoginOptions {
+  /** The resources the login asks for (default: both of the provider's); the token is for the first. */
+  readonly resources?: ReadonlyArray<string> | undefined
+  readonly scope?: string | undefined
+  readonly sessionId?: string | undefined
+}
+
+/**
+ * Signs `account` in through the real authorization code flow with PKCE (the provider's login form is driven over
+ * HTTP, no browser), and returns the validated token endpoint response.
+ */
+export const codeFlow = (account: string, options?: LoginOptions) =>
+  Effect.gen(function*() {
+    const provider = yield* IdentityProvider.IdentityProvider
+    const config = yield* webClient
+    const verifier = oidc.randomPKCECodeVerifier()
+    const state = oidc.randomState()
+    const nonce = oidc.randomNonce()
+    const resources = options?.resources ?? [IdentityProvider.Resources.demoApi, IdentityProvider.Resources.otherApi]
+    const parameters = new URLSearchParams({
+      redirect_uri: "http://127.0.0.1:1/callback",
+      scope: options?.scope ?? "openid profile offline_access api.read api.write other.read",
+      code_challenge: yield* Effect.promise(() => oidc.calculatePKCECodeChallenge(verifier)),
+      code_challenge_method: "S256",
+      prompt: "consent",
+      state,
+      nonce
+    })
+    for (const resource of resources) parameters.append("resource", resource)
+    const url = oidc.buildAuthorizationUrl(config, parameters)
+    const callback = yield* provider.authorize(url, account)
+    return yield* Effect.promise(() =>
+      oidc.authorizationCodeGrant(config, callback, {
+        pkceCodeVerifier: verifier,
+        expectedState: state,
+        expectedNonce: nonce
+      }, { resource: resources[0]! })
+    )
+  })
+
+/** Signs a user in and seeds the token store through `OidcEvents.tokenValidated`, as a login handler would. */
+export const signIn = (account: string, options?: LoginOptions) =>
+  Effect.gen(function*() {
+    const response = yield* codeFlow(account, options)
+    const user = new CurrentUser.User({
+      subject: response.claims()!.sub,
+      ...(options?.sessionId === undefined ? {} : { sessionId: options.sessionId })
+    })
+    const events = yield* OidcEvents.OidcEvents
+    yield* events.tokenValidated(user, response)
+    return { user, response }
+  })

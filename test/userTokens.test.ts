@@ -1,0 +1,365 @@
+import {
+  AccessTokenHttpClient,
+  AccessTokenManagement,
+  ClientCredentialsTokens,
+  CurrentUser,
+  OidcEvents,
+  TokenEndpoint,
+  UserTokens,
+  UserTokenStore
+} from "@effect-atm/core"
+import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
+import { assert, describe, layer } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as TestClock from "effect/TestClock"
+import { claims, identity, userTokens } from "./support/environment.js"
+import { signIn } from "./support/login.js"
+import { assertNoSecrets, assertSameSecret, captureLogs, renderings } from "./support/redaction.js"
+
+const value = (redacted: Redacted.Redacted<string>) => Redacted.value(redacted)
+
+class DemoApiClient
+  extends Context.Tag("test/UserDemoApiClient")<DemoApiClient, AccessTokenHttpClient.UserHttpClient>()
+{}
+
+const demoApiClient = Layer.unwrapEffect(
+  Effect.map(DemoApi.DemoApi, (api) => AccessTokenHttpClient.layerUser(DemoApiClient, { baseUrl: api.url }))
+)
+
+const refreshes = Effect.flatMap(
+  IdentityProvider.IdentityProvider,
+  (provider) => provider.tokenRequests({ grantType: "refresh_token" })
+)
+
+const setup = Effect.gen(function*() {
+  const provider = yield* IdentityProvider.IdentityProvider
+  yield* provider.setTokenFault(undefined)
+  yield* provider.resetCounters
+  return {
+    provider,
+    tokens: yield* UserTokens.UserTokens,
+    store: yield* UserTokenStore.UserTokenStore,
+    events: yield* OidcEvents.OidcEvents
+  }
+})
+
+const stored = (user: CurrentUser.User, params?: { resource?: string }) =>
+  Effect.flatMap(UserTokenStore.UserTokenStore, (store) =>
+    store.get(CurrentUser.storeKey(user), {
+      resource: params?.resource ?? IdentityProvider.Resources.demoApi
+    })).pipe(Effect.map(Option.getOrThrow))
+
+const echo = (user: CurrentUser.User, path = "/data") =>
+  Effect.flatMap(DemoApiClient, (client) => client.get(path)).pipe(
+    Effect.flatMap((response) => response.json),
+    Effect.map((body) => body as Record<string, unknown>),
+    Effect.scoped,
+    CurrentUser.provide(user)
+  )
+
+layer(identity({ accessTokenTtl: 300 }))("user tokens against the embedded provider", (it) => {
+  describe("seeding and using the store", () => {
+    it.effect("tokenValidated stores the login's tokens; the named client attaches the right user's token", () =>
+      Effect.gen(function*() {
+        yield* setup
+        const alice = yield* signIn("alice", { sessionId: "alice-browser-1" })
+        const bob = yield* signIn("bob", { sessionId: "bob-browser-1" })
+        const token = yield* stored(alice.user)
+        assertSameSecret(value(token.accessToken!.accessToken), alice.response.access_token)
+        assertSameSecret(value(token.refreshToken!), alice.response.refresh_token!)
+        assertSameSecret(value(token.idToken!), alice.response.id_token!)
+        assert.strictEqual(token.clientId, "web")
+        assert.strictEqual((yield* echo(alice.user)).sub, "alice")
+        assert.strictEqual((yield* echo(bob.user)).sub, "bob")
+        assert.strictEqual(yield* refreshes, 0)
+      }).pipe(Effect.provide(demoApiClient), Effect.provide(userTokens())))
+
+    it.effect("expiry (TestClock) → one refresh → the store holds the rotated refresh token, which works", () =>
+      Effect.gen(function*() {
+        const { provider, tokens } = yield* setup
+        const { response, user } = yield* signIn("carol")
+        yield* TestClock.adjust("241 seconds")
+        const renewed = yield* tokens.get().pipe(CurrentUser.provide(user))
+        assertSameSecret(value(renewed.accessToken), response.access_token, false)
+        assert.strictEqual(yield* refreshes, 1)
+        const after = yield* stored(user)
+        assertSameSecret(value(after.refreshToken!), response.refresh_token!, false)
+        assert.isFalse((yield* provider.introspect(response.refresh_token!)).active, "the old refresh token is used up")
+        assert.isTrue((yield* provider.introspect(value(after.refreshToken!))).active)
+        assert.strictEqual(claims(value(renewed.accessToken)).sub, "carol")
+        // the rotated refresh token works
+        yield* tokens.get({ forceRenewal: true }).pipe(CurrentUser.provide(user))
+        assert.strictEqual(yield* refreshes, 2)
+      }).pipe(Effect.provide(userTokens())))
+
+    it.effect("500 concurrent calls for one expired user: one refresh, one new token, and the grant stays alive", () =>
+      Effect.gen(function*() {
+        const { tokens } = yield* setup
+        const { user } = yield* signIn("dave")
+        yield* TestClock.adjust("301 seconds")
+        const all = yield* Effect.all(Array.from({ length: 500 }, () => tokens.get()), {
+          concurrency: "unbounded"
+        }).pipe(CurrentUser.provide(user))
+        assert.strictEqual(yield* refreshes, 1)
+        assert.strictEqual(new Set(all.map((token) => value(token.accessToken))).size, 1)
+        yield* tokens.get({ forceRenewal: true }).pipe(CurrentUser.provide(user))
+        assert.strictEqual(yield* refreshes, 2, "a later refresh succeeds: the grant was not revoked")
+      }).pipe(Effect.provide(userTokens())))
+
+    it.effect("without the single flight, the same 500 calls make the provider revoke the grant (the test detects it)", () =>
+      Effect.gen(function*() {
+        const { provider, store } = yield* setup
+        const endpoint = yield* TokenEndpoint.TokenEndpoint
+        const { user } = yield* signIn("erin")
+        const client = {
+          issuer: provider.issuer,
+          clientId: "web",
+          clientSecret: Redacted.make(IdentityProvider.Clients.web.clientSecret),
+          authentication: "client_secret_basic" as const,
+          allowInsecureRequests: false
+        }
+        // each caller refreshes on its own with the refresh token it read: what a cache without single flight does
+        const naive = Effect.gen(function*() {
+          const current = Option.getOrThrow(yield* store.get(CurrentUser.storeKey(user)))
+          return yield* endpoint.request(
+            client,
+            TokenEndpoint.Grant.RefreshToken({ refreshToken: current.refreshToken! })
+          )
+        })
+        const results = yield* Effect.all(Array.from({ length: 500 }, () => Effect.either(naive)), {
+          concurrency: "unbounded"
+        })
+        const rejected = results.filter((r) => r._tag === "Left" && r.left._tag === "TokenRequestRejected")
+        assert.isAbove(rejected.length, 0, "reused refresh tokens are rejected")
+        const survivor = results.find((r) => r._tag === "Right")
+        assert.isDefined(survivor)
+        // reuse detection revoked the whole grant: even the newest refresh token is dead
+        const newest = survivor!._tag === "Right" ? survivor!.right.refreshToken! : Redacted.make("")
+        assert.isFalse((yield* provider.introspect(value(newest))).active)
+      }).pipe(Effect.provide(userTokens())))
+
+    it.effect(
+      "200 users × 20 concurrent calls at expiry: 200 refreshes, and every call carries its own user's token",
+      () =>
+        Effect.gen(function*() {
+          yield* setup
+          const users = yield* Effect.all(
+            Array.from(
+              { length: 200 },
+              (_, i) => Effect.map(signIn(`user-${i}`, { sessionId: `s-${i}` }), (l) => l.user)
+            ),
+            { concurrency: 8 }
+          )
+          yield* TestClock.adjust("301 seconds")
+          const calls = users.flatMap((user) =>
+            Array.from({ length: 20 }, () => Effect.map(echo(user), (body) => [user, body] as const))
+          )
+          const results = yield* Effect.all(calls, { concurrency: 400 })
+          assert.strictEqual(yield* refreshes, 200)
+          const mismatched = results.filter(([user, body]) => body.sub !== user.subject)
+          assert.strictEqual(mismatched.length, 0)
+          assert.strictEqual(results.length, 4000)
+        }).pipe(Effect.provide(demoApiClient), Effect.provide(userTokens())),
+      { timeout: 120_000 }
+    )
+  })
+
+  describe("resources, refresh responses and failures", () => {
+    it.effect("per-resource tokens of one user share (and rotate) one refresh token", () =>
+      Effect.gen(function*() {
+        const { tokens } = yield* setup
+        const { response, user } = yield* signIn("frank")
+        const other = yield* tokens.get({ resource: IdentityProvider.Resources.otherApi }).pipe(
+          CurrentUser.provide(user)
+        )
+        assert.strictEqual(claims(value(other.accessToken)).aud, IdentityProvider.Resources.otherApi)
+        assert.strictEqual(other.resource, IdentityProvider.Resources.otherApi)
+        const demo = yield* tokens.get().pipe(CurrentUser.provide(user))
+        assertSameSecret(value(demo.accessToken), response.access_token, true, "stored demo-api token")
+        const demoEntry = yield* stored(user)
+        const otherEntry = yield* stored(user, { resource: IdentityProvider.Resources.otherApi })
+        assertSameSecret(value(demoEntry.refreshToken!), value(otherEntry.refreshToken!))
+        assertSameSecret(value(demoEntry.refreshToken!), response.refresh_token!, false)
+        // both expire; refreshing both at once must not present a used refresh token
+        yield* TestClock.adjust("301 seconds")
+        yield* Effect.all([
+          tokens.get(),
+          tokens.get({ resource: IdentityProvider.Resources.otherApi }),
+          tokens.get(),
+          tokens.get({ resource: IdentityProvider.Resources.otherApi })
+        ], { concurrency: "unbounded" }).pipe(CurrentUser.provide(user))
+        assert.strictEqual(yield* refreshes, 3)
+      }).pipe(Effect.provide(userTokens())))
+
+    it.effect("a refresh response without a refresh token keeps the stored one", () =>
+      Effect.gen(function*() {
+        const { tokens } = yield* setup
+        const { response, user } = yield* signIn("grace")
+        yield* TestClock.adjust("301 seconds")
+        yield* tokens.get().pipe(CurrentUser.provide(user))
+        assertSameSecret(value((yield* stored(user)).refreshToken!), response.refresh_token!)
+        assert.strictEqual(yield* refreshes, 1)
+      }).pipe(
+        // a provider that does not rotate: the refresh response carries no refresh token
+        Effect.provide(Layer.unwrapEffect(Effect.map(IdentityProvider.IdentityProvider, (provider) =>
+          UserTokens.layer({
+            client: {
+              issuer: provider.issuer,
+              clientId: "web",
+              clientSecret: Redacted.make(IdentityProvider.Clients.web.clientSecret)
+            },
+            resource: IdentityProvider.Resources.demoApi
+          }).pipe(
+            Layer.provideMerge(UserTokenStore.layerMemory()),
+            Layer.provideMerge(Layer.effect(
+              TokenEndpoint.TokenEndpoint,
+              Effect.map(TokenEndpoint.make({ timeout: "2 seconds" }), (endpoint) => ({
+                ...endpoint,
+                request: (client, grant) =>
+                  Effect.map(endpoint.request(client, grant), ({ accessToken }) => ({ accessToken }))
+              }))
+            )),
+            Layer.orDie
+          ))))
+      ))
+
+    it.effect("invalid_grant clears the user's tokens and fails with SignInRequired", () =>
+      Effect.gen(function*() {
+        const { provider, tokens } = yield* setup
+        const { response, user } = yield* signIn("heidi")
+        const endpoint = yield* TokenEndpoint.TokenEndpoint
+        yield* endpoint.revoke(
+          {
+            issuer: provider.issuer,
+            clientId: "web",
+            clientSecret: Redacted.make(IdentityProvider.Clients.web.clientSecret),
+            authentication: "client_secret_basic",
+            allowInsecureRequests: false
+          },
+          Redacted.make(response.refresh_token!),
+          "refresh_token"
+        )
+        yield* TestClock.adjust("301 seconds")
+        const error = yield* Effect.flip(tokens.get().pipe(CurrentUser.provide(user)))
+        assert.strictEqual(error._tag, "SignInRequired")
+        if (error._tag === "SignInRequired") assert.strictEqual(error.reason, "refresh-token-rejected")
+        assert.include(error.message, `User "heidi" must sign in again`)
+        const store = yield* UserTokenStore.UserTokenStore
+        assert.isTrue(Option.isNone(yield* store.get(CurrentUser.storeKey(user))))
+      }).pipe(Effect.provide(userTokens())))
+
+    it.effect("the provider down during refresh: a typed error, the tokens kept, and the next call succeeds", () =>
+      Effect.gen(function*() {
+        const { provider, tokens } = yield* setup
+        const { response, user } = yield* signIn("ivan")
+        yield* TestClock.adjust("301 seconds")
+        yield* provider.setTokenFault({ _tag: "ServerError", status: 503 }, { times: 1 })
+        const error = yield* Effect.flip(tokens.get().pipe(CurrentUser.provide(user)))
+        assert.strictEqual(error._tag, "TokenEndpointUnavailable")
+        assertSameSecret(value((yield* stored(user)).refreshToken!), response.refresh_token!)
+        const token = yield* tokens.get().pipe(CurrentUser.provide(user))
+        assert.strictEqual(claims(value(token.accessToken)).sub, "ivan")
+      }).pipe(Effect.provide(userTokens())))
+
+    it.effect("an expired token is never handed out, even when the refresh fails", () =>
+      Effect.gen(function*() {
+        const { provider, tokens } = yield* setup
+        const { user } = yield* signIn("judy")
+        yield* TestClock.adjust("300 seconds")
+        yield* provider.setTokenFault({ _tag: "NonJson" }, { times: 1 })
+        const error = yield* Effect.flip(tokens.get().pipe(CurrentUser.provide(user)))
+        assert.strictEqual(error._tag, "InvalidTokenResponse")
+      }).pipe(Effect.provide(userTokens())))
+
+    it.effect("no current user, and a user with no tokens, fail typed", () =>
+      Effect.gen(function*() {
+        const { tokens } = yield* setup
+        const noUser = yield* Effect.flip(tokens.get())
+        assert.strictEqual(noUser._tag, "NoCurrentUser")
+        assert.include(noUser.message, "CurrentUser")
+        const stranger = new CurrentUser.User({ subject: "mallory" })
+        const noTokens = yield* Effect.flip(tokens.get().pipe(CurrentUser.provide(stranger)))
+        assert.strictEqual(noTokens._tag === "SignInRequired" && noTokens.reason, "no-tokens")
+      }).pipe(Effect.provide(userTokens())))
+  })
+
+  describe("signing out and revocation", () => {
+    it.effect("signingOut revokes the refresh token at the provider and clears the store", () =>
+      Effect.gen(function*() {
+        const { events, provider, store } = yield* setup
+        const { user } = yield* signIn("ken")
+        const refreshToken = value((yield* stored(user)).refreshToken!)
+        assert.isTrue((yield* provider.introspect(refreshToken)).active)
+        yield* events.signingOut(user)
+        assert.isFalse((yield* provider.introspect(refreshToken)).active)
+        assert.isTrue(Option.isNone(yield* store.get(CurrentUser.storeKey(user))))
+      }).pipe(Effect.provide(userTokens())))
+
+    it.effect("two sessions of one user are independent: signing out of one leaves the other working", () =>
+      Effect.gen(function*() {
+        const { events, tokens } = yield* setup
+        const laptop = yield* signIn("lena", { sessionId: "laptop" })
+        const phone = yield* signIn("lena", { sessionId: "phone" })
+        yield* events.signingOut(laptop.user)
+        yield* TestClock.adjust("301 seconds")
+        const token = yield* tokens.get().pipe(CurrentUser.provide(phone.user))
+        assert.strictEqual(claims(value(token.accessToken)).sub, "lena")
+        const error = yield* Effect.flip(tokens.get().pipe(CurrentUser.provide(laptop.user)))
+        assert.strictEqual(error._tag, "SignInRequired")
+      }).pipe(Effect.provide(userTokens())))
+
+    it.effect("revokeRefreshToken revokes the current user's refresh token", () =>
+      Effect.gen(function*() {
+        const { provider, tokens } = yield* setup
+        const { response, user } = yield* signIn("mike")
+        yield* tokens.revokeRefreshToken.pipe(CurrentUser.provide(user))
+        assert.isFalse((yield* provider.introspect(response.refresh_token!)).active)
+      }).pipe(Effect.provide(userTokens())))
+  })
+
+  describe("the app's own token and secrecy", () => {
+    it.effect("the app's client-credentials token comes from the OIDC client configuration", () =>
+      Effect.gen(function*() {
+        yield* setup
+        const tokens = yield* ClientCredentialsTokens.ClientCredentialsTokens
+        const token = yield* tokens.get(AccessTokenManagement.appClient)
+        const jwt = claims(value(token.accessToken))
+        assert.strictEqual(jwt.client_id, "web")
+        assert.isUndefined(jwt.sub === "web" ? undefined : jwt.sub === undefined ? undefined : jwt.sub)
+      }).pipe(Effect.provide(userTokens({ appScope: "api.read" }))))
+
+    it.effect("no user token, refresh token or ID token appears in logs or errors", () =>
+      Effect.gen(function*() {
+        const { provider, tokens } = yield* setup
+        const { response, user } = yield* signIn("nina")
+        const { exit, lines } = yield* captureLogs(Effect.gen(function*() {
+          yield* TestClock.adjust("301 seconds")
+          yield* provider.setTokenFault({ _tag: "ServerError", status: 502 }, { times: 1 })
+          const error = yield* Effect.flip(tokens.get().pipe(CurrentUser.provide(user)))
+          yield* Effect.logError("refresh failed", error)
+          const token = yield* tokens.get().pipe(CurrentUser.provide(user))
+          const entry = yield* stored(user)
+          yield* Effect.log("refreshed", token, entry)
+          return [error, token, entry] as const
+        }))
+        assert.strictEqual(exit._tag, "Success")
+        if (exit._tag !== "Success") return
+        const [error, token, entry] = exit.value
+        assertNoSecrets(
+          [...lines, ...renderings(error), ...renderings(token), ...renderings(entry), ...renderings(user)],
+          [
+            response.access_token,
+            response.refresh_token!,
+            response.id_token!,
+            value(token.accessToken),
+            value(entry.refreshToken!),
+            IdentityProvider.Clients.web.clientSecret
+          ]
+        )
+      }).pipe(Effect.provide(userTokens())))
+  })
+})
