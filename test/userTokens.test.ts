@@ -329,7 +329,8 @@ layer(identity({ accessTokenTtl: 300 }))("user tokens against the embedded provi
         const token = yield* tokens.get(AccessTokenManagement.appClient)
         const jwt = claims(value(token.accessToken))
         assert.strictEqual(jwt.client_id, "web")
-        assert.isUndefined(jwt.sub === "web" ? undefined : jwt.sub === undefined ? undefined : jwt.sub)
+        assert.strictEqual(jwt.aud, IdentityProvider.Resources.demoApi)
+        assert.strictEqual(jwt.scope, "api.read")
       }).pipe(Effect.provide(userTokens({ appScope: "api.read" }))))
 
     it.effect("no user token, refresh token or ID token appears in logs or errors", () =>

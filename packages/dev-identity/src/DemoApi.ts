@@ -1,0 +1,116 @@
+/**
+ * A protected API for examples and tests: it accepts JWT access tokens issued for its audience by the
+ * `IdentityProvider` (or any issuer you point it at) and echoes what it saw.
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
+import { IdentityProvider } from "./IdentityProvider.js"
+import * as internal from "./internal/demoApi.js"
+
+/**
+ * The demo API, listening on 127.0.0.1.
+ *
+ * Every request must carry `Authorization: Bearer <jwt>` (`DPoP <jwt>` is accepted the same way for now). The
+ * token is verified with the issuer's JWKS: signature (RS256 or ES256), `iss`, `aud` and `exp` (no clock
+ * tolerance). A missing or invalid token gets 401 with
+ * `WWW-Authenticate: Bearer realm="demo-api", error="invalid_token", error_description="..."`; a valid one gets
+ * 200 with the JSON echo `{ sub, client_id, scope, aud, jti, exp, path }` for any GET path.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class DemoApi extends Context.Tag("@effect-atm/dev-identity/DemoApi")<DemoApi, {
+  /** e.g. `"http://127.0.0.1:41235"` (no trailing slash) */
+  readonly url: string
+  /** the audience tokens must be issued for, `"urn:effect-atm:demo-api"` unless configured */
+  readonly audience: string
+  /** answers 401 `invalid_token` to the next `n` requests that carry a valid token (as if it was revoked) */
+  readonly rejectNextValidTokens: (n: number) => Effect.Effect<void>
+  /** number of requests received, whatever their outcome */
+  readonly requests: Effect.Effect<number>
+}>() {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** port on 127.0.0.1; 0 (the default) picks a free one */
+  readonly port?: number | undefined
+  /** accepted audience (default `"urn:effect-atm:demo-api"`) */
+  readonly audience?: string | undefined
+}
+
+/**
+ * Options to run the API against any issuer, e.g. a real identity provider.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StandaloneOptions extends Options {
+  /** expected `iss` */
+  readonly issuer: string
+  /** where the issuer publishes its signing keys */
+  readonly jwksUri: string
+}
+
+/**
+ * Starts the API; it is closed when the scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (options: StandaloneOptions) => Effect.Effect<DemoApi["Type"], never, Scope.Scope> = internal.make
+
+/**
+ * The API for the embedded `IdentityProvider`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options?: Options): Layer.Layer<DemoApi, never, IdentityProvider> =>
+  Layer.scoped(
+    DemoApi,
+    Effect.flatMap(IdentityProvider, (provider) =>
+      internal.make({ ...options, issuer: provider.issuer, jwksUri: provider.jwksUri }))
+  )
+
+/**
+ * The API for any issuer, without the embedded provider.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerStandalone = (options: StandaloneOptions): Layer.Layer<DemoApi> =>
+  Layer.scoped(DemoApi, internal.make(options))
+
+/**
+ * The API for any issuer, configured with Effect `Config`.
+ *
+ * @example
+ * ```ts
+ * import { DemoApi } from "@effect-atm/dev-identity"
+ * import { Config } from "effect"
+ *
+ * // DEMO_API_ISSUER=https://login.example.com DEMO_API_JWKS_URI=https://login.example.com/jwks
+ * const Api = DemoApi.layerConfig({
+ *   issuer: Config.string("DEMO_API_ISSUER"),
+ *   jwksUri: Config.string("DEMO_API_JWKS_URI"),
+ *   audience: Config.string("DEMO_API_AUDIENCE").pipe(Config.withDefault("urn:effect-atm:demo-api")),
+ *   port: Config.integer("DEMO_API_PORT").pipe(Config.withDefault(0))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Config.Config.Wrap<StandaloneOptions>
+): Layer.Layer<DemoApi, ConfigError.ConfigError> =>
+  Layer.scoped(DemoApi, Effect.flatMap(Config.unwrap(options), internal.make))

@@ -1,0 +1,255 @@
+/**
+ * An embedded OpenID Provider for examples, tests and benchmarks: a real `oidc-provider` on 127.0.0.1 with
+ * built-in clients, two protected resources, any user you name, counters and fault injection on its token
+ * endpoint, and a browserless `authorize` for the authorization code flow.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as internal from "./internal/identityProvider.js"
+
+/**
+ * The embedded OpenID Provider.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class IdentityProvider extends Context.Tag("@effect-atm/dev-identity/IdentityProvider")<IdentityProvider, {
+  /** the issuer identifier, e.g. `"http://127.0.0.1:41234"` (no trailing slash) */
+  readonly issuer: string
+  /** `${issuer}/.well-known/openid-configuration` */
+  readonly discoveryUrl: string
+  readonly tokenEndpoint: string
+  readonly revocationEndpoint: string
+  readonly introspectionEndpoint: string
+  readonly jwksUri: string
+  readonly authorizationEndpoint: string
+  readonly endSessionEndpoint: string
+  /** number of requests that reached the token endpoint (successful or not, faulted or not), optionally filtered */
+  readonly tokenRequests: (
+    filter?: { readonly grantType?: string | undefined; readonly clientId?: string | undefined }
+  ) => Effect.Effect<number>
+  /** sets every token endpoint counter back to zero */
+  readonly resetCounters: Effect.Effect<void>
+  /**
+   * Injects a fault into the token endpoint. It applies to the next `times` requests, or until it is replaced or
+   * cleared with `setTokenFault(undefined)` when `times` is not given.
+   */
+  readonly setTokenFault: (
+    fault: TokenEndpointFault | undefined,
+    options?: { readonly times?: number | undefined }
+  ) => Effect.Effect<void>
+  /**
+   * RFC 7662 introspection with the `web` client's credentials: `{ active: boolean, sub?, client_id?, scope?, ... }`.
+   * Opaque tokens (refresh tokens) go to the introspection endpoint. oidc-provider does not introspect JWT access
+   * tokens, so these are checked locally instead: signature by this provider, issuer and expiry; `active` is
+   * `true` with the token's claims when they hold.
+   */
+  readonly introspect: (token: string) => Effect.Effect<{ readonly active: boolean } & Record<string, unknown>>
+  /**
+   * Completes an authorization request without a browser: takes the full authorization URL built by the relying
+   * party (e.g. openid-client `buildAuthorizationUrl` with PKCE, state and nonce), signs `account` in at the
+   * provider's login page over HTTP, grants consent, and returns the URL the browser would have been redirected
+   * to: the relying party's `redirect_uri` with `code` and `state` (or with `error` when the provider refused the
+   * request after validating the redirect URI, e.g. `invalid_scope`).
+   */
+  readonly authorize: (authorizationUrl: URL | string, account: string) => Effect.Effect<URL, AuthorizeError>
+  /**
+   * Signs an access token with the provider's own key, as the provider would issue it, with any expiry (negative
+   * `expiresIn` gives an expired token). For tests of resource servers; the provider keeps no record of it.
+   */
+  readonly mintAccessToken: (options?: MintOptions) => Effect.Effect<string>
+}>() {}
+
+/**
+ * A fault injected into the token endpoint with `setTokenFault`.
+ *
+ * - `Delay`: waits `millis`, then lets the request proceed.
+ * - `ServerError`: answers `status` (default 503) with an HTML body.
+ * - `NonJson`: answers 200 `text/html`.
+ * - `MalformedJson`: answers 200 `application/json` that is JSON but not a token response (`{"foo":1}`).
+ * - `TruncatedJson`: answers 200 `application/json` whose body is not valid JSON.
+ * - `WrongTokenType`: lets the request proceed, then rewrites `token_type` to `"mac"`.
+ * - `MissingExpiresIn`: lets the request proceed, then removes `expires_in`.
+ *
+ * Faulted requests are counted by `tokenRequests` like any other.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TokenEndpointFault =
+  | { readonly _tag: "Delay"; readonly millis: number }
+  | { readonly _tag: "ServerError"; readonly status?: number | undefined }
+  | { readonly _tag: "NonJson" }
+  | { readonly _tag: "MalformedJson" }
+  | { readonly _tag: "TruncatedJson" }
+  | { readonly _tag: "WrongTokenType" }
+  | { readonly _tag: "MissingExpiresIn" }
+
+/**
+ * Client metadata as registered with oidc-provider (snake_case, e.g. `client_id`, `client_secret`,
+ * `grant_types`, `redirect_uris`, `token_endpoint_auth_method`, `scope`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClientMetadata {
+  readonly client_id: string
+  readonly client_secret?: string | undefined
+  readonly [key: string]: unknown
+}
+
+/**
+ * A protected resource (API) known to the provider, by resource indicator (RFC 8707).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ResourceServer {
+  /** space-separated scopes of this resource */
+  readonly scope: string
+  /** access token lifetime in seconds for this resource; `Options.accessTokenTtl` when not given */
+  readonly accessTokenTtl?: number | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** port on 127.0.0.1; 0 (the default) picks a free one */
+  readonly port?: number | undefined
+  /** access token lifetime in seconds (default 300) */
+  readonly accessTokenTtl?: number | undefined
+  /** refresh token lifetime in seconds (default 86400); every rotated refresh token gets this lifetime again */
+  readonly refreshTokenTtl?: number | undefined
+  /** more clients, registered next to the built-in ones */
+  readonly clients?: ReadonlyArray<ClientMetadata> | undefined
+  /** more resources, next to `urn:effect-atm:demo-api` and `urn:effect-atm:other-api` (same key replaces) */
+  readonly resources?: Readonly<Record<string, ResourceServer>> | undefined
+  /**
+   * Redirect URIs accepted for the built-in web clients besides the loopback ones (any
+   * `http://127.0.0.1:<port>/...` or `http://localhost:<port>/...` is always accepted).
+   */
+  readonly redirectUris?: ReadonlyArray<string> | undefined
+  /** post-logout redirect URIs accepted for the built-in web clients besides the loopback ones */
+  readonly postLogoutRedirectUris?: ReadonlyArray<string> | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface MintOptions {
+  /** subject (default `"alice"`) */
+  readonly sub?: string | undefined
+  /** `client_id` claim (default `"web"`) */
+  readonly clientId?: string | undefined
+  /** `scope` claim (default `"api.read api.write"`) */
+  readonly scope?: string | undefined
+  /** audience (default `urn:effect-atm:demo-api`) */
+  readonly audience?: string | undefined
+  /** seconds from now until `exp`; negative for an expired token (default `Options.accessTokenTtl`) */
+  readonly expiresIn?: number | undefined
+  /** signing algorithm (default RS256) */
+  readonly alg?: "RS256" | "ES256" | undefined
+}
+
+/**
+ * `authorize` could not take the authorization request to a redirect back to the relying party: the provider
+ * showed an error page (e.g. unknown client or redirect URI, missing PKCE), refused the login (invalid account
+ * id), or could not be reached.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class AuthorizeError extends Schema.TaggedError<AuthorizeError>()("AuthorizeError", {
+  reason: Schema.String,
+  status: Schema.optional(Schema.Number)
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `The dev identity provider did not complete the authorization request: ${this.reason}` +
+      (this.status === undefined ? "" : ` (HTTP ${this.status})`) +
+      ". Check the client id, redirect_uri, PKCE parameters and account id in the authorization URL."
+  }
+}
+
+/**
+ * Resource indicators (RFC 8707) of the built-in protected resources.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const Resources = {
+  /** the demo API (`DemoApi`); scopes `api.read api.write`; the default resource */
+  demoApi: "urn:effect-atm:demo-api",
+  /** a second API for per-resource tokens; scope `other.read` */
+  otherApi: "urn:effect-atm:other-api"
+} as const
+
+/**
+ * Credentials of the built-in clients. These are fixed, public development secrets.
+ *
+ * - `machineBasic`, `machinePost`: `client_credentials`, authenticating with `client_secret_basic` /
+ *   `client_secret_post`; scope `api.read api.write other.read`.
+ * - `web`, `webPost`: confidential web apps, `authorization_code` (PKCE S256 required) and `refresh_token`,
+ *   authenticating with `client_secret_basic` / `client_secret_post`; scope
+ *   `openid profile email offline_access api.read api.write other.read`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const Clients = {
+  machineBasic: { clientId: "machine-basic", clientSecret: "machine-basic-secret" },
+  machinePost: { clientId: "machine-post", clientSecret: "machine-post-secret" },
+  web: { clientId: "web", clientSecret: "web-secret" },
+  webPost: { clientId: "web-post", clientSecret: "web-post-secret" }
+} as const
+
+/**
+ * Defaults of `Options`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults = {
+  port: 0,
+  accessTokenTtl: 300,
+  refreshTokenTtl: 86400
+} as const
+
+/**
+ * Starts the provider; it is closed when the scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: (options?: Options) => Effect.Effect<IdentityProvider["Type"], never, Scope.Scope> = internal.make
+
+/**
+ * The provider as a scoped layer: started when the layer is built, closed on release.
+ *
+ * @example
+ * ```ts
+ * import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
+ * import { Effect, Layer } from "effect"
+ *
+ * const DevIdentity = DemoApi.layer().pipe(Layer.provideMerge(IdentityProvider.layer({ accessTokenTtl: 60 })))
+ *
+ * Effect.gen(function*() {
+ *   const op = yield* IdentityProvider.IdentityProvider
+ *   console.log(op.issuer, op.tokenEndpoint)
+ * }).pipe(Effect.provide(DevIdentity))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options?: Options): Layer.Layer<IdentityProvider> => Layer.scoped(IdentityProvider, make(options))

@@ -1,0 +1,390 @@
+import * as Effect from "effect/Effect"
+import * as Jose from "jose"
+import * as Crypto from "node:crypto"
+import * as Http from "node:http"
+import type * as OidcProvider from "oidc-provider"
+import type { Configuration, Provider } from "oidc-provider"
+import * as Api from "../IdentityProvider.js"
+import type {
+  ClientMetadata,
+  IdentityProvider,
+  MintOptions,
+  Options,
+  ResourceServer,
+  TokenEndpointFault
+} from "../IdentityProvider.js"
+import { authorize } from "./authorize.js"
+import { accountIdPattern, interactionsMiddleware } from "./interactions.js"
+import { signingKeys } from "./keys.js"
+import { makeAdapterFactory, MemoryStore } from "./memoryAdapter.js"
+import * as Pages from "./pages.js"
+import { tokenEndpointMiddleware, TokenEndpointState } from "./tokenEndpoint.js"
+
+const WEB_SCOPE = "openid profile email offline_access api.read api.write other.read"
+const MACHINE_SCOPE = "api.read api.write other.read"
+const OIDC_SCOPES = ["openid", "offline_access", "profile", "email"] as const
+
+const debug = (): boolean => {
+  const value = process.env.DEV_IDENTITY_DEBUG
+  return value !== undefined && value !== "" && value !== "0" && value !== "false"
+}
+
+type OidcProviderModule = typeof OidcProvider
+
+let loading: Promise<OidcProviderModule> | undefined
+
+// oidc-provider warns on import when Node.js is older than 22 ("Unsupported runtime"); it works on Node 20, and
+// tests must stay quiet, so that one warning is dropped (unless DEV_IDENTITY_DEBUG is set).
+const loadOidcProvider = (): Promise<OidcProviderModule> => {
+  if (loading === undefined) {
+    const warn = console.warn
+    if (!debug()) {
+      console.warn = (...args: Array<unknown>) => {
+        if (typeof args[0] === "string" && args[0].includes("oidc-provider WARNING: Unsupported runtime")) return
+        warn(...args)
+      }
+    }
+    loading = import("oidc-provider").finally(() => {
+      console.warn = warn
+    })
+    loading.catch(() => {
+      loading = undefined
+    })
+  }
+  return loading
+}
+
+const isLoopback = (value: string): boolean => {
+  const url = URL.parse(value)
+  return url !== null &&
+    url.protocol === "http:" &&
+    (url.hostname === "127.0.0.1" || url.hostname === "localhost" || url.hostname === "[::1]") &&
+    url.username === "" && url.password === "" && url.hash === ""
+}
+
+const positiveInteger = (name: string, value: number): number => {
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new TypeError(`dev-identity: ${name} must be a positive whole number of seconds, got ${value}`)
+  }
+  return value
+}
+
+const basic = (clientId: string, clientSecret: string) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`).toString("base64")}`
+
+const listen = (server: Http.Server, port: number) =>
+  Effect.async<number, Error>((resume) => {
+    const onError = (error: Error) => resume(Effect.fail(error))
+    server.once("error", onError)
+    server.listen({ port, host: "127.0.0.1" }, () => {
+      server.off("error", onError)
+      resume(Effect.succeed((server.address() as { port: number }).port))
+    })
+  })
+
+const close = (server: Http.Server) =>
+  Effect.async<void>((resume) => {
+    if (!server.listening) return resume(Effect.void)
+    server.close(() => resume(Effect.void))
+    // connections kept alive by clients, or held by a Delay fault, would keep close() waiting
+    server.closeAllConnections()
+  })
+
+/** @internal */
+export const make = (options: Options = {}) =>
+  Effect.gen(function*() {
+    // the public module imports this one: its constants are read when a provider starts, not at import
+    const { Clients, defaults, Resources } = Api
+    const DEMO_API = Resources.demoApi
+    const accessTokenTtl = positiveInteger("accessTokenTtl", options.accessTokenTtl ?? defaults.accessTokenTtl)
+    const refreshTokenTtl = positiveInteger("refreshTokenTtl", options.refreshTokenTtl ?? defaults.refreshTokenTtl)
+    const resources: Record<string, ResourceServer> = {
+      [Resources.demoApi]: { scope: "api.read api.write" },
+      [Resources.otherApi]: { scope: "other.read" },
+      ...options.resources
+    }
+    const resourceScopes = new Map<string, ReadonlySet<string>>()
+    for (const [resource, server] of Object.entries(resources)) {
+      if (server.accessTokenTtl !== undefined) {
+        positiveInteger(`resources["${resource}"].accessTokenTtl`, server.accessTokenTtl)
+      }
+      resourceScopes.set(resource, new Set(server.scope.split(" ").filter(Boolean)))
+    }
+
+    const [oidc, keys] = yield* Effect.promise(() => Promise.all([loadOidcProvider(), signingKeys()]))
+
+    const controller = new AbortController()
+    let handler: Http.RequestListener = (_req, res) => {
+      res.statusCode = 503
+      res.end()
+    }
+    const server = yield* Effect.acquireRelease(
+      Effect.sync(() => Http.createServer((req, res) => handler(req, res))),
+      (server) =>
+        Effect.suspend(() => {
+          controller.abort()
+          return close(server)
+        })
+    )
+    const port = yield* listen(server, options.port ?? defaults.port).pipe(
+      Effect.orDieWith((cause) =>
+        new Error(`dev-identity: cannot listen on 127.0.0.1:${options.port ?? defaults.port}: ${cause.message}`, {
+          cause
+        })
+      )
+    )
+    const issuer = `http://127.0.0.1:${port}`
+
+    const store = new MemoryStore()
+    const tokenState = new TokenEndpointState()
+    type Credentials = { readonly clientId: string; readonly clientSecret: string }
+    const webClient = ({ clientId, clientSecret }: Credentials, method: string, name: string) => ({
+      client_id: clientId,
+      client_secret: clientSecret,
+      client_name: name,
+      application_type: "web",
+      // client_credentials too: the app calls APIs on its own behalf with the same client
+      grant_types: ["authorization_code", "refresh_token", "client_credentials"],
+      response_types: ["code"],
+      // any loopback URI is accepted as well, see redirectUriAllowed below
+      redirect_uris: ["http://127.0.0.1/callback", "http://localhost/callback", ...(options.redirectUris ?? [])],
+      post_logout_redirect_uris: ["http://127.0.0.1/", ...(options.postLogoutRedirectUris ?? [])],
+      token_endpoint_auth_method: method,
+      scope: WEB_SCOPE
+    })
+    const machineClient = ({ clientId, clientSecret }: Credentials, method: string) => ({
+      client_id: clientId,
+      client_secret: clientSecret,
+      client_name: clientId,
+      grant_types: ["client_credentials"],
+      response_types: [],
+      redirect_uris: [],
+      token_endpoint_auth_method: method,
+      scope: MACHINE_SCOPE
+    })
+    const clients: Array<ClientMetadata> = [
+      machineClient(Clients.machineBasic, "client_secret_basic"),
+      machineClient(Clients.machinePost, "client_secret_post"),
+      webClient(Clients.web, "client_secret_basic", "Web app (dev)"),
+      webClient(Clients.webPost, "client_secret_post", "Web app, client_secret_post (dev)"),
+      ...(options.clients ?? [])
+    ]
+
+    // oidc-provider only accepts its own (OpenID) scopes in a client's `scope` metadata; the API scopes a client
+    // may ask for are kept here and applied when its resource server info is resolved.
+    const statics = new Set<string>(OIDC_SCOPES)
+    const clientApiScopes = new Map<string, ReadonlySet<string>>()
+    const registered = clients.map((metadata) => {
+      if (typeof metadata.scope !== "string") return metadata
+      const scopes = metadata.scope.split(" ").filter(Boolean)
+      clientApiScopes.set(metadata.client_id, new Set(scopes.filter((scope) => !statics.has(scope))))
+      const oidcScopes = scopes.filter((scope) => statics.has(scope))
+      const { scope: _, ...rest } = metadata
+      return oidcScopes.length === 0 ? rest : { ...rest, scope: oidcScopes.join(" ") }
+    })
+
+    const resourceServerInfo = (resource: string, clientId: string) => {
+      const info = resources[resource]
+      if (info === undefined) throw new oidc.errors.InvalidTarget(`unknown resource indicator ${resource}`)
+      const allowed = clientApiScopes.get(clientId)
+      return {
+        scope: allowed === undefined ? info.scope : info.scope.split(" ").filter((s) => allowed.has(s)).join(" "),
+        audience: resource,
+        accessTokenFormat: "jwt" as const,
+        accessTokenTTL: info.accessTokenTtl ?? accessTokenTtl,
+        jwt: { sign: { alg: "RS256" as const } }
+      }
+    }
+
+    const configuration: Configuration = {
+      adapter: makeAdapterFactory(store),
+      clients: registered as Configuration["clients"],
+      clockTolerance: 0,
+      // the access tokens are JWTs for APIs, so the ID token is where a relying party finds name and email
+      conformIdTokenClaims: false,
+      cookies: { keys: [Crypto.randomBytes(32).toString("base64url")] },
+      claims: {
+        acr: null,
+        auth_time: null,
+        iss: null,
+        sid: null,
+        openid: ["sub"],
+        profile: ["name"],
+        email: ["email", "email_verified"]
+      },
+      scopes: [...OIDC_SCOPES],
+      jwks: keys.privateJwks as Configuration["jwks"],
+      findAccount: (_ctx, sub) =>
+        accountIdPattern.test(sub) ?
+          {
+            accountId: sub,
+            claims: () => ({ sub, name: sub, email: `${sub}@example.test`, email_verified: true })
+          } :
+          undefined,
+      features: {
+        devInteractions: { enabled: false },
+        clientCredentials: { enabled: true },
+        introspection: {
+          enabled: true,
+          allowedPolicy: (_ctx, client, token) =>
+            client.clientAuthMethod !== "none" || token.clientId === client.clientId
+        },
+        revocation: {
+          enabled: true,
+          allowedPolicy: (_ctx, client, token) => {
+            if (token.clientId === client.clientId) return true
+            if (client.clientAuthMethod === "none") return false
+            throw new oidc.errors.InvalidRequest("client is not authorized to revoke the presented token")
+          }
+        },
+        rpInitiatedLogout: {
+          enabled: true,
+          logoutSource: (ctx, form) => {
+            ctx.type = "html"
+            ctx.body = Pages.logoutPage(form, ctx.host)
+          },
+          postLogoutSuccessSource: (ctx) => {
+            ctx.type = "html"
+            ctx.body = Pages.signedOutPage(ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId)
+          }
+        },
+        resourceIndicators: {
+          enabled: true,
+          defaultResource: (ctx, client, oneOf) => {
+            if (oneOf !== undefined && oneOf.length > 0) return oneOf.includes(DEMO_API) ? DEMO_API : oneOf[0]!
+            // An authorization request without resource is granted every resource it asked scopes of, so that
+            // the relying party can later get per-resource tokens with its refresh token (RFC 8707).
+            const route = ctx.oidc.route
+            if (
+              (route === "authorization" || route === "pushed_authorization_request") &&
+              client.grantTypeAllowed("authorization_code")
+            ) {
+              const requested = String(ctx.oidc.params?.scope ?? "").split(" ")
+              const matching = [...resourceScopes].filter(([, scopes]) => requested.some((s) => scopes.has(s)))
+              if (matching.length > 1) return matching.map(([resource]) => resource)
+            }
+            return DEMO_API
+          },
+          useGrantedResource: () => true,
+          getResourceServerInfo: (_ctx, resource, client) => resourceServerInfo(resource, client.clientId)
+        }
+      },
+      interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+      issueRefreshToken: (_ctx, client) => client.grantTypeAllowed("refresh_token"),
+      rotateRefreshToken: true,
+      pkce: { required: () => true },
+      clientBasedCORS: (_ctx, origin) => isLoopback(origin),
+      renderError: (ctx, out) => {
+        ctx.type = "html"
+        ctx.body = Pages.errorPage("Something went wrong", { ...out })
+      },
+      ttl: {
+        AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? accessTokenTtl,
+        ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? accessTokenTtl,
+        AuthorizationCode: 60,
+        IdToken: 3600,
+        RefreshToken: refreshTokenTtl,
+        Interaction: 600,
+        Session: Math.max(refreshTokenTtl, 14 * 86400),
+        Grant: Math.max(refreshTokenTtl, 14 * 86400),
+        BackchannelAuthenticationRequest: 600,
+        DeviceCode: 600,
+        PreAuthorizedCode: 600
+      }
+    }
+
+    const provider: Provider = new oidc.Provider(issuer, configuration)
+    provider.silent = !debug()
+    if (debug()) {
+      const events: NodeJS.EventEmitter = provider
+      for (const event of ["server_error", "grant.error", "authorization.error", "end_session.error"]) {
+        events.on(event, (_ctx: unknown, error: unknown) => console.error(`dev-identity ${event}:`, error))
+      }
+    }
+
+    // Examples and tests run relying parties on random ports: any loopback redirect URI is accepted for clients
+    // that use the code flow. Only acceptable because this provider is bound to 127.0.0.1 for development.
+    const clientPrototype = provider.Client.prototype
+    const redirectUriAllowed = clientPrototype.redirectUriAllowed
+    const postLogoutRedirectUriAllowed = clientPrototype.postLogoutRedirectUriAllowed
+    clientPrototype.redirectUriAllowed = function(this: typeof clientPrototype, value: string) {
+      return redirectUriAllowed.call(this, value) ||
+        (this.grantTypeAllowed("authorization_code") && isLoopback(value))
+    }
+    clientPrototype.postLogoutRedirectUriAllowed = function(this: typeof clientPrototype, value: string) {
+      return postLogoutRedirectUriAllowed.call(this, value) ||
+        (this.grantTypeAllowed("authorization_code") && isLoopback(value))
+    }
+
+    const path = (name: string) => new URL(provider.urlFor(name)).pathname
+    provider.use(tokenEndpointMiddleware({ tokenPath: path("token"), state: tokenState, signal: controller.signal }))
+    provider.use(interactionsMiddleware({
+      provider,
+      oidcScopes: new Set(OIDC_SCOPES),
+      resourceScopes: (resource) => resourceScopes.get(resource)
+    }))
+    handler = provider.callback()
+
+    const introspectionEndpoint = provider.urlFor("introspection")
+    const localKeys = Jose.createLocalJWKSet({ keys: [...keys.publicJwks.keys] })
+    const introspectLocally = (token: string) =>
+      Jose.jwtVerify(token, localKeys, { issuer, clockTolerance: 0 }).then(
+        ({ payload }) => ({ ...payload, active: true, token_type: "Bearer" }),
+        () => ({ active: false })
+      )
+
+    if (debug()) console.error(`dev-identity: OpenID Provider listening at ${issuer}`)
+
+    const service: IdentityProvider["Type"] = {
+      issuer,
+      discoveryUrl: `${issuer}/.well-known/openid-configuration`,
+      tokenEndpoint: provider.urlFor("token"),
+      revocationEndpoint: provider.urlFor("revocation"),
+      introspectionEndpoint,
+      jwksUri: provider.urlFor("jwks"),
+      authorizationEndpoint: provider.urlFor("authorization"),
+      endSessionEndpoint: provider.urlFor("end_session"),
+      tokenRequests: (filter) => Effect.sync(() => tokenState.count(filter)),
+      resetCounters: Effect.sync(() => tokenState.reset()),
+      setTokenFault: (fault: TokenEndpointFault | undefined, faultOptions) =>
+        Effect.sync(() => tokenState.setFault(fault, faultOptions?.times)),
+      introspect: (token) =>
+        Effect.tryPromise(async (signal) => {
+          const response = await fetch(introspectionEndpoint, {
+            method: "POST",
+            headers: {
+              authorization: basic(Clients.web.clientId, Clients.web.clientSecret),
+              "content-type": "application/x-www-form-urlencoded",
+              accept: "application/json"
+            },
+            body: new URLSearchParams({ token }).toString(),
+            signal
+          })
+          const body = await response.json() as Record<string, unknown>
+          if (response.ok && typeof body.active === "boolean") {
+            return body as { readonly active: boolean } & Record<string, unknown>
+          }
+          if (body.error === "unsupported_token_type") return introspectLocally(token)
+          throw new Error(`introspection answered ${response.status} ${String(body.error)}`)
+        }).pipe(Effect.orDie),
+      authorize: (authorizationUrl, account) => authorize(issuer, authorizationUrl, account),
+      mintAccessToken: (mint: MintOptions = {}) =>
+        Effect.promise(() => {
+          const key = mint.alg === "ES256" ? keys.es256 : keys.rs256
+          const now = Math.floor(Date.now() / 1000)
+          return new Jose.SignJWT({
+            client_id: mint.clientId ?? Clients.web.clientId,
+            scope: mint.scope ?? "api.read api.write",
+            jti: Crypto.randomUUID()
+          })
+            .setProtectedHeader({ alg: mint.alg ?? "RS256", kid: key.kid, typ: "at+jwt" })
+            .setIssuer(issuer)
+            .setSubject(mint.sub ?? "alice")
+            .setAudience(mint.audience ?? DEMO_API)
+            .setIssuedAt(now)
+            .setExpirationTime(now + (mint.expiresIn ?? accessTokenTtl))
+            .sign(key.privateKey)
+        })
+    }
+    return service
+  })

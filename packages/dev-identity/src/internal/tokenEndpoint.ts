@@ -1,0 +1,174 @@
+import * as Http from "node:http"
+import * as Timers from "node:timers/promises"
+import type { Provider } from "oidc-provider"
+import type { TokenEndpointFault } from "../IdentityProvider.js"
+import { readBody } from "./http.js"
+
+type Middleware = Parameters<Provider["use"]>[0]
+type KoaContext = Parameters<Middleware>[0]
+
+/**
+ * Counters and injected faults of the token endpoint. Koa middleware mutates it outside any fiber; the service
+ * reads it with `Effect.sync`.
+ *
+ * @internal
+ */
+export class TokenEndpointState {
+  private readonly counts = new Map<
+    string,
+    { grantType: string | undefined; clientId: string | undefined; n: number }
+  >()
+  private fault: TokenEndpointFault | undefined = undefined
+  private remaining: number | undefined = undefined
+
+  record(grantType: string | undefined, clientId: string | undefined): void {
+    const key = `${grantType ?? ""}\u0000${clientId ?? ""}`
+    const entry = this.counts.get(key)
+    if (entry === undefined) this.counts.set(key, { grantType, clientId, n: 1 })
+    else entry.n++
+  }
+
+  count(filter?: { readonly grantType?: string | undefined; readonly clientId?: string | undefined }): number {
+    let total = 0
+    for (const entry of this.counts.values()) {
+      if (filter?.grantType !== undefined && entry.grantType !== filter.grantType) continue
+      if (filter?.clientId !== undefined && entry.clientId !== filter.clientId) continue
+      total += entry.n
+    }
+    return total
+  }
+
+  reset(): void {
+    this.counts.clear()
+  }
+
+  setFault(fault: TokenEndpointFault | undefined, times: number | undefined): void {
+    this.fault = fault
+    this.remaining = fault === undefined ? undefined : times
+  }
+
+  /** the fault for the request being handled, if any; consumes one of its `times` */
+  takeFault(): TokenEndpointFault | undefined {
+    const fault = this.fault
+    if (fault === undefined) return undefined
+    if (this.remaining !== undefined) {
+      this.remaining--
+      if (this.remaining <= 0) {
+        this.fault = undefined
+        this.remaining = undefined
+      }
+    }
+    return fault
+  }
+}
+
+const clientIdFromAuthorization = (header: string | undefined): string | undefined => {
+  if (header === undefined || !/^basic /i.test(header)) return undefined
+  try {
+    const decoded = Buffer.from(header.slice(6).trim(), "base64").toString("utf8")
+    const colon = decoded.indexOf(":")
+    return colon === -1 ? undefined : decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, " "))
+  } catch {
+    return undefined
+  }
+}
+
+const str = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined)
+
+// After oidc-provider handled the request: what it parsed, or as much of it as it got to.
+const describeHandled = (ctx: KoaContext): { grantType: string | undefined; clientId: string | undefined } => {
+  const oidc: any = Object.getOwnPropertyDescriptor(ctx, "oidc") === undefined ? undefined : (ctx as any).oidc
+  const grantType = str(oidc?.params?.grant_type) ?? str(oidc?.body?.grant_type)
+  const clientId = str(oidc?.client?.clientId) ??
+    clientIdFromAuthorization(ctx.get("authorization") || undefined) ??
+    str(oidc?.body?.client_id)
+  return { grantType, clientId }
+}
+
+const faultPage = (status: number) =>
+  `<!DOCTYPE html>\n<html><head><title>${status} ${Http.STATUS_CODES[status] ?? "Error"}</title></head>` +
+  `<body><h1>${status}</h1><p>The token service failed (fault injected by dev-identity).</p>` +
+  `</body></html>\n`
+
+/**
+ * Counts every request that reaches the token endpoint and applies the injected fault, if any.
+ *
+ * @internal
+ */
+export const tokenEndpointMiddleware = (options: {
+  readonly tokenPath: string
+  readonly state: TokenEndpointState
+  readonly signal: AbortSignal
+}): Middleware =>
+async (ctx, next) => {
+  if (ctx.path !== options.tokenPath) return next()
+  const fault = options.state.takeFault()
+
+  const proceed = async () => {
+    try {
+      await next()
+    } finally {
+      const { clientId, grantType } = describeHandled(ctx)
+      options.state.record(grantType, clientId)
+    }
+  }
+
+  const shortCircuit = async (respond: () => void) => {
+    // oidc-provider never sees this request: read the form ourselves so that it is still counted
+    const body = new URLSearchParams(await readBody(ctx.req).catch(() => ""))
+    options.state.record(
+      body.get("grant_type") ?? undefined,
+      clientIdFromAuthorization(ctx.get("authorization") || undefined) ?? body.get("client_id") ?? undefined
+    )
+    ctx.set("Cache-Control", "no-store")
+    respond()
+  }
+
+  switch (fault?._tag) {
+    case undefined:
+      return proceed()
+    case "Delay": {
+      try {
+        await Timers.setTimeout(fault.millis, undefined, { signal: options.signal })
+      } catch {
+        return // the provider is shutting down
+      }
+      return proceed()
+    }
+    case "ServerError":
+      return shortCircuit(() => {
+        const status = fault.status ?? 503
+        ctx.status = status
+        ctx.type = "text/html; charset=utf-8"
+        ctx.body = faultPage(status)
+      })
+    case "NonJson":
+      return shortCircuit(() => {
+        ctx.status = 200
+        ctx.type = "text/html; charset=utf-8"
+        ctx.body = "<!DOCTYPE html>\n<html><body><p>Welcome! This is not a token response.</p></body></html>\n"
+      })
+    case "MalformedJson":
+      return shortCircuit(() => {
+        ctx.status = 200
+        ctx.type = "application/json; charset=utf-8"
+        ctx.body = "{\"foo\":1}"
+      })
+    case "TruncatedJson":
+      return shortCircuit(() => {
+        ctx.status = 200
+        ctx.type = "application/json; charset=utf-8"
+        ctx.body = "{\"access_token\":\"eyJhbGciOiJSUzI1NiJ9.eyJzdWIi"
+      })
+    case "WrongTokenType":
+    case "MissingExpiresIn": {
+      await proceed()
+      const body = ctx.body as Record<string, unknown> | undefined
+      if (ctx.status === 200 && typeof body === "object" && body !== null && !Buffer.isBuffer(body)) {
+        if (fault._tag === "WrongTokenType") body.token_type = "mac"
+        else delete body.expires_in
+      }
+      return
+    }
+  }
+}
