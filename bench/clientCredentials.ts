@@ -6,32 +6,37 @@
  * P2: cached token get, operations per second, beside a plain Map lookup in the same run.
  * P3: time until 10,000 cold concurrent callers all have a token, and how many requests reached the provider.
  */
-import * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { AccessTokenHttpClient, AccessTokenManagement, ClientCredentialsTokens } from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { fmt, median, now, type Row, timed } from "./support.js"
 
-const tokensLayer = Layer.unwrapEffect(Effect.map(IdentityProvider.IdentityProvider, (provider) =>
-  AccessTokenManagement.layerClientCredentials({
-    clients: {
-      bench: {
-        issuer: provider.issuer,
-        clientId: IdentityProvider.Clients.machineBasic.clientId,
-        clientSecret: Redacted.make(IdentityProvider.Clients.machineBasic.clientSecret),
-        scope: "api.read"
+const tokensLayer = Layer.unwrapEffect(
+  Effect.map(IdentityProvider.IdentityProvider, (provider) =>
+    AccessTokenManagement.layerClientCredentials({
+      clients: {
+        bench: {
+          issuer: provider.issuer,
+          clientId: IdentityProvider.Clients.machineBasic.clientId,
+          clientSecret: Redacted.make(IdentityProvider.Clients.machineBasic.clientSecret),
+          scope: "api.read"
+        }
       }
-    }
-  }))).pipe(Layer.orDie)
+    }))
+).pipe(Layer.orDie)
 
 const p1 = Effect.gen(function*() {
   const api = yield* DemoApi.DemoApi
   const tokens = yield* ClientCredentialsTokens.ClientCredentialsTokens
   const http = yield* HttpClient.HttpClient
-  const managed = AccessTokenHttpClient.withAccessToken(http, AccessTokenHttpClient.clientCredentialsSource(tokens, "bench"))
+  const managed = AccessTokenHttpClient.withAccessToken(
+    http,
+    AccessTokenHttpClient.clientCredentialsSource(tokens, "bench")
+  )
   const token = yield* tokens.get("bench")
   const fixed = HttpClient.mapRequest(http, HttpClientRequest.setHeader("authorization", token.authorization))
   const url = `${api.url}/data`

@@ -3,10 +3,10 @@
  * bench/results/latest.json. Each figure is compared with its baseline in the same run (ratios), since the machine
  * is shared and noisy.
  */
-import type * as HttpClient from "@effect/platform/HttpClient"
+import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { mkdirSync, writeFileSync } from "node:fs"
@@ -17,7 +17,11 @@ import * as userTokens from "./userTokens.js"
 
 const suites: Record<
   string,
-  Effect.Effect<ReadonlyArray<Row>, unknown, IdentityProvider.IdentityProvider | DemoApi.DemoApi | HttpClient.HttpClient>
+  Effect.Effect<
+    ReadonlyArray<Row>,
+    unknown,
+    IdentityProvider.IdentityProvider | DemoApi.DemoApi | HttpClient.HttpClient
+  >
 > = {
   clientCredentials: clientCredentials.run,
   userTokens: userTokens.run

@@ -10,11 +10,11 @@
  *
  * WORKER_CALLS (default 12; 0 = run until interrupted) and WORKER_INTERVAL (default "1 second") set the schedule.
  */
-import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
-import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { AccessTokenHttpClient, ClientCredentialsTokens, TokenEndpoint } from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -95,8 +95,10 @@ const main = Effect.gen(function*() {
 })
 
 const Live = Layer.unwrapEffect(
-  Effect.map(settings, ({ apiUrl }) =>
-    Option.isSome(apiUrl) ? Layer.orDie(FromEnvironment(apiUrl.value)) : Layer.orDie(Embedded))
+  Effect.map(
+    settings,
+    ({ apiUrl }) => Option.isSome(apiUrl) ? Layer.orDie(FromEnvironment(apiUrl.value)) : Layer.orDie(Embedded)
+  )
 ).pipe(Layer.provide([TokenEndpoint.layerDefault, NodeHttpClient.layerUndici]))
 
 main.pipe(Effect.provide(Live), NodeRuntime.runMain)
