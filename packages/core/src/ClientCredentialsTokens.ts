@@ -178,13 +178,33 @@ export const make = Effect.fnUntraced(function*(options: Options) {
         Effect.tap((token) => store.set(key.id, token)),
         Effect.withSpan("ClientCredentialsTokens.renew", { attributes: { "atm.client": key.name } })
       )
-  }, { renewBefore: options.renewBefore ?? Duration.seconds(60), lock: Option.getOrUndefined(lock) })
+  }, {
+    renewBefore: options.renewBefore ?? Duration.seconds(60),
+    lock: Option.getOrUndefined(lock),
+    // only this manager replaces these tokens: serve hits from memory, even over a shared store
+    memoize: true
+  })
+
+  const makeKey = (name: string, client: ClientCredentialsClient, options: TokenRequestOptions | undefined): Key => {
+    const effective = effectiveOptions(client, options)
+    return { name, client, options: effective, id: `${name}\u001e${parametersKey(effective)}` }
+  }
+  // the key of a plain `get(name)`, made once: the hot path of every named HTTP client
+  const defaultKeys = new Map(
+    [...clients].map(([name, client]) => [name, Effect.succeed(makeKey(name, client, undefined))])
+  )
 
   const keyFor = (name: string, options: TokenRequestOptions | undefined): Effect.Effect<Key, UnknownTokenClient> => {
+    if (
+      options === undefined ||
+      (options.scope === undefined && options.resource === undefined && options.parameters === undefined)
+    ) {
+      const key = defaultKeys.get(name)
+      if (key !== undefined) return key
+    }
     const client = clients.get(name)
     if (client === undefined) return Effect.fail(new UnknownTokenClient({ client: name, known: names }))
-    const effective = effectiveOptions(client, options)
-    return Effect.succeed({ name, client, options: effective, id: `${name}\u001e${parametersKey(effective)}` })
+    return Effect.succeed(makeKey(name, client, options))
   }
 
   return ClientCredentialsTokens.of({
@@ -193,9 +213,13 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       Effect.flatMap(keyFor(name, options), (key) => options?.forceRenewal ? cache.renew(key) : cache.get(key)),
     renew: (name, rejected, options) => Effect.flatMap(keyFor(name, options), (key) => cache.renew(key, rejected)),
     invalidate: (name, options) =>
-      Effect.flatMap(keyFor(name, options), (key) => store.remove(key.id, options?.ifToken)).pipe(
-        Effect.catchTag("UnknownTokenClient", () => Effect.void)
-      )
+      Effect.flatMap(keyFor(name, options), (key) =>
+        Effect.zipRight(
+          cache.forget(key),
+          store.remove(key.id, options?.ifToken)
+        )).pipe(
+          Effect.catchTag("UnknownTokenClient", () => Effect.void)
+        )
   })
 })
 

@@ -53,6 +53,8 @@ export interface TokenCache<K, V, E> {
    * still that one: if someone already replaced it, the replacement is returned and nothing is requested.
    */
   readonly renew: (key: K, rejected?: AccessToken) => Effect.Effect<V, E | TokenStoreError>
+  /** Drops the key from the in-process memo (see `Options.memoize`); the store is not touched. */
+  readonly forget: (key: K) => Effect.Effect<void>
   /** Number of renewals in flight (for tests and metrics). */
   readonly inFlight: Effect.Effect<number>
 }
@@ -64,6 +66,12 @@ export interface TokenCache<K, V, E> {
 export interface Options {
   /** Renew this long before expiry (capped at half of a token's lifetime). */
   readonly renewBefore: Duration.DurationInput
+  /**
+   * Keep the last value of each key in process memory and serve it without reading the backend while it is
+   * fresh: a cache hit is then one clock read. Right for values that only this cache replaces (client-credentials
+   * tokens); wrong where others may clear the backend (a user's sign-out in another process).
+   */
+  readonly memoize?: boolean | undefined
   /** Serializes renewals across processes (see `TokenLock`). */
   readonly lock?: TokenLock["Type"] | undefined
 }

@@ -25,6 +25,12 @@ export const make = <K, V, E>(
     const lockKeyOf = backend.lockKeyOf ?? backend.keyOf
     const flights = new Map<string, Deferred.Deferred<V, E | TokenStoreError>>()
     const locks = new Map<string, LockEntry>()
+    const memo = options.memoize ? new Map<string, V>() : undefined
+    const remember = (id: string, value: V) => {
+      if (memo === undefined) return
+      if (memo.size >= 10_000 && !memo.has(id)) memo.delete(memo.keys().next().value!)
+      memo.set(id, value)
+    }
 
     const freshToken = (value: V, now: number): AccessToken | undefined => {
       const token = backend.accessToken(value)
@@ -89,6 +95,7 @@ export const make = <K, V, E>(
             Effect.sync(() => {
               // leave the map before completing, so that no caller ever joins a finished (or failed) flight
               if (flights.get(id) === deferred) flights.delete(id)
+              if (exit._tag === "Success") remember(id, exit.value)
               Deferred.unsafeDone(deferred, exit)
             })
           ),
@@ -97,14 +104,25 @@ export const make = <K, V, E>(
         )
       })
 
-    const get = (key: K): Effect.Effect<V, E | TokenStoreError> =>
+    const read = (key: K): Effect.Effect<V, E | TokenStoreError> =>
       Effect.flatMap(backend.read(key), (current) => {
         if (Option.isNone(current)) return flight(key, undefined)
-        return Effect.flatMap(
-          Clock.currentTimeMillis,
-          (now) => freshToken(current.value, now) !== undefined ? Effect.succeed(current.value) : flight(key, undefined)
-        )
+        return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          if (freshToken(current.value, now) === undefined) return flight(key, undefined)
+          remember(backend.keyOf(key), current.value)
+          return Effect.succeed(current.value)
+        })
       })
+
+    const get = memo === undefined ?
+      read :
+      (key: K): Effect.Effect<V, E | TokenStoreError> =>
+        Effect.clockWith((clock) => {
+          const value = memo.get(backend.keyOf(key))
+          return value !== undefined && freshToken(value, clock.unsafeCurrentTimeMillis()) !== undefined
+            ? Effect.succeed(value)
+            : read(key)
+        })
 
     /** A forced renewal treats whatever token is stored now as rejected. */
     const renew = (key: K, rejected?: AccessToken): Effect.Effect<V, E | TokenStoreError> =>
@@ -118,6 +136,7 @@ export const make = <K, V, E>(
     return {
       get,
       renew,
+      forget: (key) => Effect.sync(() => memo?.delete(backend.keyOf(key))),
       inFlight: Effect.sync(() => flights.size)
     } satisfies TokenCache<K, V, E>
   })
