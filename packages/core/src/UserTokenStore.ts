@@ -108,7 +108,7 @@ export const makeMemory = (options?: MemoryOptions): UserTokenStore["Type"] => {
             ...(accessToken === undefined ? {} : { accessToken }),
             ...(entry.refreshToken === undefined ? {} : { refreshToken: entry.refreshToken }),
             ...(entry.idToken === undefined ? {} : { idToken: entry.idToken })
-          })
+          }, true) // built from values that were validated when stored
         )
       }),
     clear: (user, params) =>
