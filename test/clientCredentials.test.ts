@@ -2,6 +2,7 @@ import { AccessTokenHttpClient, ClientCredentialsTokens } from "@effect-atm/core
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as HttpClient from "@effect/platform/HttpClient"
 import { assert, describe, layer } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -253,6 +254,37 @@ layer(identity({ accessTokenTtl: 300 }))("client credentials against the embedde
         yield* TestClock.adjust("60 seconds")
         assert.notStrictEqual(value(yield* tokens.get("basic")), value(token))
       }).pipe(Effect.provide(clientCredentials({ endpoint: { defaultLifetime: "2 minutes" } }))))
+
+    it.effect("clients load from Effect Config (environment variables); a bad value names client and field", () =>
+      Effect.gen(function*() {
+        const provider = yield* IdentityProvider.IdentityProvider
+        const fromEnv = (env: Record<string, string>) =>
+          Layer.build(ClientCredentialsTokens.layerConfig(["WORKER"])).pipe(
+            Effect.flatMap((context) =>
+              Context.get(context, ClientCredentialsTokens.ClientCredentialsTokens).get("WORKER")
+            ),
+            Effect.scoped,
+            Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)), { pathDelim: "_" }))
+          )
+        const token = yield* fromEnv({
+          WORKER_ISSUER: provider.issuer,
+          WORKER_CLIENT_ID: "machine-post",
+          WORKER_CLIENT_SECRET: IdentityProvider.Clients.machinePost.clientSecret,
+          WORKER_AUTHENTICATION: "client_secret_post",
+          WORKER_SCOPE: "api.write"
+        })
+        assert.strictEqual(claims(value(token)).scope, "api.write")
+        const error = yield* Effect.flip(fromEnv({
+          WORKER_TOKEN_ENDPOINT: "ftp://example.test/token",
+          WORKER_CLIENT_ID: "machine-post",
+          WORKER_CLIENT_SECRET: "whatever-secret"
+        }))
+        assert.strictEqual(error._tag, "InvalidClientConfiguration")
+        assert.include(error.message, `"WORKER" is invalid at "tokenEndpoint"`)
+        const missing = yield* Effect.flip(fromEnv({ WORKER_ISSUER: provider.issuer }))
+        assert.strictEqual(missing._tag, "ConfigError")
+        assert.include(String(missing), "WORKER_CLIENT_ID")
+      }).pipe(Effect.provide(clientCredentials())))
 
     it.effect("invalid configuration fails the layer, naming the client and the field", () =>
       Effect.gen(function*() {

@@ -78,6 +78,27 @@ layer(identity({ accessTokenTtl: 300 }))("user tokens against the embedded provi
         assert.strictEqual(yield* refreshes, 0)
       }).pipe(Effect.provide(demoApiClient), Effect.provide(userTokens())))
 
+    it.effect("the named user client answers a 401 with one forced refresh and one retry", () =>
+      Effect.gen(function*() {
+        const api = yield* DemoApi.DemoApi
+        yield* setup
+        const { response, user } = yield* signIn("olga")
+        yield* api.rejectNextValidTokens(1)
+        const body = yield* echo(user)
+        assert.strictEqual(body.sub, "olga")
+        assert.strictEqual(yield* refreshes, 1)
+        assertSameSecret(value((yield* stored(user)).accessToken!.accessToken), response.access_token, false)
+        // a second rejection in a row reaches the caller as a 401
+        yield* api.rejectNextValidTokens(2)
+        const status = yield* Effect.flatMap(DemoApiClient, (client) => client.get("/data")).pipe(
+          Effect.map((r) => r.status),
+          Effect.scoped,
+          CurrentUser.provide(user)
+        )
+        assert.strictEqual(status, 401)
+        assert.strictEqual(yield* refreshes, 2)
+      }).pipe(Effect.provide(demoApiClient), Effect.provide(userTokens())))
+
     it.effect("expiry (TestClock) → one refresh → the store holds the rotated refresh token, which works", () =>
       Effect.gen(function*() {
         const { provider, tokens } = yield* setup
