@@ -1,3 +1,4 @@
+import type { UserToken } from "@effect-atm/core"
 import {
   AccessTokenHttpClient,
   AccessTokenManagement,
@@ -11,11 +12,14 @@ import {
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import { assert, describe, layer } from "@effect/vitest"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
+import * as TestServices from "effect/TestServices"
 import { claims, identity, userTokens } from "./support/environment.js"
 import { signIn } from "./support/login.js"
 import { assertNoSecrets, assertSameSecret, captureLogs, renderings } from "./support/redaction.js"
@@ -60,6 +64,36 @@ const echo = (user: CurrentUser.User, path = "/data") =>
     Effect.scoped,
     CurrentUser.provide(user)
   )
+
+/** A memory store whose next write, once armed, waits at a gate: to hold a refresh between provider and store. */
+const gate = (() => {
+  let armed = false
+  let reached = Effect.runSync(Deferred.make<UserToken.UserToken>())
+  let opened = Effect.runSync(Deferred.make<void>())
+  return {
+    arm: Effect.sync(() => {
+      armed = true
+      reached = Effect.runSync(Deferred.make<UserToken.UserToken>())
+      opened = Effect.runSync(Deferred.make<void>())
+    }),
+    reached: Effect.suspend(() => Deferred.await(reached)),
+    open: Effect.suspend(() => Deferred.succeed(opened, void 0)),
+    hold: (token: UserToken.UserToken) =>
+      Effect.suspend(() => {
+        if (!armed) return Effect.void
+        armed = false
+        return Deferred.succeed(reached, token).pipe(Effect.zipRight(Deferred.await(opened)))
+      })
+  }
+})()
+
+const gatedStore = Layer.sync(UserTokenStore.UserTokenStore, () => {
+  const memory = UserTokenStore.makeMemory()
+  return {
+    ...memory,
+    store: (user, token, params) => Effect.zipRight(gate.hold(token), memory.store(user, token, params))
+  }
+})
 
 layer(identity({ accessTokenTtl: 300 }))("user tokens against the embedded provider", (it) => {
   describe("seeding and using the store", () => {
@@ -319,6 +353,28 @@ layer(identity({ accessTokenTtl: 300 }))("user tokens against the embedded provi
         assert.isFalse((yield* provider.introspect(refreshToken)).active)
         assert.isTrue(Option.isNone(yield* store.get(CurrentUser.storeKey(user))))
       }).pipe(Effect.provide(userTokens())))
+
+    it.effect("signing out while a refresh is in flight: sign-out waits, then revokes the rotated token and clears", () =>
+      Effect.gen(function*() {
+        const { events, provider, store, tokens } = yield* setup
+        const { user } = yield* signIn("oscar")
+        yield* TestClock.adjust("301 seconds")
+        yield* gate.arm
+        const refreshing = yield* Effect.fork(tokens.get().pipe(CurrentUser.provide(user)))
+        const written = yield* gate.reached // the provider answered; the refresh is about to write
+        const signingOut = yield* Effect.fork(events.signingOut(user))
+        // give sign-out (real) time to run as far as it can: it must wait for the refresh, not race it
+        const early = yield* Fiber.await(signingOut).pipe(Effect.timeoutOption("300 millis"), TestServices.provideLive)
+        assert.isTrue(Option.isNone(early), "sign-out waits for the refresh in flight")
+        yield* gate.open
+        yield* Fiber.join(refreshing)
+        yield* Fiber.join(signingOut)
+        assert.isTrue(Option.isNone(yield* store.get(CurrentUser.storeKey(user))), "nothing is left in the store")
+        assert.isFalse(
+          (yield* provider.introspect(value(written.refreshToken!))).active,
+          "the rotated token is revoked"
+        )
+      }).pipe(Effect.provide(userTokens({ store: gatedStore }))))
 
     it.effect("two sessions of one user are independent: signing out of one leaves the other working", () =>
       Effect.gen(function*() {

@@ -53,6 +53,13 @@ export interface TokenCache<K, V, E> {
    * still that one: if someone already replaced it, the replacement is returned and nothing is requested.
    */
   readonly renew: (key: K, rejected?: AccessToken) => Effect.Effect<V, E | TokenStoreError>
+  /**
+   * Runs an effect under the renewal lock of a lock key (in this process and, with a `TokenLock`, across
+   * processes): for changes that must not interleave with a renewal, such as signing a user out.
+   */
+  readonly withLock: (
+    lockKey: string
+  ) => <A, E1>(effect: Effect.Effect<A, E1>) => Effect.Effect<A, E1 | TokenStoreError>
   /** Drops the key from the in-process memo (see `Options.memoize`); the store is not touched. */
   readonly forget: (key: K) => Effect.Effect<void>
   /** Number of renewals in flight (for tests and metrics). */

@@ -136,6 +136,7 @@ export const make = <K, V, E>(
     return {
       get,
       renew,
+      withLock: (lockKey) => (effect) => withLock(lockKey, effect),
       forget: (key) => Effect.sync(() => memo?.delete(backend.keyOf(key))),
       inFlight: Effect.sync(() => flights.size)
     } satisfies TokenCache<K, V, E>

@@ -100,7 +100,11 @@ export const make = (options: Options) =>
       return Effect.flatMap(get?.forceRenewal ? cache.renew(key) : cache.get(key), accessTokenOf(key))
     }
 
-    /** Revokes the stored refresh token (how a failure to revoke is handled is the caller's), then clears. */
+    /**
+     * Revokes the stored refresh token (how a failure to revoke is handled is the caller's), then clears. Under the
+     * user's renewal lock: a refresh in flight finishes first (and its rotated token is the one revoked), and a
+     * refresh waiting for the lock finds the store empty afterwards.
+     */
     const revokeAndClear = <E>(
       storeKey: string,
       onRevokeFailure: (error: TokenEndpointError) => Effect.Effect<void, E>
@@ -112,7 +116,7 @@ export const make = (options: Options) =>
           yield* Effect.catchAll(endpoint.revoke(client, refreshToken.value, "refresh_token"), onRevokeFailure)
         }
         yield* store.clear(storeKey)
-      })
+      }).pipe(cache.withLock(storeKey))
 
     const tokens: UserTokens["Type"] = {
       get: (get) => Effect.flatMap(CurrentUser.get, (user) => getFor(user, get)),
