@@ -1,0 +1,288 @@
+/**
+ * The realtime example: a server-driven page whose data reaches the browser over a websocket, fetched from a
+ * protected API with the signed-in user's access token — on the server, with no HTTP request at hand. The
+ * counterpart of Duende's Blazor Server sample.
+ *
+ * The steps of the seed, and where they are here:
+ *
+ * 1. Store registration — `TokenStoreLive` + `TokensLive`: the user token store (in memory, observed by
+ *    `TokenActivity`) under `AccessTokenManagement.layerServer` (.NET: `AddOpenIdConnectAccessTokenManagement()`
+ *    `.AddBlazorServerAccessTokenManagement<ServerSideTokenStore>()`).
+ * 2. TokenValidated — `LoginLive`: `OidcLogin` signs the user in and calls `OidcEvents.tokenValidated`, which puts
+ *    the tokens into the store under the user's session (.NET: the OpenID Connect handler's `OnTokenValidated`).
+ * 3. Named client — `DemoApiClientLive`: `AccessTokenHttpClient.layerUser(DemoApiClient, …)`, an `HttpClient`
+ *    that attaches the current user's token and refreshes it (.NET: `AddUserAccessTokenHttpClient("demoApiClient")`).
+ * 4. The component — `live`: a websocket handler that runs with `CurrentUser` provided for the connection's
+ *    lifetime, calls the API through `DemoApiClient` every couple of seconds and pushes the answers.
+ */
+import * as AccessTokenHttpClient from "@effect-atm/core/AccessTokenHttpClient"
+import * as AccessTokenManagement from "@effect-atm/core/AccessTokenManagement"
+import * as CurrentUser from "@effect-atm/core/CurrentUser"
+import type { InvalidClientConfiguration } from "@effect-atm/core/TokenError"
+import * as UserTokenStore from "@effect-atm/core/UserTokenStore"
+import * as DemoApi from "@effect-atm/dev-identity/DemoApi"
+import * as IdentityProvider from "@effect-atm/dev-identity/IdentityProvider"
+import type { InvalidLoginConfiguration } from "@effect-atm/oidc-login/LoginError"
+import * as OidcLogin from "@effect-atm/oidc-login/OidcLogin"
+import * as SessionStore from "@effect-atm/oidc-login/SessionStore"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import type { ServeError } from "@effect/platform/HttpServerError"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Socket from "@effect/platform/Socket"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import { createServer } from "node:http"
+import * as Page from "./Page.js"
+import { layerObserved, TokenActivity } from "./TokenActivity.js"
+
+/**
+ * The named user-token client for the demo API (the seed's `demoApiClient`): its service *is* an `HttpClient`.
+ */
+export class DemoApiClient
+  extends Context.Tag("example-realtime/DemoApiClient")<DemoApiClient, AccessTokenHttpClient.UserHttpClient>()
+{}
+
+export interface Options {
+  /** Port on 127.0.0.1; 0 picks a free one. Default: 0. */
+  readonly port?: number | undefined
+  /** Access token lifetime at the embedded provider, in seconds. Default: 20. */
+  readonly accessTokenTtl?: number | undefined
+  /** Refresh token lifetime at the embedded provider, in seconds. Default: 3600. */
+  readonly refreshTokenTtl?: number | undefined
+  /** How often each connection calls the API and pushes the answer. Default: 2 seconds. */
+  readonly interval?: Duration.DurationInput | undefined
+}
+
+/** What a running app exposes, for `main.ts` and for tests. */
+export class RealtimeApp extends Context.Tag("example-realtime/RealtimeApp")<RealtimeApp, {
+  readonly url: string
+  readonly provider: IdentityProvider.IdentityProvider["Type"]
+  readonly demoApi: DemoApi.DemoApi["Type"]
+  readonly login: OidcLogin.OidcLogin["Type"]
+  readonly tokenStore: UserTokenStore.UserTokenStore["Type"]
+  readonly sessionStore: SessionStore.SessionStore["Type"]
+}>() {}
+
+/** The answer of the demo API: what it saw in the access token. */
+class ApiEcho extends Schema.Class<ApiEcho>("ApiEcho")({
+  sub: Schema.String,
+  client_id: Schema.String,
+  scope: Schema.String,
+  aud: Schema.Union(Schema.String, Schema.Array(Schema.String)),
+  jti: Schema.String,
+  exp: Schema.Number,
+  path: Schema.String
+}) {}
+
+/** What the server pushes to the page. */
+type Message =
+  | {
+    readonly type: "update"
+    readonly at: number
+    readonly api: ApiEcho
+    readonly token: {
+      readonly signedInAt: number
+      readonly refreshes: number
+      readonly lastRefreshedAt: number | undefined
+      readonly accessTokenExpiresAt: number | undefined
+    }
+  }
+  | { readonly type: "error"; readonly message: string }
+  | { readonly type: "signed-out"; readonly message: string }
+
+/** 4. The component: one per websocket connection, acting for the connection's user. */
+const live = (interval: Duration.Duration) =>
+  OidcLogin.websocket((socket) =>
+    Effect.gen(function*() {
+      const write = yield* socket.writer
+      const send = (message: Message) => write(JSON.stringify(message))
+      const user = yield* CurrentUser.CurrentUser
+      const api = yield* DemoApiClient
+      const activity = yield* TokenActivity
+
+      // no HTTP request here: the client finds the user in the fiber's context, and their token in the store
+      const update = Effect.gen(function*() {
+        const response = yield* api.get("/inventory")
+        const echo = yield* Effect.flatMap(response.json, Schema.decodeUnknown(ApiEcho))
+        const tokens = yield* activity.of(user)
+        yield* send({
+          type: "update",
+          at: yield* Clock.currentTimeMillis,
+          api: echo,
+          token: {
+            signedInAt: tokens?.signedInAt ?? 0,
+            refreshes: tokens?.refreshes ?? 0,
+            lastRefreshedAt: tokens?.lastRefreshedAt,
+            accessTokenExpiresAt: tokens?.accessTokenExpiresAt
+          }
+        })
+      })
+
+      const loop = Effect.gen(function*() {
+        while (true) {
+          const result = yield* Effect.either(update)
+          if (Either.isLeft(result)) {
+            const error = result.left
+            if (error._tag === "SignInRequired") {
+              yield* send({ type: "signed-out", message: error.message })
+              return yield* write(new Socket.CloseEvent(OidcLogin.sessionEndedCloseCode, "sign in again"))
+            }
+            yield* send({ type: "error", message: `The demo API could not be reached: ${error.message}` })
+          }
+          yield* Effect.sleep(interval)
+        }
+      })
+
+      yield* Effect.forkScoped(loop)
+      // the page sends nothing; this keeps the connection until the browser (or the session) ends it
+      yield* socket.runRaw(() => Effect.void)
+    }).pipe(Effect.scoped)
+  )
+
+const routes = (interval: Duration.Duration) =>
+  HttpRouter.empty.pipe(
+    HttpRouter.mount("/auth", OidcLogin.router),
+    HttpRouter.get(
+      "/",
+      Effect.gen(function*() {
+        const login = yield* OidcLogin.OidcLogin
+        const user = yield* OidcLogin.currentUser
+        const demoApi = yield* DemoApi.DemoApi
+        const html = Option.match(user, {
+          onNone: () => Page.signedOut({ loginUrl: login.loginUrl("/") }),
+          onSome: (user) =>
+            Page.signedIn({
+              subject: user.subject,
+              name: typeof user.claims?.name === "string" ? user.claims.name : user.subject,
+              email: typeof user.claims?.email === "string" ? user.claims.email : undefined,
+              logoutUrl: login.settings.logoutPath,
+              apiUrl: demoApi.url,
+              intervalSeconds: Duration.toSeconds(interval)
+            })
+        })
+        return HttpServerResponse.html(html).pipe(HttpServerResponse.setHeader("cache-control", "no-store"))
+      })
+    ),
+    HttpRouter.get(
+      "/api/me",
+      Effect.map(CurrentUser.CurrentUser, (user) => HttpServerResponse.unsafeJson({ subject: user.subject })).pipe(
+        OidcLogin.requireUser({ onMissing: "unauthorized" })
+      )
+    ),
+    HttpRouter.get("/ws", live(interval)),
+    HttpRouter.get("/favicon.ico", Effect.succeed(HttpServerResponse.empty({ status: 204 }))),
+    HttpRouter.get("/app.css", Effect.succeed(HttpServerResponse.text(Page.css, { contentType: "text/css" }))),
+    HttpRouter.get(
+      "/app.js",
+      Effect.succeed(HttpServerResponse.text(Page.script, { contentType: "text/javascript" }))
+    )
+  )
+
+/**
+ * Tight defaults for a page that shows only what the server renders and what its own websocket brings. The
+ * sign-in pages bring their own policy (for their inline stylesheet), which is kept.
+ */
+const securityHeaders = (issuer: string) => <E, R>(app: HttpRouter.HttpRouter<E, R>) =>
+  HttpRouter.use(app, (handler) =>
+    Effect.map(handler, (response) =>
+      HttpServerResponse.setHeaders(response, {
+        "content-security-policy": response.headers["content-security-policy"] ??
+          `default-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'; ` +
+            `form-action 'self' ${issuer}`,
+        "x-content-type-options": "nosniff",
+        // not "no-referrer": browsers then send `Origin: null` on form posts, which the sign-out refuses
+        "referrer-policy": "same-origin"
+      })))
+
+/**
+ * The whole app as a layer: the embedded provider and demo API, the HTTP server on 127.0.0.1, and the token
+ * management and sign-in wiring. Provides `RealtimeApp` with the URL and handles.
+ */
+export const layer = (
+  options: Options = {}
+): Layer.Layer<RealtimeApp, ServeError | InvalidClientConfiguration | InvalidLoginConfiguration> => {
+  const interval = Duration.decode(options.interval ?? Duration.seconds(2))
+
+  const DevIdentityLive = DemoApi.layer().pipe(Layer.provideMerge(IdentityProvider.layer({
+    accessTokenTtl: options.accessTokenTtl ?? 20,
+    refreshTokenTtl: options.refreshTokenTtl ?? 3600
+  })))
+
+  const ServerLive = NodeHttpServer.layer(() => createServer(), { port: options.port ?? 0, host: "127.0.0.1" })
+
+  // the client registered at the provider; with your own provider this comes from Config
+  const client = Effect.map(IdentityProvider.IdentityProvider, (provider) => ({
+    issuer: provider.issuer,
+    clientId: IdentityProvider.Clients.web.clientId,
+    clientSecret: Redacted.make(IdentityProvider.Clients.web.clientSecret)
+  }))
+
+  // 1. Store registration: the user token store, and token management over it
+  // tokens live no longer than the longest session (OidcLogin's absolute timeout, 12 hours by default)
+  const TokenStoreLive = layerObserved(UserTokenStore.layerMemory({ timeToLive: "12 hours" }))
+  const TokensLive = Layer.unwrapEffect(
+    Effect.map(
+      client,
+      (client) => AccessTokenManagement.layerServer({ client, resource: IdentityProvider.Resources.demoApi })
+    )
+  )
+
+  // 2. TokenValidated: the sign-in, which seeds the store for the user's session
+  const LoginLive = Layer.unwrapEffect(Effect.gen(function*() {
+    const server = yield* HttpServer.HttpServer
+    const address = server.address as HttpServer.TcpAddress
+    return OidcLogin.layer({
+      client: yield* client,
+      baseUrl: `http://127.0.0.1:${address.port}`,
+      scope: "openid profile email offline_access api.read",
+      resource: IdentityProvider.Resources.demoApi
+    })
+  }))
+
+  // 3. The named client
+  const DemoApiClientLive = Layer.unwrapEffect(
+    Effect.map(DemoApi.DemoApi, (api) => AccessTokenHttpClient.layerUser(DemoApiClient, { baseUrl: api.url }))
+  ).pipe(Layer.provide(FetchHttpClient.layer))
+
+  const HttpLive = Layer.unwrapEffect(
+    Effect.map(
+      IdentityProvider.IdentityProvider,
+      (provider) => HttpServer.serve(routes(interval).pipe(securityHeaders(provider.issuer)))
+    )
+  )
+
+  const Handles = Layer.effect(
+    RealtimeApp,
+    Effect.gen(function*() {
+      const server = yield* HttpServer.HttpServer
+      return {
+        url: `http://127.0.0.1:${(server.address as HttpServer.TcpAddress).port}`,
+        provider: yield* IdentityProvider.IdentityProvider,
+        demoApi: yield* DemoApi.DemoApi,
+        login: yield* OidcLogin.OidcLogin,
+        tokenStore: yield* UserTokenStore.UserTokenStore,
+        sessionStore: yield* SessionStore.SessionStore
+      }
+    })
+  )
+
+  const SessionStoreLive = SessionStore.layerMemory()
+  const TokenManagementLive = TokensLive.pipe(Layer.provideMerge(TokenStoreLive))
+  const ServicesLive = Layer.mergeAll(LoginLive.pipe(Layer.provideMerge(SessionStoreLive)), DemoApiClientLive).pipe(
+    Layer.provideMerge(TokenManagementLive)
+  )
+  return Layer.merge(Handles, HttpLive).pipe(
+    Layer.provide(ServicesLive),
+    Layer.provide(Layer.merge(DevIdentityLive, ServerLive))
+  )
+}

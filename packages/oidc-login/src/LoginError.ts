@@ -1,0 +1,254 @@
+/**
+ * Everything that can go wrong during a sign-in, a sign-out or a session lookup, one class per cause. Each says
+ * what happened and what to do; none carries a token, a code, a cookie value or a secret. `httpStatus` is the
+ * status of the error page the login routes answer with.
+ *
+ * @since 0.1.0
+ */
+import type { InvalidTokenResponse, TokenStoreError } from "@effect-atm/core/TokenError"
+import * as Schema from "effect/Schema"
+
+/**
+ * The callback came without a sign-in this browser started: no pre-login cookie (`missing-cookie`), a cookie that
+ * fails its signature check (`invalid-cookie`, e.g. tampered), or a sign-in that expired or was already completed
+ * (`expired-or-used`, e.g. a replayed callback URL). Nothing was exchanged or stored.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class LoginRequestNotFound extends Schema.TaggedError<LoginRequestNotFound>()("LoginRequestNotFound", {
+  reason: Schema.Literal("missing-cookie", "invalid-cookie", "expired-or-used")
+}) {
+  /**
+   * The status of the error page.
+   *
+   * @since 0.1.0
+   */
+  get httpStatus(): number {
+    return 400
+  }
+  override get message(): string {
+    const why = this.reason === "missing-cookie"
+      ? "this browser did not start a sign-in (its pre-login cookie is missing; are cookies enabled?)"
+      : this.reason === "invalid-cookie"
+      ? "the pre-login cookie failed its signature check"
+      : "the sign-in expired or was already completed (a callback URL works once)"
+    return `The sign-in could not be completed: ${why}. Nothing was stored; start the sign-in again.`
+  }
+}
+
+/**
+ * The callback's `state` is missing or is not the one of the sign-in this browser started: the response may be
+ * forged, or belong to another sign-in attempt. The pending sign-in was discarded; nothing was stored.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class StateMismatch extends Schema.TaggedError<StateMismatch>()("StateMismatch", {
+  missing: Schema.Boolean
+}) {
+  /**
+   * The status of the error page.
+   *
+   * @since 0.1.0
+   */
+  get httpStatus(): number {
+    return 400
+  }
+  override get message(): string {
+    return `The sign-in response ${this.missing ? "has no" : "has the wrong"} "state": it does not answer the ` +
+      "sign-in this browser started (forged, or from another attempt). Nothing was stored; start the sign-in again."
+  }
+}
+
+/**
+ * The OpenID Provider answered the authorization request with an error (RFC 6749 §4.1.2.1), e.g. `access_denied`
+ * when the user cancelled.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class AuthorizationFailed extends Schema.TaggedError<AuthorizationFailed>()("AuthorizationFailed", {
+  error: Schema.String,
+  errorDescription: Schema.optional(Schema.String)
+}) {
+  /**
+   * The status of the error page.
+   *
+   * @since 0.1.0
+   */
+  get httpStatus(): number {
+    return 400
+  }
+  override get message(): string {
+    const description = this.errorDescription ? ` (${this.errorDescription})` : ""
+    const hint = this.error === "access_denied"
+      ? "The sign-in was cancelled or refused; sign in again to continue."
+      : this.error === "invalid_scope" || this.error === "invalid_target"
+      ? "Check the configured scope and resource against what the client may request at the provider."
+      : "Check the client configuration (client id, redirect URI) at the provider, then sign in again."
+    return `The OpenID Provider refused the sign-in with "${this.error}"${description}. ${hint}`
+  }
+}
+
+/**
+ * The authorization response is malformed or not from the expected issuer (e.g. a wrong `iss` parameter, RFC
+ * 9207, or no `code`). Nothing was stored.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidAuthorizationResponse
+  extends Schema.TaggedError<InvalidAuthorizationResponse>()("InvalidAuthorizationResponse", {
+    reason: Schema.String
+  })
+{
+  /**
+   * The status of the error page.
+   *
+   * @since 0.1.0
+   */
+  get httpStatus(): number {
+    return 400
+  }
+  override get message(): string {
+    return `The sign-in response is invalid: ${this.reason}. Nothing was stored; start the sign-in again.`
+  }
+}
+
+/**
+ * The provider's token endpoint refused to exchange the authorization code, e.g. `invalid_grant` for a code that
+ * was already used, expired, or issued for another PKCE verifier or redirect URI.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CodeExchangeFailed extends Schema.TaggedError<CodeExchangeFailed>()("CodeExchangeFailed", {
+  status: Schema.Number,
+  error: Schema.String,
+  errorDescription: Schema.optional(Schema.String)
+}) {
+  /**
+   * The status of the error page.
+   *
+   * @since 0.1.0
+   */
+  get httpStatus(): number {
+    return 400
+  }
+  override get message(): string {
+    const description = this.errorDescription ? ` (${this.errorDescription})` : ""
+    const hint = this.error === "invalid_client" || this.error === "unauthorized_client"
+      ? "Check the client id, client secret and authentication method."
+      : "The code was already used, has expired, or does not match this sign-in: start the sign-in again."
+    return `The provider refused to exchange the authorization code: HTTP ${this.status} "${this.error}"` +
+      `${description}. ${hint}`
+  }
+}
+
+/**
+ * The token response of the code exchange failed validation: no ID token, a wrong `nonce`, issuer or audience, an
+ * expired ID token, or an unusable token response.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class IdTokenRejected extends Schema.TaggedError<IdTokenRejected>()("IdTokenRejected", {
+  reason: Schema.String
+}) {
+  /**
+   * The status of the error page.
+   *
+   * @since 0.1.0
+   */
+  get httpStatus(): number {
+    return 400
+  }
+  override get message(): string {
+    return `The sign-in was rejected because the provider's tokens failed validation: ${this.reason}. ` +
+      "Nothing was stored. If this persists, check the issuer and client id, and the clocks of both servers."
+  }
+}
+
+/**
+ * The OpenID Provider could not be reached, answered with a server error, or did not answer in time.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ProviderUnavailable extends Schema.TaggedError<ProviderUnavailable>()("ProviderUnavailable", {
+  operation: Schema.Literal("discovery", "authorization_code"),
+  reason: Schema.String
+}) {
+  /**
+   * The status of the error page.
+   *
+   * @since 0.1.0
+   */
+  get httpStatus(): number {
+    return 502
+  }
+  override get message(): string {
+    const reason = this.reason.replace(/\.+$/, "")
+    return `The OpenID Provider is unavailable (${this.operation}): ${reason}. Try again in a moment.`
+  }
+}
+
+/**
+ * The session store failed (unreachable, timed out) or holds data that cannot be read back.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SessionStoreError extends Schema.TaggedError<SessionStoreError>()("SessionStoreError", {
+  store: Schema.String,
+  operation: Schema.String,
+  reason: Schema.String
+}) {
+  /**
+   * The status of the error page.
+   *
+   * @since 0.1.0
+   */
+  get httpStatus(): number {
+    return 500
+  }
+  override get message(): string {
+    return `The ${this.store} session store failed to ${this.operation}: ${this.reason}.`
+  }
+}
+
+/**
+ * The login configuration is invalid. Raised when the layer is built, naming the field.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class InvalidLoginConfiguration
+  extends Schema.TaggedError<InvalidLoginConfiguration>()("InvalidLoginConfiguration", {
+    field: Schema.String,
+    reason: Schema.String
+  })
+{
+  override get message(): string {
+    return `The OpenID Connect login configuration is invalid at "${this.field}": ${this.reason}.`
+  }
+}
+
+/**
+ * Every way a sign-in callback can fail before a session exists.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type CallbackError =
+  | LoginRequestNotFound
+  | StateMismatch
+  | AuthorizationFailed
+  | InvalidAuthorizationResponse
+  | CodeExchangeFailed
+  | IdTokenRejected
+  | ProviderUnavailable
+  | SessionStoreError
+  | InvalidTokenResponse
+  | TokenStoreError

@@ -1,0 +1,459 @@
+import * as CurrentUser from "@effect-atm/core/CurrentUser"
+import { OidcEvents } from "@effect-atm/core/OidcEvents"
+import { type ServerMetadata, TokenEndpoint } from "@effect-atm/core/TokenEndpoint"
+import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as oidc from "openid-client"
+import {
+  AuthorizationFailed,
+  type CallbackError,
+  CodeExchangeFailed,
+  IdTokenRejected,
+  InvalidAuthorizationResponse,
+  LoginRequestNotFound,
+  ProviderUnavailable,
+  type SessionStoreError,
+  StateMismatch
+} from "../LoginError.js"
+import type { Authentication, LoginOptions, OidcLogin, Options } from "../OidcLogin.js"
+import { PendingLogin, Session } from "../Session.js"
+import { SessionStore } from "../SessionStore.js"
+import * as Pages from "./pages.js"
+import { isLoopback, resolve } from "./settings.js"
+import { randomId, sign, verify } from "./signedId.js"
+
+/** ID token claims that describe the token, not the user: not kept in the session. */
+const protocolClaims = new Set(["aud", "exp", "iat", "nbf", "nonce", "at_hash", "c_hash", "s_hash", "jti", "azp"])
+
+/** A path on this site: one leading slash, no scheme, no protocol-relative `//` or `/\`, no control characters. */
+export const safeReturnTo = (value: string | null | undefined): string =>
+  typeof value === "string" && value.length <= 2048 && /^\/(?![/\\])[^\u0000-\u001f\u007f]*$/.test(value) ?
+    value :
+    "/"
+
+const describe = (cause: unknown): string => {
+  if (cause instanceof Error) {
+    const inner = (cause as { cause?: unknown }).cause
+    const code = (inner as { code?: unknown } | undefined)?.code
+    return typeof code === "string" ? `${cause.message} (${code})` : cause.message
+  }
+  return "unknown failure"
+}
+
+/** @internal */
+export const make = (options: Options) =>
+  Effect.gen(function*() {
+    const settings = yield* resolve(options)
+    const endpoint = yield* TokenEndpoint
+    const events = yield* OidcEvents
+    const store = yield* SessionStore
+    const { client } = settings
+    const insecure = client.allowInsecureRequests || isLoopback(new URL(settings.issuer))
+
+    const cookieOptions = { path: "/", httpOnly: true, secure: settings.secure, sameSite: "lax" } as const
+
+    /** Live websocket connections (and other long-lived work) by session id, to end them at sign-out. */
+    const connections = new Map<string, Set<Effect.Effect<void>>>()
+
+    // ---- provider ------------------------------------------------------------------------------------------------
+
+    const metadata: Effect.Effect<ServerMetadata, ProviderUnavailable> = endpoint.metadata(client).pipe(
+      Effect.mapError((error) => new ProviderUnavailable({ operation: "discovery", reason: error.message }))
+    )
+
+    const configuration = (server: ServerMetadata, signal?: AbortSignal, onFetch?: () => void) => {
+      const secret = client.clientSecret === undefined ? undefined : Redacted.value(client.clientSecret)
+      const auth = client.authentication === "client_secret_basic"
+        ? oidc.ClientSecretBasic(secret)
+        : client.authentication === "client_secret_post"
+        ? oidc.ClientSecretPost(secret)
+        : oidc.None()
+      const config = new oidc.Configuration(server as oidc.ServerMetadata, client.clientId, {}, auth)
+      config.timeout = 0 // the Effect timeout governs
+      if (insecure) oidc.allowInsecureRequests(config)
+      if (signal !== undefined) {
+        config[oidc.customFetch] = (url, init) => {
+          onFetch?.()
+          return fetch(url, {
+            ...init,
+            signal: init.signal ? AbortSignal.any([signal, init.signal]) : signal
+          } as RequestInit)
+        }
+      }
+      return config
+    }
+
+    // ---- sessions ------------------------------------------------------------------------------------------------
+
+    const touchAfterMillis = Math.min(settings.idleTimeoutMillis / 10, 60_000)
+
+    /** Loads a session and slides its idle deadline (written at most every `touchAfterMillis`). */
+    const resume = (id: string): Effect.Effect<Option.Option<Session>, SessionStoreError> =>
+      Effect.gen(function*() {
+        const found = yield* store.get(id)
+        if (Option.isNone(found)) return found
+        const now = yield* Clock.currentTimeMillis
+        const session = found.value
+        if (session.expiresAt <= now) {
+          yield* store.remove(id)
+          return Option.none()
+        }
+        if (now - session.lastSeenAt < touchAfterMillis) return found
+        const touched = new Session({
+          ...session,
+          lastSeenAt: now,
+          idleExpiresAt: Math.min(now + settings.idleTimeoutMillis, session.absoluteExpiresAt)
+        })
+        yield* store.set(touched)
+        return Option.some(touched)
+      })
+
+    const authenticate = (request: HttpServerRequest.HttpServerRequest): Effect.Effect<
+      Authentication,
+      SessionStoreError
+    > =>
+      Effect.suspend(() => {
+        const cookie = request.cookies[settings.sessionCookie]
+        if (cookie === undefined) return Effect.succeed({ _tag: "Anonymous" } as const)
+        const id = verify(settings.secrets, "session", cookie)
+        if (id === undefined) {
+          return Effect.as(
+            Effect.logWarning("Rejected a session cookie that fails its signature check"),
+            { _tag: "Rejected", reason: "invalid-cookie" } as const
+          )
+        }
+        return Effect.map(resume(id), (session): Authentication =>
+          Option.isSome(session)
+            ? { _tag: "Authenticated", session: session.value }
+            : { _tag: "Rejected", reason: "expired" })
+      })
+
+    const closeConnections = (sessionId: string) =>
+      Effect.suspend(() => {
+        const closers = connections.get(sessionId)
+        connections.delete(sessionId)
+        return closers === undefined
+          ? Effect.void
+          : Effect.all([...closers], { concurrency: "unbounded", discard: true })
+      })
+
+    const endSession = (session: Session): Effect.Effect<void, SessionStoreError> =>
+      Effect.gen(function*() {
+        yield* store.remove(session.id)
+        // stop the session's connections first, so that none of them refreshes a token while it is revoked
+        yield* closeConnections(session.id)
+        yield* events.signingOut(session.user).pipe(
+          Effect.catchAll((error) =>
+            Effect.logWarning("Could not clear the tokens of a signed-out user", error.message)
+          )
+        )
+      }).pipe(Effect.withSpan("OidcLogin.endSession"))
+
+    const runConnection: OidcLogin["Type"]["runConnection"] = (session, effect, connectionOptions) =>
+      Effect.scoped(Effect.gen(function*() {
+        const fiber = yield* Effect.forkScoped(CurrentUser.provide(effect, session.user))
+        let ended = false
+        const end = Effect.suspend(() => {
+          if (ended) return Effect.void
+          ended = true
+          return (connectionOptions?.onEnd ?? Effect.void).pipe(
+            Effect.timeout("1 second"),
+            Effect.ignore,
+            Effect.zipRight(Fiber.interrupt(fiber)),
+            Effect.asVoid
+          )
+        })
+        yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            let set = connections.get(session.id)
+            if (set === undefined) connections.set(session.id, set = new Set())
+            set.add(end)
+          }),
+          () =>
+            Effect.sync(() => {
+              const set = connections.get(session.id)
+              set?.delete(end)
+              if (set?.size === 0) connections.delete(session.id)
+            })
+        )
+        // a session ended elsewhere (another instance, expiry) ends the connection at the next check; an open
+        // connection counts as use, so it slides the idle deadline, never the absolute one
+        yield* Effect.sleep(settings.connectionCheckMillis).pipe(
+          Effect.zipRight(resume(session.id)),
+          Effect.flatMap((current) => Option.isNone(current) ? end : Effect.void),
+          Effect.catchAll((error) => Effect.logWarning("Could not check a connection's session", error.message)),
+          Effect.forever,
+          Effect.forkScoped
+        )
+        const exit = yield* Fiber.await(fiber)
+        // ended by the session: a normal end for whoever awaits the connection
+        yield* Exit.isFailure(exit) && !Exit.isInterrupted(exit) ? Effect.asVoid(exit) : Effect.void
+      }))
+
+    // ---- routes --------------------------------------------------------------------------------------------------
+
+    const loginUrl = (returnTo?: string) =>
+      returnTo === undefined || safeReturnTo(returnTo) === "/"
+        ? settings.loginPath
+        : `${settings.loginPath}?returnTo=${encodeURIComponent(safeReturnTo(returnTo))}`
+
+    const login = (loginOptions?: LoginOptions) =>
+      Effect.gen(function*() {
+        const server = yield* metadata
+        const now = yield* Clock.currentTimeMillis
+        const codeVerifier = oidc.randomPKCECodeVerifier()
+        const codeChallenge = yield* Effect.promise(() => oidc.calculatePKCECodeChallenge(codeVerifier))
+        const resource = loginOptions?.resource ?? settings.resource
+        const pending = new PendingLogin({
+          id: randomId(),
+          state: oidc.randomState(),
+          nonce: Redacted.make(oidc.randomNonce()),
+          codeVerifier: Redacted.make(codeVerifier),
+          returnTo: safeReturnTo(loginOptions?.returnTo),
+          ...(resource === undefined ? {} : { resource }),
+          expiresAt: now + settings.loginTimeoutMillis
+        })
+        const url = yield* Effect.try({
+          try: () =>
+            oidc.buildAuthorizationUrl(configuration(server), {
+              ...settings.parameters,
+              ...loginOptions?.parameters,
+              redirect_uri: settings.redirectUri,
+              scope: loginOptions?.scope ?? settings.scope,
+              state: pending.state,
+              nonce: Redacted.value(pending.nonce),
+              code_challenge: codeChallenge,
+              code_challenge_method: "S256",
+              ...(resource === undefined ? {} : { resource })
+            }),
+          catch: (cause) => new ProviderUnavailable({ operation: "discovery", reason: describe(cause) })
+        })
+        yield* store.setPending(pending)
+        return HttpServerResponse.redirect(url, { status: 302, headers: { "cache-control": "no-store" } }).pipe(
+          HttpServerResponse.unsafeSetCookie(settings.loginCookie, sign(settings.secrets[0]!, "login", pending.id), {
+            ...cookieOptions,
+            maxAge: `${settings.loginTimeoutMillis} millis`
+          })
+        )
+      }).pipe(Effect.withSpan("OidcLogin.login"))
+
+    const exchange = (server: ServerMetadata, currentUrl: URL, pending: PendingLogin) => {
+      let exchanged = false
+      return Effect.tryPromise({
+        try: (signal) =>
+          oidc.authorizationCodeGrant(
+            configuration(server, signal, () => {
+              exchanged = true
+            }),
+            currentUrl,
+            {
+              pkceCodeVerifier: Redacted.value(pending.codeVerifier),
+              expectedState: pending.state,
+              expectedNonce: Redacted.value(pending.nonce),
+              idTokenExpected: true
+            },
+            pending.resource === undefined ? undefined : { resource: pending.resource }
+          ),
+        catch: (error): CallbackError => {
+          if (error instanceof oidc.AuthorizationResponseError) {
+            return new AuthorizationFailed({
+              error: error.error,
+              ...(error.error_description ? { errorDescription: error.error_description } : {})
+            })
+          }
+          if (error instanceof oidc.ResponseBodyError) {
+            return error.status >= 500
+              ? new ProviderUnavailable({ operation: "authorization_code", reason: `HTTP ${error.status}` })
+              : new CodeExchangeFailed({
+                status: error.status,
+                error: error.error,
+                ...(error.error_description ? { errorDescription: error.error_description } : {})
+              })
+          }
+          if (error instanceof oidc.WWWAuthenticateChallengeError) {
+            return new CodeExchangeFailed({
+              status: error.status,
+              error: error.cause[0]?.parameters.error ?? "invalid_client"
+            })
+          }
+          if (error instanceof oidc.ClientError) {
+            const response = error.cause instanceof Response ? error.cause : undefined
+            if (response !== undefined && response.status >= 500) {
+              return new ProviderUnavailable({ operation: "authorization_code", reason: `HTTP ${response.status}` })
+            }
+            if (error.code === "OAUTH_ABORT") {
+              return new ProviderUnavailable({ operation: "authorization_code", reason: "request aborted" })
+            }
+            // openid-client's message is generic; the cause's says which check failed (never a token value)
+            const reason = error.cause instanceof Error ? `${error.message}: ${error.cause.message}` : error.message
+            // before the token request, only the authorization response itself can be at fault
+            return exchanged ? new IdTokenRejected({ reason }) : new InvalidAuthorizationResponse({ reason })
+          }
+          return new ProviderUnavailable({ operation: "authorization_code", reason: describe(error) })
+        }
+      }).pipe(
+        Effect.timeoutFail({
+          duration: settings.timeoutMillis,
+          onTimeout: () =>
+            new ProviderUnavailable({
+              operation: "authorization_code",
+              reason: `no answer within ${settings.timeoutMillis} ms`
+            })
+        })
+      )
+    }
+
+    const callback = (request: HttpServerRequest.HttpServerRequest) =>
+      Effect.gen(function*() {
+        const cookie = request.cookies[settings.loginCookie]
+        if (cookie === undefined) return yield* new LoginRequestNotFound({ reason: "missing-cookie" })
+        const pendingId = verify(settings.secrets, "login", cookie)
+        if (pendingId === undefined) return yield* new LoginRequestNotFound({ reason: "invalid-cookie" })
+        // taken out before anything is checked: whatever happens next, this sign-in cannot be answered twice
+        const pending = yield* store.takePending(pendingId)
+        if (Option.isNone(pending)) return yield* new LoginRequestNotFound({ reason: "expired-or-used" })
+        const query = request.url.indexOf("?") === -1 ? "" : request.url.slice(request.url.indexOf("?"))
+        const params = new URLSearchParams(query)
+        const state = params.get("state")
+        if (state !== pending.value.state) return yield* new StateMismatch({ missing: state === null })
+
+        const currentUrl = new URL(settings.redirectUri)
+        currentUrl.search = query
+        const server = yield* metadata
+        const tokens = yield* exchange(server, currentUrl, pending.value)
+        const claims = tokens.claims()
+        if (claims === undefined) return yield* new IdTokenRejected({ reason: "the token response has no ID token" })
+
+        const now = yield* Clock.currentTimeMillis
+        const session = new Session({
+          id: randomId(),
+          subject: claims.sub,
+          claims: Object.fromEntries(Object.entries(claims).filter(([name]) => !protocolClaims.has(name))),
+          ...(tokens.id_token === undefined ? {} : { idToken: Redacted.make(tokens.id_token) }),
+          createdAt: now,
+          lastSeenAt: now,
+          idleExpiresAt: Math.min(now + settings.idleTimeoutMillis, now + settings.absoluteTimeoutMillis),
+          absoluteExpiresAt: now + settings.absoluteTimeoutMillis
+        })
+        // the seed of the user's token store (OnTokenValidated): the session id keys the tokens
+        yield* events.tokenValidated(
+          session.user,
+          {
+            access_token: tokens.access_token,
+            token_type: tokens.token_type,
+            expires_in: tokens.expires_in,
+            refresh_token: tokens.refresh_token,
+            id_token: tokens.id_token,
+            scope: tokens.scope
+          },
+          pending.value.resource === undefined ? undefined : { resource: pending.value.resource }
+        )
+        yield* store.set(session).pipe(
+          Effect.tapError(() => Effect.ignore(events.signingOut(session.user)))
+        )
+        // a new session id at every sign-in (no fixation); the browser's previous session, if any, ends
+        const previous = request.cookies[settings.sessionCookie]
+        const previousId = previous === undefined ? undefined : verify(settings.secrets, "session", previous)
+        if (previousId !== undefined) {
+          yield* Effect.flatMap(store.get(previousId), (old) =>
+            Option.isSome(old) ? endSession(old.value) : Effect.void)
+            .pipe(Effect.catchAll((error) =>
+              Effect.logWarning("Could not end the previous session", error.message)
+            ))
+        }
+        return HttpServerResponse.redirect(pending.value.returnTo, {
+          status: 303,
+          headers: { "cache-control": "no-store" }
+        }).pipe(
+          HttpServerResponse.unsafeSetCookie(
+            settings.sessionCookie,
+            sign(settings.secrets[0]!, "session", session.id),
+            {
+              ...cookieOptions
+            }
+          ),
+          HttpServerResponse.expireCookie(settings.loginCookie, cookieOptions)
+        )
+      }).pipe(Effect.withSpan("OidcLogin.callback"))
+
+    const isSameOrigin = (request: HttpServerRequest.HttpServerRequest): boolean => {
+      const origin = request.headers["origin"]
+      return origin === undefined || origin === settings.origin
+    }
+
+    const logout = (request: HttpServerRequest.HttpServerRequest) =>
+      Effect.gen(function*() {
+        const auth = yield* authenticate(request)
+        let location = settings.postLogoutRedirectUri
+        if (auth._tag === "Authenticated") {
+          const { session } = auth
+          yield* endSession(session)
+          // RP-initiated logout, when the provider has an end-session endpoint (discovery failures skip it)
+          const server = yield* Effect.option(metadata)
+          if (Option.isSome(server) && typeof server.value.end_session_endpoint === "string") {
+            location = oidc.buildEndSessionUrl(configuration(server.value), {
+              post_logout_redirect_uri: settings.postLogoutRedirectUri,
+              ...(session.idToken === undefined ? {} : { id_token_hint: Redacted.value(session.idToken) })
+            }).href
+          }
+        }
+        return HttpServerResponse.redirect(location, { status: 303, headers: { "cache-control": "no-store" } }).pipe(
+          HttpServerResponse.expireCookie(settings.sessionCookie, cookieOptions)
+        )
+      }).pipe(Effect.withSpan("OidcLogin.logout"))
+
+    const pageHeaders = {
+      "cache-control": "no-store",
+      "content-security-policy": Pages.contentSecurityPolicy(settings.issuer)
+    }
+
+    const errorResponse = (error: { readonly _tag: string; readonly message: string; readonly httpStatus?: number }) =>
+      HttpServerResponse.html(Pages.errorPage({
+        title: error._tag === "AuthorizationFailed" ? "Sign-in cancelled or refused" : "Sign-in failed",
+        message: error.message,
+        tag: error._tag,
+        loginUrl: settings.loginPath,
+        homeUrl: new URL(settings.postLogoutRedirectUri).pathname
+      })).pipe(
+        HttpServerResponse.setStatus(error.httpStatus ?? 500),
+        HttpServerResponse.setHeaders(pageHeaders)
+      )
+
+    const signOutPage = HttpServerResponse.html(Pages.signOutPage({
+      action: settings.logoutPath,
+      homeUrl: new URL(settings.postLogoutRedirectUri).pathname
+    })).pipe(HttpServerResponse.setHeaders(pageHeaders))
+
+    const { secrets: _, ...publicSettings } = settings
+    const service: OidcLogin["Type"] = {
+      settings: publicSettings,
+      authenticate,
+      sessionFromCookie: (value) => {
+        const id = verify(settings.secrets, "session", value)
+        return id === undefined ? Effect.succeed(Option.none()) : store.get(id)
+      },
+      login,
+      callback,
+      logout,
+      endSession: (id) =>
+        Effect.flatMap(store.get(id), (session) => Option.isSome(session) ? endSession(session.value) : Effect.void),
+      runConnection,
+      connections: Effect.sync(() => {
+        let count = 0
+        for (const set of connections.values()) count += set.size
+        return count
+      }),
+      loginUrl,
+      isSameOrigin,
+      errorResponse,
+      signOutPage,
+      cookieOptions
+    }
+    return service
+  })

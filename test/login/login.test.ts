@@ -1,0 +1,461 @@
+import * as TokenEndpoint from "@effect-atm/core/TokenEndpoint"
+import * as UserTokens from "@effect-atm/core/UserTokens"
+import * as UserTokenStore from "@effect-atm/core/UserTokenStore"
+import * as OidcLogin from "@effect-atm/oidc-login/OidcLogin"
+import * as Session from "@effect-atm/oidc-login/Session"
+import * as SessionStore from "@effect-atm/oidc-login/SessionStore"
+import { assert, describe, it } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as TestClock from "effect/TestClock"
+import { WebSocket } from "undici"
+import * as Harness from "./harness.js"
+
+const signedIn = (harness: Harness.Harness, account: string) =>
+  Effect.gen(function*() {
+    const result = yield* Harness.signIn(harness, account)
+    assert.strictEqual(result.response.status, 303)
+    const me = yield* Harness.json(yield* result.browser.fetch("/api/me"))
+    return { ...result, sessionId: me.sessionId as string }
+  })
+
+/** Everything a sign-in may have left behind: counted writes, and the session cookie. */
+const nothingStored = (harness: Harness.Harness, browser: Harness.Browser) => {
+  assert.strictEqual(harness.tokenCalls.counts.store ?? 0, 0, "no token was stored")
+  assert.strictEqual(harness.sessionCalls.counts.set ?? 0, 0, "no session was created")
+  assert.isFalse(browser.cookies.has("atm_session"), "no session cookie was set")
+}
+
+describe("OidcLogin", () => {
+  it.scopedLive("signs a user in with code + PKCE, seeds the token store and provides CurrentUser", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make()
+      const browser = new Harness.Browser(harness.url)
+      const authorizationUrl = yield* Harness.startSignIn(harness, browser, "/page?tab=2")
+
+      // the authorization request: code flow, PKCE S256, state, nonce, resource, our redirect URI
+      const params = authorizationUrl.searchParams
+      assert.strictEqual(authorizationUrl.origin, harness.provider.issuer)
+      assert.strictEqual(params.get("response_type"), "code")
+      assert.strictEqual(params.get("code_challenge_method"), "S256")
+      assert.match(params.get("code_challenge")!, /^[A-Za-z0-9_-]{43}$/)
+      assert.isNotEmpty(params.get("state"))
+      assert.isNotEmpty(params.get("nonce"))
+      assert.strictEqual(params.get("resource"), "urn:effect-atm:demo-api")
+      assert.strictEqual(params.get("redirect_uri"), `${harness.url}/auth/callback`)
+      // the pre-login cookie holds a signed id, nothing else
+      assert.match(browser.cookies.get("atm_login")!, /^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}$/)
+
+      const callbackUrl = yield* harness.provider.authorize(authorizationUrl, "alice")
+      const response = yield* browser.fetch(callbackUrl.pathname + callbackUrl.search)
+      assert.strictEqual(response.status, 303)
+      assert.strictEqual(response.headers.get("location"), "/page?tab=2")
+      const setCookie = response.headers.getSetCookie().find((c) => c.startsWith("atm_session="))!
+      assert.match(setCookie, /HttpOnly/i)
+      assert.match(setCookie, /SameSite=Lax/i)
+      assert.notMatch(setCookie, /Secure/i, "not Secure on loopback http")
+      assert.isFalse(browser.cookies.has("atm_login"), "the pre-login cookie is cleared")
+
+      const page = yield* browser.fetch("/page")
+      assert.strictEqual(yield* Harness.text(page), "hello alice")
+
+      const me = yield* Harness.json(yield* browser.fetch("/api/me"))
+      assert.strictEqual(me.sub, "alice")
+      // the user's session id is ours: the one inside the signed cookie
+      assert.strictEqual(me.sessionId, Harness.sessionIdOf(browser.cookies.get("atm_session")!))
+      assert.strictEqual(me.claims.email, "alice@example.test")
+      assert.isUndefined(me.claims.nonce, "protocol claims are not kept")
+
+      const stored = yield* Harness.storedToken(harness, "alice", me.sessionId)
+      assert.isDefined(stored?.refreshToken, "the refresh token is stored server-side")
+      assert.strictEqual(stored?.accessToken?.resource, "urn:effect-atm:demo-api")
+      assert.isTrue((yield* harness.provider.introspect(Redacted.value(stored!.refreshToken!))).active)
+
+      // the named client calls the API with the user's stored token
+      const demo = yield* Harness.json(yield* browser.fetch("/api/demo"))
+      assert.strictEqual(demo.status, 200)
+      assert.strictEqual(demo.body.sub, "alice")
+      assert.strictEqual(demo.body.aud, "urn:effect-atm:demo-api")
+    }))
+
+  it.scopedLive("answers unauthenticated requests: redirect for pages, 401 for APIs and websockets", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make()
+      const browser = new Harness.Browser(harness.url)
+      const page = yield* browser.fetch("/page?x=1")
+      assert.strictEqual(page.status, 302)
+      assert.strictEqual(page.headers.get("location"), "/auth/login?returnTo=%2Fpage%3Fx%3D1")
+      const api = yield* browser.fetch("/api/me")
+      assert.strictEqual(api.status, 401)
+      assert.strictEqual((yield* Harness.json(api)).error, "unauthenticated")
+      const ws = yield* browser.fetch("/ws", {
+        headers: {
+          connection: "Upgrade",
+          upgrade: "websocket",
+          "sec-websocket-version": "13",
+          "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ=="
+        }
+      }).pipe(Effect.catchAllDefect(() => Effect.succeed(undefined)))
+      // fetch cannot upgrade; the server refuses before upgrading
+      if (ws !== undefined) assert.strictEqual(ws.status, 401)
+    }))
+
+  it.scopedLive("refuses a tampered session cookie without a store lookup", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make()
+      const { browser } = yield* signedIn(harness, "alice")
+      const cookie = browser.cookies.get("atm_session")!
+      const last = cookie.at(-2) === "A" ? "B" : "A"
+      browser.cookies.set("atm_session", `${cookie.slice(0, -2)}${last}${cookie.at(-1)}`)
+      const lookups = harness.sessionCalls.counts.get ?? 0
+
+      const api = yield* browser.fetch("/api/me")
+      assert.strictEqual(api.status, 401)
+      assert.strictEqual((yield* Harness.json(api)).error, "invalid_session")
+      assert.strictEqual(harness.sessionCalls.counts.get ?? 0, lookups, "the signature check came first")
+      assert.isFalse(browser.cookies.has("atm_session"), "the refused cookie is expired")
+
+      // a session id with no signature, or signed as a pre-login id, is refused the same way
+      browser.cookies.set("atm_session", Harness.sessionIdOf(cookie))
+      assert.strictEqual((yield* browser.fetch("/api/me")).status, 401)
+      assert.strictEqual(harness.sessionCalls.counts.get ?? 0, lookups)
+    }))
+
+  it.scopedLive("refuses a forged callback: no pre-login cookie, wrong or missing state; nothing is stored", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make()
+      const victim = new Harness.Browser(harness.url)
+      // an attacker's own authorization response, delivered to a browser that started no sign-in
+      const attacker = new Harness.Browser(harness.url)
+      const attackerUrl = yield* Harness.startSignIn(harness, attacker)
+      const forged = yield* harness.provider.authorize(attackerUrl, "mallory")
+      const noCookie = yield* victim.fetch(forged.pathname + forged.search)
+      assert.strictEqual(noCookie.status, 400)
+      assert.include(yield* Harness.text(noCookie), "LoginRequestNotFound")
+
+      // the victim started a sign-in of their own: the attacker's state does not match it
+      yield* Harness.startSignIn(harness, victim)
+      const victimCookie = victim.cookies.get("atm_login")!
+      const wrongState = yield* victim.fetch(forged.pathname + forged.search)
+      assert.strictEqual(wrongState.status, 400)
+      assert.include(yield* Harness.text(wrongState), "StateMismatch")
+      assert.isFalse(victim.cookies.has("atm_login"), "a failed callback clears the pre-login cookie")
+      // and the pending sign-in is used up by the failed attempt, even with its cookie back
+      victim.cookies.set("atm_login", victimCookie)
+      const again = yield* victim.fetch(forged.pathname + forged.search)
+      assert.include(yield* Harness.text(again), "already completed")
+
+      yield* Harness.startSignIn(harness, victim)
+      const missingState = yield* victim.fetch(`/auth/callback?code=${forged.searchParams.get("code")}`)
+      assert.strictEqual(missingState.status, 400)
+      assert.include(yield* Harness.text(missingState), "StateMismatch")
+
+      // a tampered pre-login cookie
+      yield* Harness.startSignIn(harness, victim)
+      victim.cookies.set("atm_login", victim.cookies.get("atm_login")!.replace(/.$/, (c) => (c === "A" ? "B" : "A")))
+      const tampered = yield* victim.fetch(forged.pathname + forged.search)
+      assert.include(yield* Harness.text(tampered), "signature check")
+
+      nothingStored(harness, victim)
+    }))
+
+  it.scopedLive("refuses a replayed callback, and a replayed code at the provider", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make()
+      const browser = new Harness.Browser(harness.url)
+      const url = yield* Harness.startSignIn(harness, browser)
+      const loginCookie = browser.cookies.get("atm_login")!
+      const callbackUrl = yield* harness.provider.authorize(url, "alice")
+      assert.strictEqual((yield* browser.fetch(callbackUrl.pathname + callbackUrl.search)).status, 303)
+      const stores = harness.tokenCalls.counts.store
+      const sessionsCreated = harness.sessionCalls.counts.set
+
+      // the same callback URL again, from the same browser: its pre-login cookie was cleared
+      const replay = yield* browser.fetch(callbackUrl.pathname + callbackUrl.search)
+      assert.strictEqual(replay.status, 400)
+      assert.include(yield* Harness.text(replay), "did not start a sign-in")
+      // with the pre-login cookie too (captured by an attacker): the sign-in was completed
+      browser.cookies.set("atm_login", loginCookie)
+      const replayWithCookie = yield* browser.fetch(callbackUrl.pathname + callbackUrl.search)
+      assert.strictEqual(replayWithCookie.status, 400)
+      assert.include(yield* Harness.text(replayWithCookie), "already completed")
+
+      // even with the pending sign-in put back (a store that failed to delete it), the provider refuses the code
+      const capture = new Harness.Browser(harness.url)
+      const url2 = yield* Harness.startSignIn(harness, capture)
+      const loginCookie2 = capture.cookies.get("atm_login")!
+      const redirect = yield* harness.provider.authorize(url2, "alice")
+      const pending = Option.getOrThrow(yield* harness.sessions.takePending(Harness.sessionIdOf(loginCookie2)))
+      yield* harness.sessions.setPending(pending)
+      assert.strictEqual((yield* capture.fetch(redirect.pathname + redirect.search)).status, 303)
+      yield* harness.sessions.setPending(pending)
+      capture.cookies.set("atm_login", loginCookie2)
+      const replayed = yield* capture.fetch(redirect.pathname + redirect.search)
+      assert.strictEqual(replayed.status, 400)
+      const body = yield* Harness.text(replayed)
+      assert.include(body, "CodeExchangeFailed")
+      assert.include(body, "invalid_grant")
+      assert.strictEqual(harness.tokenCalls.counts.store, stores! + 1, "only the one real sign-in stored tokens")
+      assert.strictEqual(harness.sessionCalls.counts.set, sessionsCreated! + 1)
+    }))
+
+  it.scopedLive("shows the provider's error response, and refuses a response from another issuer", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make()
+      const browser = new Harness.Browser(harness.url)
+      const url = yield* Harness.startSignIn(harness, browser)
+      const state = url.searchParams.get("state")!
+      const denied = yield* browser.fetch(
+        `/auth/callback?error=access_denied&error_description=End-User+aborted+interaction&state=${state}&iss=${
+          encodeURIComponent(harness.provider.issuer)
+        }`
+      )
+      assert.strictEqual(denied.status, 400)
+      const page = yield* Harness.text(denied)
+      assert.include(page, "AuthorizationFailed")
+      assert.include(page, "access_denied")
+      assert.include(page, "cancelled or refused")
+
+      const url2 = yield* Harness.startSignIn(harness, browser)
+      const redirect = yield* harness.provider.authorize(url2, "alice")
+      redirect.searchParams.set("iss", "https://evil.example")
+      const wrongIssuer = yield* browser.fetch(redirect.pathname + redirect.search)
+      assert.strictEqual(wrongIssuer.status, 400)
+      const wrongIssuerPage = yield* Harness.text(wrongIssuer)
+      assert.include(wrongIssuerPage, "InvalidAuthorizationResponse")
+      assert.include(wrongIssuerPage, "issuer")
+      nothingStored(harness, browser)
+    }))
+
+  it.scopedLive("signs out: revokes the refresh token, clears the tokens and the session, closes websockets", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make()
+      const { browser, sessionId } = yield* signedIn(harness, "alice")
+      const refreshToken = Redacted.value((yield* Harness.storedToken(harness, "alice", sessionId))!.refreshToken!)
+
+      const socket = new WebSocket(`${harness.url.replace("http", "ws")}/ws`, {
+        headers: { cookie: browser.cookieHeader, origin: harness.url }
+      })
+      const messages: Array<string> = []
+      socket.addEventListener("message", (event) => messages.push(String(event.data)))
+      const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+        socket.addEventListener("close", (event) => resolve({ code: event.code, reason: event.reason }))
+      )
+      yield* Effect.promise(() => new Promise((resolve) => socket.addEventListener("message", resolve, { once: true })))
+      assert.deepStrictEqual(JSON.parse(messages[0]!), { sub: "alice" })
+      assert.strictEqual(yield* harness.login.connections, 1)
+
+      // a cross-origin sign-out is refused
+      const foreign = yield* browser.fetch("/auth/logout", {
+        method: "POST",
+        headers: { origin: "https://evil.example" }
+      })
+      assert.strictEqual(foreign.status, 403)
+
+      const logout = yield* browser.fetch("/auth/logout", { method: "POST", headers: { origin: harness.url } })
+      assert.strictEqual(logout.status, 303)
+      const location = new URL(logout.headers.get("location")!)
+      assert.strictEqual(location.href.split("?")[0], harness.provider.endSessionEndpoint)
+      assert.strictEqual(location.searchParams.get("post_logout_redirect_uri"), `${harness.url}/`)
+      assert.isNotEmpty(location.searchParams.get("id_token_hint"))
+      assert.isFalse(browser.cookies.has("atm_session"))
+
+      const close = yield* Effect.promise(() => closed)
+      assert.strictEqual(close.code, 4001)
+      assert.strictEqual(yield* harness.login.connections, 0)
+      assert.isFalse((yield* harness.provider.introspect(refreshToken)).active, "the refresh token is revoked")
+      assert.isUndefined(yield* Harness.storedToken(harness, "alice", sessionId), "the tokens are cleared")
+      assert.isTrue(Option.isNone(yield* harness.sessions.get(sessionId)), "the session is gone")
+
+      // the old cookie, if the browser kept it, opens nothing
+      browser.cookies.set("atm_session", "x")
+      assert.strictEqual((yield* browser.fetch("/api/me")).status, 401)
+    }))
+
+  it.scopedLive("refuses a websocket without a session or from another origin", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make()
+      const { browser } = yield* signedIn(harness, "alice")
+      const open = (headers: Record<string, string>) =>
+        Effect.promise(() =>
+          new Promise<string>((resolve) => {
+            const socket = new WebSocket(`${harness.url.replace("http", "ws")}/ws`, { headers })
+            socket.addEventListener("open", () => {
+              socket.close()
+              resolve("open")
+            })
+            socket.addEventListener("error", () => resolve("refused"))
+          })
+        )
+      assert.strictEqual(yield* open({ origin: harness.url }), "refused")
+      assert.strictEqual(yield* open({ cookie: browser.cookieHeader, origin: "https://evil.example" }), "refused")
+      assert.strictEqual(yield* open({ cookie: browser.cookieHeader, origin: harness.url }), "open")
+    }))
+
+  it.scoped("ends sessions after the idle timeout, and after the absolute timeout however busy", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make({
+        login: { session: { idleTimeout: "10 minutes", absoluteTimeout: "30 minutes" } }
+      })
+      const { browser } = yield* signedIn(harness, "alice")
+      const status = Effect.map(browser.fetch("/api/me"), (response) => response.status)
+
+      yield* TestClock.adjust("9 minutes")
+      assert.strictEqual(yield* status, 200, "used before the idle timeout: slides it")
+      yield* TestClock.adjust("9 minutes")
+      assert.strictEqual(yield* status, 200)
+      yield* TestClock.adjust("11 minutes")
+      assert.strictEqual(yield* status, 401, "idle for 11 minutes")
+
+      const second = yield* signedIn(harness, "bob")
+      const busy = Effect.map(second.browser.fetch("/api/me"), (response) => response.status)
+      for (let minute = 5; minute < 30; minute += 5) {
+        yield* TestClock.adjust("5 minutes")
+        assert.strictEqual(yield* busy, 200, `busy at ${minute} minutes`)
+      }
+      yield* TestClock.adjust("5 minutes")
+      assert.strictEqual(yield* busy, 401, "the absolute timeout ends even a busy session")
+    }))
+
+  it.scopedLive("a new sign-in in the same browser starts a new session and ends the previous one", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make()
+      const first = yield* signedIn(harness, "alice")
+      const firstToken = (yield* Harness.storedToken(harness, "alice", first.sessionId))!
+      const second = yield* Harness.signIn(harness, "bob", { browser: first.browser })
+      assert.strictEqual(second.response.status, 303)
+      const me = yield* Harness.json(yield* first.browser.fetch("/api/me"))
+      assert.strictEqual(me.sub, "bob")
+      assert.notStrictEqual(me.sessionId, first.sessionId, "no session fixation: a fresh id")
+      assert.isTrue(Option.isNone(yield* harness.sessions.get(first.sessionId)))
+      assert.isUndefined(yield* Harness.storedToken(harness, "alice", first.sessionId))
+      assert.isFalse((yield* harness.provider.introspect(Redacted.value(firstToken.refreshToken!))).active)
+    }))
+
+  it.scoped("ends a websocket whose session was ended elsewhere, at the next session check", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make({ login: { session: { connectionCheckInterval: "30 seconds" } } })
+      const { browser, sessionId } = yield* signedIn(harness, "alice")
+      const socket = new WebSocket(`${harness.url.replace("http", "ws")}/ws`, {
+        headers: { cookie: browser.cookieHeader }
+      })
+      const closed = new Promise<number>((resolve) => socket.addEventListener("close", (event) => resolve(event.code)))
+      yield* Effect.promise(() => new Promise((resolve) => socket.addEventListener("open", resolve, { once: true })))
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
+      assert.strictEqual(yield* harness.login.connections, 1)
+      // another instance signed the session out: this one only learns it from the shared store
+      yield* harness.sessions.remove(sessionId)
+      yield* TestClock.adjust("30 seconds")
+      assert.strictEqual(yield* Effect.promise(() => closed), OidcLogin.sessionEndedCloseCode)
+      assert.strictEqual(yield* harness.login.connections, 0)
+    }))
+
+  it.scopedLive("over https: __Host- cookies, Secure, and the redirect URI from the base URL", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make({ login: { baseUrl: "https://app.example.com" } })
+      const browser = new Harness.Browser(harness.url)
+      const response = yield* browser.fetch("/auth/login?returnTo=https://evil.example/")
+      const cookie = response.headers.getSetCookie()[0]!
+      assert.match(cookie, /^__Host-atm_login=/)
+      assert.match(cookie, /; Secure/i)
+      assert.match(cookie, /; Path=\//i)
+      const location = new URL(response.headers.get("location")!)
+      assert.strictEqual(location.searchParams.get("redirect_uri"), "https://app.example.com/auth/callback")
+      const pendingId = Harness.sessionIdOf(cookie.slice(cookie.indexOf("=") + 1, cookie.indexOf(";")))
+      const pending = Option.getOrThrow(yield* harness.sessions.takePending(pendingId))
+      assert.strictEqual(pending.returnTo, "/", "returnTo never leaves the site")
+    }))
+
+  it.effect("is configured from Effect Config, and an invalid value fails naming the field", () =>
+    Effect.gen(function*() {
+      const env = {
+        OIDC_ISSUER: "https://login.example.com",
+        OIDC_CLIENT_ID: "web",
+        OIDC_CLIENT_SECRET: "web-secret",
+        OIDC_BASE_URL: "https://app.example.com",
+        OIDC_RESOURCE: "urn:api",
+        OIDC_SESSION_IDLE_TIMEOUT: "20 minutes",
+        OIDC_SESSION_SECRET: "0123456789abcdef0123456789abcdef"
+      }
+      const client = { issuer: env.OIDC_ISSUER, clientId: "web", clientSecret: Redacted.make("web-secret") }
+      const dependencies = Layer.mergeAll(
+        UserTokens.layer({ client }).pipe(Layer.provide(UserTokenStore.layerMemory())),
+        SessionStore.layerMemory()
+      ).pipe(Layer.provideMerge(TokenEndpoint.layer()))
+      const load = (values: Record<string, string>) =>
+        OidcLogin.OidcLogin.pipe(
+          Effect.provide(OidcLogin.layerConfig().pipe(Layer.provide(dependencies))),
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(values)), { pathDelim: "_" }))
+        )
+
+      const login = yield* load(env)
+      assert.strictEqual(login.settings.redirectUri, "https://app.example.com/auth/callback")
+      assert.strictEqual(login.settings.resource, "urn:api")
+      assert.strictEqual(login.settings.idleTimeoutMillis, 20 * 60_000)
+      assert.strictEqual(login.settings.sessionCookie, "__Host-atm_session")
+      assert.isTrue(login.settings.secure)
+
+      const failure = (values: Record<string, string>) =>
+        Effect.map(Effect.flip(load(values)), (error) => error as { _tag: string; field?: string; message: string })
+      const insecure = yield* failure({ ...env, OIDC_BASE_URL: "http://app.example.com" })
+      assert.strictEqual(insecure.field, "baseUrl")
+      assert.include(insecure.message, "https://")
+      assert.strictEqual((yield* failure({ ...env, OIDC_SCOPE: "profile" })).field, "scope")
+      assert.strictEqual((yield* failure({ ...env, OIDC_SESSION_SECRET: "short" })).field, "session.secret")
+      const badIssuer = yield* failure({ ...env, OIDC_ISSUER: "login.example.com" })
+      assert.strictEqual(badIssuer._tag, "InvalidClientConfiguration")
+      assert.strictEqual(badIssuer.field, "issuer")
+      const noBase = yield* failure(Object.fromEntries(Object.entries(env).filter(([k]) => k !== "OIDC_BASE_URL")))
+      assert.strictEqual(noBase._tag, "ConfigError")
+      // in code: the same checks
+      const inCode = yield* Effect.flip(
+        OidcLogin.OidcLogin.pipe(
+          Effect.provide(OidcLogin.layer({ client: { clientId: "web" }, baseUrl: "https://app.example.com" })),
+          Effect.provide(dependencies)
+        )
+      )
+      assert.strictEqual(inCode._tag, "InvalidClientConfiguration")
+      assert.include(inCode.message, "issuer")
+    }))
+
+  it.scopedLive("checks the ID token's nonce against the sign-in's", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make()
+      const browser = new Harness.Browser(harness.url)
+      const url = yield* Harness.startSignIn(harness, browser)
+      const redirect = yield* harness.provider.authorize(url, "alice")
+      // the provider signs the nonce it was sent; the sign-in expects another one
+      const pendingId = Harness.sessionIdOf(browser.cookies.get("atm_login")!)
+      const pending = Option.getOrThrow(yield* harness.sessions.takePending(pendingId))
+      yield* harness.sessions.setPending(new Session.PendingLogin({ ...pending, nonce: Redacted.make("other") }))
+      const response = yield* browser.fetch(redirect.pathname + redirect.search)
+      assert.strictEqual(response.status, 400)
+      const page = yield* Harness.text(response)
+      assert.include(page, "IdTokenRejected")
+      assert.include(page, "nonce")
+      nothingStored(harness, browser)
+    }))
+
+  it.scopedLive("answers 502 when the provider is down, and stores nothing", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make()
+      const browser = new Harness.Browser(harness.url)
+      const url = yield* Harness.startSignIn(harness, browser)
+      const redirect = yield* harness.provider.authorize(url, "alice")
+      yield* harness.provider.setTokenFault({ _tag: "ServerError", status: 503 })
+      const response = yield* browser.fetch(redirect.pathname + redirect.search)
+      assert.strictEqual(response.status, 502)
+      assert.include(yield* Harness.text(response), "ProviderUnavailable")
+      nothingStored(harness, browser)
+
+      const unreachable = yield* Harness.make({
+        login: { client: { issuer: "http://127.0.0.1:9", clientId: "web", clientSecret: Redacted.make("x") } }
+      })
+      const start = yield* new Harness.Browser(unreachable.url).fetch("/auth/login")
+      assert.strictEqual(start.status, 502)
+      assert.include(yield* Harness.text(start), "Try again in a moment")
+    }))
+})
