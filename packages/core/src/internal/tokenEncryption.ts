@@ -1,4 +1,5 @@
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as Crypto from "node:crypto"
@@ -96,8 +97,19 @@ export const codec = <A, I>(
   encryption: TokenEncryption["Type"] | undefined
 ): Codec<A> => {
   const encodeSync = Schema.encodeSync(schema)
-  const decodeUnknown = Schema.decodeUnknown(schema)
-  const malformed = new TokenDecryptionError({ reason: "malformed" })
+  const decodeEither = Schema.decodeUnknownEither(schema)
+  const malformed = Effect.fail(new TokenDecryptionError({ reason: "malformed" }))
+  // stores read on every token request: parsing stays synchronous, one Effect per value
+  const parse = (json: string): Effect.Effect<A, TokenDecryptionError> => {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(json)
+    } catch {
+      return malformed
+    }
+    const decoded = decodeEither(parsed)
+    return Either.isRight(decoded) ? Effect.succeed(decoded.right) : malformed
+  }
   return {
     encrypted: encryption !== undefined,
     encode: (value, context) =>
@@ -106,26 +118,17 @@ export const codec = <A, I>(
         return encryption === undefined ? Effect.succeed(json) : encryption.encrypt(json, context)
       }),
     decode: (stored, context) =>
-      Effect.gen(function*() {
-        let json: string
+      Effect.suspend(() => {
         if (isSealed(stored)) {
           if (encryption === undefined) {
             const keyId = keyIdOf(stored)
-            return yield* new TokenDecryptionError({ reason: "unknown-key", ...(keyId ? { keyId } : {}) })
+            return Effect.fail(new TokenDecryptionError({ reason: "unknown-key", ...(keyId ? { keyId } : {}) }))
           }
-          json = yield* encryption.decrypt(stored, context)
-        } else if (encryption !== undefined) {
-          return yield* new TokenDecryptionError({ reason: "unencrypted" })
-        } else {
-          json = stored
+          return Effect.flatMap(encryption.decrypt(stored, context), parse)
         }
-        let parsed: unknown
-        try {
-          parsed = JSON.parse(json)
-        } catch {
-          return yield* malformed
-        }
-        return yield* Effect.mapError(decodeUnknown(parsed), () => malformed)
+        return encryption === undefined
+          ? parse(stored)
+          : Effect.fail(new TokenDecryptionError({ reason: "unencrypted" }))
       })
   }
 }

@@ -1,0 +1,12 @@
+/**
+ * @since 0.1.0
+ */
+export * as RedisConnection from "./RedisConnection.js"
+/**
+ * @since 0.1.0
+ */
+export * as RedisStore from "./RedisStore.js"
+/**
+ * @since 0.1.0
+ */
+export * as RedisTokenLock from "./RedisTokenLock.js"

@@ -1,0 +1,224 @@
+import { AccessToken, parametersKey } from "@effect-atm/core/AccessToken"
+import * as TokenEncryption from "@effect-atm/core/TokenEncryption"
+import { TokenStoreError } from "@effect-atm/core/TokenError"
+import { UserToken } from "@effect-atm/core/UserToken"
+import { UserTokenStore } from "@effect-atm/core/UserTokenStore"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import type { Options } from "../SqlStore.js"
+
+/** @internal */
+export const defaults = {
+  tablePrefix: "effect_atm_",
+  timeToLive: Duration.days(14),
+  purgeInterval: Duration.hours(1)
+} as const
+
+const tablePrefixPattern = /^[A-Za-z_][A-Za-z0-9_]{0,40}$/
+
+/** What a driver error says, without parameters or row data (they may hold tokens). */
+const describe = (error: SqlError): string => {
+  const cause = error.cause as { code?: unknown; message?: unknown } | undefined
+  const code = typeof cause?.code === "string" ? `${cause.code} ` : ""
+  const detail = typeof cause?.message === "string" ? `: ${cause.message.split("\n")[0]}` : ""
+  return `${code}${error.message}${detail}`
+}
+
+// PostgreSQL deadlock and serialization failures: the transaction did nothing and may simply be run again
+const isTransient = (error: SqlError): boolean => {
+  const code = (error.cause as { code?: unknown } | undefined)?.code
+  return code === "40P01" || code === "40001"
+}
+
+interface Row {
+  readonly userpayload: string
+  readonly accesspayload: string | null
+}
+
+/** @internal */
+export const make = (
+  options: Options = {}
+): Effect.Effect<UserTokenStore["Type"], TokenStoreError, SqlClient.SqlClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const encryption = Option.getOrUndefined(yield* Effect.serviceOption(TokenEncryption.TokenEncryption))
+    const store = sql.onDialectOrElse({ pg: () => "postgresql", sqlite: () => "sqlite", orElse: () => "sql" })
+    if (store === "sql") {
+      return yield* new TokenStoreError({
+        store,
+        operation: "start",
+        reason: "the SqlClient is neither SQLite nor PostgreSQL, the dialects this store supports"
+      })
+    }
+    const prefix = options.tablePrefix ?? defaults.tablePrefix
+    if (!tablePrefixPattern.test(prefix)) {
+      return yield* new TokenStoreError({
+        store,
+        operation: "start",
+        reason: `the table prefix "${prefix}" must be a letter or '_' followed by up to 40 letters, digits or '_'`
+      })
+    }
+    const timeToLive = Duration.toMillis(Duration.decode(options.timeToLive ?? defaults.timeToLive))
+    const users = sql(`${prefix}user_tokens`)
+    const accessTokens = sql(`${prefix}user_access_tokens`)
+
+    const fail = (operation: string) => (error: SqlError) =>
+      new TokenStoreError({ store, operation, reason: describe(error) })
+
+    const run = <A>(operation: string, effect: Effect.Effect<A, SqlError>): Effect.Effect<A, TokenStoreError> =>
+      effect.pipe(
+        Effect.retry({ while: isTransient, times: 3 }),
+        Effect.mapError(fail(operation)),
+        Effect.withSpan(`SqlStore.${operation}`, { attributes: { "db.system.name": store } })
+      )
+
+    if (options.migrate ?? true) {
+      const ddl = Effect.gen(function*() {
+        // concurrent first starts of several instances: let one create the tables at a time
+        yield* sql.onDialectOrElse({
+          pg: () => sql`SELECT pg_advisory_xact_lock(hashtext(${prefix + "user_tokens"}))`,
+          orElse: () => Effect.void
+        })
+        yield* sql`CREATE TABLE IF NOT EXISTS ${users} (
+          user_key TEXT PRIMARY KEY,
+          payload TEXT NOT NULL,
+          expires_at BIGINT NOT NULL,
+          updated_at BIGINT NOT NULL
+        )`
+        yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${prefix}user_tokens_expires_at`)} ON ${users} (expires_at)`
+        yield* sql`CREATE TABLE IF NOT EXISTS ${accessTokens} (
+          user_key TEXT NOT NULL,
+          params_key TEXT NOT NULL,
+          payload TEXT NOT NULL,
+          PRIMARY KEY (user_key, params_key)
+        )`
+      })
+      yield* run("migrate", sql.withTransaction(ddl))
+    }
+
+    const userCodec = TokenEncryption.codec(UserToken, encryption)
+    const accessCodec = TokenEncryption.codec(AccessToken, encryption)
+    // the context a sealed value is bound to: a value copied to another user's row does not open there
+    const userContext = (user: string) => `user\u001d${user}`
+    const accessContext = (user: string, params: string) => `access\u001d${user}\u001d${params}`
+
+    const decodeFailure = (error: TokenEncryption.TokenDecryptionError) =>
+      new TokenStoreError({ store, operation: "get", reason: error.message })
+
+    const purge = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      run(
+        "purge",
+        sql.withTransaction(Effect.gen(function*() {
+          yield* sql`DELETE FROM ${users} WHERE expires_at <= ${now}`
+          yield* sql`DELETE FROM ${accessTokens} WHERE NOT EXISTS (
+            SELECT 1 FROM ${users} WHERE ${users}.user_key = ${accessTokens}.user_key
+          )`
+        }))
+      ))
+
+    const purgeInterval = Duration.decode(options.purgeInterval ?? defaults.purgeInterval)
+    if (Duration.isFinite(purgeInterval) && Duration.toMillis(purgeInterval) > 0) {
+      yield* Effect.sleep(purgeInterval).pipe(
+        Effect.zipRight(purge),
+        Effect.catchAll((error) => Effect.logWarning("Purging expired user tokens failed", error.message)),
+        Effect.forever,
+        Effect.forkScoped
+      )
+    }
+
+    return UserTokenStore.of({
+      store: (user, token, params) =>
+        Effect.gen(function*() {
+          const now = yield* Clock.currentTimeMillis
+          const paramsKey = parametersKey(params)
+          const shared = yield* userCodec.encode(
+            new UserToken({
+              clientId: token.clientId,
+              ...(token.refreshToken === undefined ? {} : { refreshToken: token.refreshToken }),
+              ...(token.idToken === undefined ? {} : { idToken: token.idToken })
+            }),
+            userContext(user)
+          )
+          const access = token.accessToken === undefined
+            ? undefined
+            : yield* accessCodec.encode(token.accessToken, accessContext(user, paramsKey))
+          yield* run(
+            "store",
+            sql.withTransaction(Effect.gen(function*() {
+              if (store === "postgresql") {
+                // the user row first, locked for the rest of the transaction: writers of one user queue here, so
+                // the last one wins as a whole (its refresh token with its access tokens), never a mix
+                const previous = yield* sql<{ expires_at: unknown }>`SELECT expires_at FROM ${users}
+                  WHERE user_key = ${user} FOR UPDATE`
+                if (previous.length > 0 && Number(previous[0]!.expires_at) <= now) {
+                  // an expired entry's access tokens belong to a grant that is gone
+                  yield* sql`DELETE FROM ${accessTokens} WHERE user_key = ${user}`
+                }
+              } else {
+                // SQLite: a write first, so that the transaction takes the write lock at once (a read first could
+                // not upgrade while another process writes the file)
+                yield* sql`DELETE FROM ${accessTokens} WHERE user_key = ${user} AND EXISTS (
+                  SELECT 1 FROM ${users} WHERE user_key = ${user} AND expires_at <= ${now}
+                )`
+              }
+              yield* sql`INSERT INTO ${users} (user_key, payload, expires_at, updated_at)
+                VALUES (${user}, ${shared}, ${now + timeToLive}, ${now})
+                ON CONFLICT (user_key) DO UPDATE SET payload = excluded.payload,
+                  expires_at = excluded.expires_at, updated_at = excluded.updated_at`
+              if (access !== undefined) {
+                yield* sql`INSERT INTO ${accessTokens} (user_key, params_key, payload)
+                  VALUES (${user}, ${paramsKey}, ${access})
+                  ON CONFLICT (user_key, params_key) DO UPDATE SET payload = excluded.payload`
+              }
+            }))
+          )
+        }),
+      get: (user, params) =>
+        Effect.gen(function*() {
+          const now = yield* Clock.currentTimeMillis
+          const paramsKey = parametersKey(params)
+          // one statement, one snapshot: the access token and the refresh token of the same write
+          const rows = yield* run(
+            "get",
+            sql<Row>`SELECT u.payload AS userpayload, a.payload AS accesspayload
+              FROM ${users} u LEFT JOIN ${accessTokens} a ON a.user_key = u.user_key AND a.params_key = ${paramsKey}
+              WHERE u.user_key = ${user} AND u.expires_at > ${now}`
+          )
+          if (rows.length === 0) return Option.none()
+          const row = rows[0]!
+          const shared = yield* Effect.mapError(userCodec.decode(row.userpayload, userContext(user)), decodeFailure)
+          const accessToken = row.accesspayload === null
+            ? undefined
+            : yield* Effect.mapError(
+              accessCodec.decode(row.accesspayload, accessContext(user, paramsKey)),
+              decodeFailure
+            )
+          return Option.some(
+            new UserToken({
+              clientId: shared.clientId,
+              ...(accessToken === undefined ? {} : { accessToken }),
+              ...(shared.refreshToken === undefined ? {} : { refreshToken: shared.refreshToken }),
+              ...(shared.idToken === undefined ? {} : { idToken: shared.idToken })
+            })
+          )
+        }),
+      clear: (user, params) =>
+        params === undefined
+          ? run(
+            "clear",
+            sql.withTransaction(Effect.zipRight(
+              sql`DELETE FROM ${users} WHERE user_key = ${user}`,
+              sql`DELETE FROM ${accessTokens} WHERE user_key = ${user}`
+            ))
+          )
+          : run(
+            "clear",
+            sql`DELETE FROM ${accessTokens} WHERE user_key = ${user} AND params_key = ${parametersKey(params)}`
+          ).pipe(Effect.asVoid)
+    })
+  })

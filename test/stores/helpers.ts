@@ -1,0 +1,142 @@
+import { TokenEncryption } from "@effect-atm/core"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import { Redis } from "ioredis"
+import { spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import { createServer } from "node:net"
+import type { AddressInfo } from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
+
+/** Distinguishes this run's tables and keys from those of runs in parallel. */
+export const runId = () =>
+  `${process.pid.toString(36)}${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
+
+export const pgUrl = "postgres://postgres@127.0.0.1:5432/test"
+export const redisUrl = "redis://127.0.0.1:6379"
+
+/** A fixed pair of keys (each 32 bytes, base64) for tests that need to know them. */
+export const keys = {
+  a: Redacted.make(Buffer.alloc(32, 0xa1).toString("base64")),
+  b: Redacted.make(Buffer.alloc(32, 0xb2).toString("base64"))
+}
+
+export const encryption = (options: TokenEncryption.Options) => TokenEncryption.layer(options).pipe(Layer.orDie)
+
+/** Runs one query on a connection of its own, outside the store. */
+export const pgQuery = <A extends object = Record<string, unknown>>(text: string, values: Array<unknown> = []) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe<A>(text, values)).pipe(
+    Effect.provide(PgClient.layer({ url: Redacted.make(pgUrl) })),
+    Effect.orDie
+  )
+
+/** Runs one query on a SQLite file of its own, outside the store. */
+export const sqliteQuery = <A extends object = Record<string, unknown>>(
+  filename: string,
+  text: string,
+  values: Array<unknown> = []
+) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe<A>(text, values)).pipe(
+    Effect.provide(SqliteClient.layer({ filename })),
+    Effect.orDie
+  )
+
+/** Drops the tables of a prefix when the layer is released (after the store built on top of it). */
+export const dropPgTablesAfter = (prefix: string) =>
+  Layer.scopedDiscard(
+    Effect.addFinalizer(() =>
+      pgQuery(`DROP TABLE IF EXISTS ${prefix}user_tokens, ${prefix}user_access_tokens`).pipe(Effect.ignore)
+    )
+  )
+
+/** A directory removed when the layer is released. */
+export const tempDir = (label: string) => Fs.mkdtempSync(Path.join(Os.tmpdir(), `effect-atm-${label}-`))
+
+export const removeDirAfter = (dir: string) =>
+  Layer.scopedDiscard(Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))))
+
+/** A raw ioredis client for looking at keys, closed with the scope. */
+export const rawRedis = (url = redisUrl) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const client = new Redis(url, { lazyConnect: true })
+      await client.connect()
+      return client
+    }),
+    (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
+  )
+
+/** Every key under a prefix. */
+export const redisKeys = (client: Redis, prefix: string) =>
+  Effect.promise(async () => {
+    const found: Array<string> = []
+    let cursor = "0"
+    do {
+      const [next, batch] = await client.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000)
+      cursor = next
+      found.push(...batch)
+    } while (cursor !== "0")
+    return found
+  })
+
+/** Deletes every key under the prefix when the layer is released. */
+export const deleteRedisKeysAfter = (prefix: string, url = redisUrl) =>
+  Layer.scopedDiscard(
+    Effect.addFinalizer(() =>
+      Effect.scoped(Effect.flatMap(rawRedis(url), (client) =>
+        Effect.flatMap(redisKeys(client, prefix), (found) =>
+          found.length === 0 ? Effect.void : Effect.promise(() =>
+            client.del(...found)
+          )))).pipe(Effect.ignore)
+    )
+  )
+
+/** A loopback port that was free a moment ago. */
+export const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+
+/** A Redis server of our own (to stop and start), with an append-only file so that a restart keeps its data. */
+export const startRedisServer = async (port: number, dir: string) => {
+  const child = spawn("redis-server", [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    "always",
+    "--dir",
+    dir
+  ], { stdio: "ignore" })
+  const deadline = Date.now() + 5_000
+  while (Date.now() < deadline) {
+    const probe = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null })
+    probe.on("error", () => {})
+    try {
+      await probe.connect()
+      await probe.ping()
+      probe.disconnect()
+      return child
+    } catch {
+      probe.disconnect()
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+  child.kill("SIGKILL")
+  throw new Error(`redis-server did not start on port ${port}`)
+}

@@ -1,0 +1,112 @@
+/**
+ * The instance holding the renewal lease dies (SIGKILL) while its refresh request is held open at the provider:
+ * its lease runs out, another instance takes over and answers every waiting caller.
+ */
+import { CurrentUser, TokenEncryption, TokenEndpoint, UserTokens, UserTokenStore } from "@effect-atm/core"
+import { IdentityProvider } from "@effect-atm/dev-identity"
+import { RedisStore } from "@effect-atm/store-redis"
+import { assert, layer } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { signIn } from "../support/login.js"
+import { deleteRedisKeysAfter, rawRedis, redisUrl, runId } from "./helpers.js"
+import { instanceEnvironment, startInstances } from "./instances.js"
+
+const prefix = `test:${runId()}:lease:`
+const key = TokenEncryption.generateKey()
+const leaseMillis = 1_500
+const delayMillis = 5_000
+
+const Env = Layer.unwrapEffect(
+  Effect.map(IdentityProvider.IdentityProvider, (provider) =>
+    UserTokens.layer({
+      client: { issuer: provider.issuer, clientId: "web", clientSecret: Redacted.make("web-secret") },
+      resource: IdentityProvider.Resources.demoApi
+    }).pipe(Layer.provide(TokenEndpoint.layer())))
+).pipe(
+  Layer.provideMerge(
+    RedisStore.layer({ url: redisUrl, prefix }).pipe(Layer.provide(TokenEncryption.layer({ key: { key } })))
+  ),
+  Layer.provideMerge(IdentityProvider.layer({ accessTokenTtl: 5 })),
+  Layer.provideMerge(deleteRedisKeysAfter(prefix)),
+  Layer.orDie
+)
+
+layer(Env, { excludeTestServices: true, timeout: "30 seconds" })("lease holder crash", (it) => {
+  it.scoped("the lease holder is killed mid-refresh → another instance completes within the lease time", () =>
+    Effect.gen(function*() {
+      const provider = yield* IdentityProvider.IdentityProvider
+      const store = yield* UserTokenStore.UserTokenStore
+      const tokens = yield* UserTokens.UserTokens
+      const redis = yield* rawRedis()
+      const { user } = yield* signIn("bob")
+      const storeKey = CurrentUser.storeKey(user)
+      const params = { resource: IdentityProvider.Resources.demoApi }
+      const instances = yield* startInstances(
+        4,
+        instanceEnvironment({ provider, subject: user.subject, prefix, key, leaseTime: `${leaseMillis} millis` })
+      )
+      const before = Option.getOrThrow(yield* store.get(storeKey, params))
+      yield* Effect.sleep(Math.max(0, before.accessToken!.expiresAt - Date.now() + 100))
+      yield* provider.resetCounters
+      // the first refresh request is held open at the provider: whoever sends it is "mid-refresh"
+      yield* provider.setTokenFault({ _tag: "Delay", millis: delayMillis }, { times: 1 })
+
+      const answers = yield* Effect.fork(Effect.all(
+        instances.map((instance) =>
+          instance.send({ run: "user", calls: 50 }).pipe(
+            Effect.exit,
+            Effect.map((exit) => ({ pid: instance.pid, exit, at: Date.now() }))
+          )
+        ),
+        { concurrency: "unbounded" }
+      ))
+
+      // the holder is named in its lease: host, pid, random id
+      let owner: string | null = null
+      while (owner === null) {
+        owner = yield* Effect.promise(() => redis.get(`${prefix}lock:${storeKey}`))
+        if (owner === null) yield* Effect.sleep("10 millis")
+      }
+      const holderPid = Number(/:(\d+):[0-9a-f-]{36}$/.exec(owner)![1])
+      const holder = instances.find((instance) => instance.pid === holderPid)!
+      // give it time to send its refresh request, then kill it while the provider holds the request
+      yield* Effect.sleep("300 millis")
+      holder.child.kill("SIGKILL")
+      const killedAt = Date.now()
+
+      const results = yield* Fiber.join(answers)
+      const killed = results.find((result) => result.pid === holderPid)!
+      const survivors = results.filter((result) => result.pid !== holderPid)
+      // the dead instance's callers died with it
+      assert.isTrue(Exit.isFailure(killed.exit))
+      // every caller of the other instances got the same, new token: no error at all
+      assert.strictEqual(survivors.length, 3)
+      const reports = survivors.map((survivor) => Exit.getOrElse(survivor.exit, () => assert.fail("crashed")))
+      assert.deepStrictEqual(reports.map((report) => report.errors), [{}, {}, {}])
+      assert.deepStrictEqual(reports.map((report) => report.ok), [50, 50, 50])
+      assert.strictEqual(new Set(reports.flatMap((report) => report.tokens)).size, 1)
+      // ... once the dead holder's lease ran out (it is extended every third of the lease time), and promptly then
+      for (const survivor of survivors) {
+        const after = survivor.at - killedAt
+        assert.isAbove(after, leaseMillis / 2, "the others waited for the lease")
+        assert.isBelow(after, leaseMillis + 2_000, "another instance took over within the lease time")
+      }
+      assert.strictEqual(yield* provider.tokenRequests({ grantType: "refresh_token" }), 1, "the takeover's refresh")
+
+      // The dead holder's request, released by the provider after the delay, arrives without a body (its client
+      // is gone) and is refused before it touches the grant: the refresh token stored by the takeover stays valid.
+      yield* Effect.sleep(Math.max(0, killedAt + delayMillis + 500 - Date.now()))
+      assert.strictEqual(yield* provider.tokenRequests(), 2)
+      assert.strictEqual(yield* provider.tokenRequests({ grantType: "refresh_token" }), 1)
+      const after = Option.getOrThrow(yield* store.get(storeKey, params))
+      assert.isFalse((yield* provider.introspect(Redacted.value(before.refreshToken!))).active, "used once")
+      assert.isTrue((yield* provider.introspect(Redacted.value(after.refreshToken!))).active)
+      yield* tokens.getFor(user, { forceRenewal: true })
+      assert.strictEqual(yield* provider.tokenRequests({ grantType: "refresh_token" }), 2, "the grant is alive")
+    }))
+})
