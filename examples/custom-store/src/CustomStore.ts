@@ -100,11 +100,7 @@ export const make = (options: Options) =>
         Effect.gen(function*() {
           const paramsKey = AccessToken.parametersKey(params)
           const shared = yield* sharedCodec.encode(
-            new UserToken.UserToken({
-              clientId: token.clientId,
-              ...(token.refreshToken === undefined ? {} : { refreshToken: token.refreshToken }),
-              ...(token.idToken === undefined ? {} : { idToken: token.idToken })
-            }),
+            UserToken.shared(token),
             sharedContext(user)
           )
           const access = token.accessToken === undefined
@@ -132,9 +128,7 @@ export const make = (options: Options) =>
           const accessToken = stored === undefined
             ? undefined
             : yield* Effect.mapError(accessCodec.decode(stored, accessContext(user, paramsKey)), decodeFailure)
-          return Option.some(
-            new UserToken.UserToken({ ...shared, ...(accessToken === undefined ? {} : { accessToken }) })
-          )
+          return Option.some(UserToken.withAccessToken(shared, accessToken))
         }),
       clear: (user, params) =>
         update("clear", (users) => {

@@ -21,3 +21,32 @@ export class UserToken extends Schema.Class<UserToken>("@effect-atm/core/UserTok
   /** The OAuth client the tokens were issued to. */
   clientId: Schema.String
 }) {}
+
+/**
+ * The part of a user's tokens shared by all of their parameters: the token without its access token. Stores keep
+ * it once per user.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const shared = (token: UserToken): UserToken =>
+  token.accessToken === undefined ? token : new UserToken({
+    clientId: token.clientId,
+    ...(token.refreshToken === undefined ? {} : { refreshToken: token.refreshToken }),
+    ...(token.idToken === undefined ? {} : { idToken: token.idToken })
+  }, true) // its fields come from a UserToken: already valid
+
+/**
+ * A user's shared tokens together with the access token for one set of parameters, as a store's `get` returns
+ * them.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const withAccessToken = (shared: UserToken, accessToken: AccessToken | undefined): UserToken =>
+  new UserToken({
+    clientId: shared.clientId,
+    ...(accessToken === undefined ? {} : { accessToken }),
+    ...(shared.refreshToken === undefined ? {} : { refreshToken: shared.refreshToken }),
+    ...(shared.idToken === undefined ? {} : { idToken: shared.idToken })
+  }, true) // both parts are already valid

@@ -15,7 +15,8 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { type AccessToken, parametersKey, type TokenRequestOptions } from "./AccessToken.js"
 import type { TokenStoreError } from "./TokenError.js"
-import { UserToken } from "./UserToken.js"
+import * as UserTokenModule from "./UserToken.js"
+import type { UserToken } from "./UserToken.js"
 
 /**
  * @since 0.1.0
@@ -38,9 +39,8 @@ export class UserTokenStore extends Context.Tag("@effect-atm/core/UserTokenStore
 }>() {}
 
 interface Entry {
-  readonly refreshToken: UserToken["refreshToken"]
-  readonly idToken: UserToken["idToken"]
-  readonly clientId: string
+  /** The refresh token, ID token and client id all of the user's parameters share. */
+  readonly shared: UserToken
   readonly accessTokens: Map<string, AccessToken>
   /** When the entry is dropped: `timeToLive` after its last write (its refresh token is presumed dead then). */
   expiresAt: number
@@ -90,9 +90,7 @@ export const makeMemory = (options?: MemoryOptions): UserTokenStore["Type"] => {
         users.delete(user)
         if (users.size >= capacity) users.delete(users.keys().next().value!)
         users.set(user, {
-          refreshToken: token.refreshToken,
-          idToken: token.idToken,
-          clientId: token.clientId,
+          shared: UserTokenModule.shared(token),
           accessTokens,
           expiresAt: now + timeToLive
         })
@@ -101,15 +99,7 @@ export const makeMemory = (options?: MemoryOptions): UserTokenStore["Type"] => {
       Effect.map(Clock.currentTimeMillis, (now) => {
         const entry = live(user, now)
         if (entry === undefined) return Option.none()
-        const accessToken = entry.accessTokens.get(parametersKey(params))
-        return Option.some(
-          new UserToken({
-            clientId: entry.clientId,
-            ...(accessToken === undefined ? {} : { accessToken }),
-            ...(entry.refreshToken === undefined ? {} : { refreshToken: entry.refreshToken }),
-            ...(entry.idToken === undefined ? {} : { idToken: entry.idToken })
-          }, true) // built from values that were validated when stored
-        )
+        return Option.some(UserTokenModule.withAccessToken(entry.shared, entry.accessTokens.get(parametersKey(params))))
       }),
     clear: (user, params) =>
       Effect.sync(() => {

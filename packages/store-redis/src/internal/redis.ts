@@ -3,6 +3,7 @@ import { AccessTokenStore } from "@effect-atm/core/AccessTokenStore"
 import * as TokenEncryption from "@effect-atm/core/TokenEncryption"
 import { TokenStoreError } from "@effect-atm/core/TokenError"
 import { TokenLock } from "@effect-atm/core/TokenLock"
+import * as UserTokenModule from "@effect-atm/core/UserToken"
 import { UserToken } from "@effect-atm/core/UserToken"
 import { UserTokenStore } from "@effect-atm/core/UserTokenStore"
 import * as Clock from "effect/Clock"
@@ -112,11 +113,7 @@ export const makeUserTokenStore = (
       Effect.gen(function*() {
         const paramsKey = parametersKey(params)
         const shared = yield* userCodec.encode(
-          new UserToken({
-            clientId: token.clientId,
-            ...(token.refreshToken === undefined ? {} : { refreshToken: token.refreshToken }),
-            ...(token.idToken === undefined ? {} : { idToken: token.idToken })
-          }),
+          UserTokenModule.shared(token),
           userContext(user)
         )
         const fields: Array<string> = [sharedField, shared]
@@ -146,12 +143,7 @@ export const makeUserTokenStore = (
           ? undefined
           : yield* Effect.mapError(accessCodec.decode(accessValue, accessContext(user, paramsKey)), decodeFailure)
         return Option.some(
-          new UserToken({
-            clientId: shared.clientId,
-            ...(accessToken === undefined ? {} : { accessToken }),
-            ...(shared.refreshToken === undefined ? {} : { refreshToken: shared.refreshToken }),
-            ...(shared.idToken === undefined ? {} : { idToken: shared.idToken })
-          })
+          UserTokenModule.withAccessToken(shared, accessToken)
         )
       }).pipe(Effect.withSpan("RedisStore.get")),
     clear: (user, params) =>

@@ -1,6 +1,7 @@
 import { AccessToken, parametersKey } from "@effect-atm/core/AccessToken"
 import * as TokenEncryption from "@effect-atm/core/TokenEncryption"
 import { TokenStoreError } from "@effect-atm/core/TokenError"
+import * as UserTokenModule from "@effect-atm/core/UserToken"
 import { UserToken } from "@effect-atm/core/UserToken"
 import { UserTokenStore } from "@effect-atm/core/UserTokenStore"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -137,11 +138,7 @@ export const make = (
           const now = yield* Clock.currentTimeMillis
           const paramsKey = parametersKey(params)
           const shared = yield* userCodec.encode(
-            new UserToken({
-              clientId: token.clientId,
-              ...(token.refreshToken === undefined ? {} : { refreshToken: token.refreshToken }),
-              ...(token.idToken === undefined ? {} : { idToken: token.idToken })
-            }),
+            UserTokenModule.shared(token),
             userContext(user)
           )
           const access = token.accessToken === undefined
@@ -199,12 +196,7 @@ export const make = (
               decodeFailure
             )
           return Option.some(
-            new UserToken({
-              clientId: shared.clientId,
-              ...(accessToken === undefined ? {} : { accessToken }),
-              ...(shared.refreshToken === undefined ? {} : { refreshToken: shared.refreshToken }),
-              ...(shared.idToken === undefined ? {} : { idToken: shared.idToken })
-            })
+            UserTokenModule.withAccessToken(shared, accessToken)
           )
         }),
       clear: (user, params) =>
