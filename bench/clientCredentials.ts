@@ -55,12 +55,14 @@ const p1 = Effect.gen(function*() {
   }
   const managedTimes: Array<number> = []
   const fixedTimes: Array<number> = []
-  for (let round = 0; round < 40; round++) {
-    // alternate which goes first, so drift in machine load hits both alike
-    const order = round % 2 === 0 ? [managed, fixed] : [fixed, managed]
-    for (const client of order) {
-      const into = client === managed ? managedTimes : fixedTimes
-      for (let i = 0; i < 50; i++) into.push(yield* one(client))
+  // pairs of requests, alternating which goes first, so that drift in machine load hits both alike
+  for (let pair = 0; pair < 4000; pair++) {
+    if (pair % 2 === 0) {
+      managedTimes.push(yield* one(managed))
+      fixedTimes.push(yield* one(fixed))
+    } else {
+      fixedTimes.push(yield* one(fixed))
+      managedTimes.push(yield* one(managed))
     }
   }
   const m = median(managedTimes)
