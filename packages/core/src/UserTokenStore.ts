@@ -42,6 +42,8 @@ interface Entry {
   /** The refresh token, ID token and client id all of the user's parameters share. */
   readonly shared: UserToken
   readonly accessTokens: Map<string, AccessToken>
+  /** What `get` returned per parameters, until the next write: reads are the hot path. */
+  readonly views: Map<string, UserToken>
   /** When the entry is dropped: `timeToLive` after its last write (its refresh token is presumed dead then). */
   expiresAt: number
 }
@@ -92,6 +94,7 @@ export const makeMemory = (options?: MemoryOptions): UserTokenStore["Type"] => {
         users.set(user, {
           shared: UserTokenModule.shared(token),
           accessTokens,
+          views: new Map(),
           expiresAt: now + timeToLive
         })
       }),
@@ -99,12 +102,22 @@ export const makeMemory = (options?: MemoryOptions): UserTokenStore["Type"] => {
       Effect.map(Clock.currentTimeMillis, (now) => {
         const entry = live(user, now)
         if (entry === undefined) return Option.none()
-        return Option.some(UserTokenModule.withAccessToken(entry.shared, entry.accessTokens.get(parametersKey(params))))
+        const key = parametersKey(params)
+        let view = entry.views.get(key)
+        if (view === undefined) {
+          view = UserTokenModule.withAccessToken(entry.shared, entry.accessTokens.get(key))
+          entry.views.set(key, view)
+        }
+        return Option.some(view)
       }),
     clear: (user, params) =>
       Effect.sync(() => {
         if (params === undefined) users.delete(user)
-        else users.get(user)?.accessTokens.delete(parametersKey(params))
+        else {
+          const entry = users.get(user)
+          entry?.accessTokens.delete(parametersKey(params))
+          entry?.views.delete(parametersKey(params))
+        }
       })
   })
 }

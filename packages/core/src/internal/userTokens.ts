@@ -43,10 +43,21 @@ export const make = (options: Options) =>
       }
     }
 
-    const keyFor = (user: CurrentUser.User, get: GetOptions | undefined): Key => {
+    const makeKey = (user: CurrentUser.User, get: GetOptions | undefined): Key => {
       const storeKey = CurrentUser.storeKey(user)
       const params = paramsFor(get)
       return { user, storeKey, params, id: `${storeKey}\u001d${parametersKey(params)}` }
+    }
+    // the key of a plain `get()` per user object: a connection provides one User for its lifetime
+    const defaultKeys = new WeakMap<CurrentUser.User, Key>()
+    const keyFor = (user: CurrentUser.User, get: GetOptions | undefined): Key => {
+      if (get !== undefined && (get.resource !== undefined || get.scope !== undefined)) return makeKey(user, get)
+      let key = defaultKeys.get(user)
+      if (key === undefined) {
+        key = makeKey(user, undefined)
+        defaultKeys.set(user, key)
+      }
+      return key
     }
 
     const refresh = (key: Key, current: Option.Option<UserToken>) =>
