@@ -12,6 +12,7 @@ import * as Layer from "effect/Layer"
 import { mkdirSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import * as clientCredentials from "./clientCredentials.js"
+import * as stores from "./stores.js"
 import { printTable, type Row } from "./support.js"
 import * as userTokens from "./userTokens.js"
 
@@ -24,7 +25,8 @@ const suites: Record<
   >
 > = {
   clientCredentials: clientCredentials.run,
-  userTokens: userTokens.run
+  userTokens: userTokens.run,
+  stores: stores.run
 }
 
 const only = process.argv.slice(2)

@@ -43,7 +43,7 @@ interface Entry {
   readonly shared: UserToken
   readonly accessTokens: Map<string, AccessToken>
   /** What `get` returned per parameters, until the next write: reads are the hot path. */
-  readonly views: Map<string, UserToken>
+  views: Map<string, UserToken> | undefined
   /** When the entry is dropped: `timeToLive` after its last write (its refresh token is presumed dead then). */
   expiresAt: number
 }
@@ -94,7 +94,7 @@ export const makeMemory = (options?: MemoryOptions): UserTokenStore["Type"] => {
         users.set(user, {
           shared: UserTokenModule.shared(token),
           accessTokens,
-          views: new Map(),
+          views: undefined,
           expiresAt: now + timeToLive
         })
       }),
@@ -103,10 +103,10 @@ export const makeMemory = (options?: MemoryOptions): UserTokenStore["Type"] => {
         const entry = live(user, now)
         if (entry === undefined) return Option.none()
         const key = parametersKey(params)
-        let view = entry.views.get(key)
+        let view = entry.views?.get(key)
         if (view === undefined) {
           view = UserTokenModule.withAccessToken(entry.shared, entry.accessTokens.get(key))
-          entry.views.set(key, view)
+          ;(entry.views ??= new Map()).set(key, view)
         }
         return Option.some(view)
       }),
@@ -116,7 +116,7 @@ export const makeMemory = (options?: MemoryOptions): UserTokenStore["Type"] => {
         else {
           const entry = users.get(user)
           entry?.accessTokens.delete(parametersKey(params))
-          entry?.views.delete(parametersKey(params))
+          entry?.views?.delete(parametersKey(params))
         }
       })
   })
