@@ -1,0 +1,212 @@
+/**
+ * P6–P8: the durable and distributed stores (issue 5). Targets: Redis on 127.0.0.1:6379, PostgreSQL on
+ * 127.0.0.1:5432 (database `test`, user postgres), a SQLite file in a temporary directory; every table, key prefix
+ * and file is this run's own and is removed at the end.
+ *
+ * P6: 4 Node processes × 250 concurrent callers of the same user at expiry, over the Redis store and its renewal
+ *     lock, against an embedded provider of its own (access tokens live 5 s, so that they really expire): refreshes
+ *     at the provider (goal exactly 1) and time until all 1,000 callers have a token; then the same for
+ *     client-credentials tokens over the Redis `AccessTokenStore` (goal 1 token request). 3 runs each.
+ * P7: see `storesRoundTrips.ts`.
+ * P8: heap per user of the in-memory `UserTokenStore` at 100,000 users, beside the raw token strings alone
+ *     (`storesMemory.worker.ts`, in a child process with `--expose-gc`).
+ */
+import { CurrentUser, TokenEncryption, TokenEndpoint, UserTokens, UserTokenStore } from "@effect-atm/core"
+import { IdentityProvider } from "@effect-atm/dev-identity"
+import { RedisStore } from "@effect-atm/store-redis"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { fork } from "node:child_process"
+import { fileURLToPath } from "node:url"
+import { deleteRedisKeysAfter, redisUrl, runId } from "../test/stores/helpers.js"
+import type { Report } from "../test/stores/instance.worker.js"
+import { broadcast, instanceEnvironment, startInstances } from "../test/stores/instances.js"
+import { signIn } from "../test/support/login.js"
+import type { MemoryReport } from "./storesMemory.worker.js"
+import * as roundTrips from "./storesRoundTrips.js"
+import { median, type Row, timed } from "./support.js"
+
+// P6
+
+const processes = 4
+const calls = 250
+const runs = 3
+const accessTokenTtl = 5 // seconds
+
+/** What the parent needs: a provider whose tokens expire soon, and the Redis store the instances share. */
+const crossProcessEnvironment = (prefix: string, key: Redacted.Redacted<string>) =>
+  Layer.unwrapEffect(
+    Effect.map(IdentityProvider.IdentityProvider, (provider) =>
+      UserTokens.layer({
+        client: {
+          issuer: provider.issuer,
+          clientId: IdentityProvider.Clients.web.clientId,
+          clientSecret: Redacted.make(IdentityProvider.Clients.web.clientSecret)
+        },
+        resource: IdentityProvider.Resources.demoApi
+      }).pipe(Layer.provide(TokenEndpoint.layer())))
+  ).pipe(
+    Layer.provideMerge(
+      RedisStore.layer({ url: redisUrl, prefix }).pipe(Layer.provide(TokenEncryption.layer({ key: { key } })))
+    ),
+    Layer.provideMerge(IdentityProvider.layer({ accessTokenTtl })),
+    Layer.provideMerge(deleteRedisKeysAfter(prefix)),
+    Layer.orDie
+  )
+
+interface RunFigures {
+  /** requests at the provider: refreshes (user) or client-credentials token requests */
+  readonly providerRequests: number
+  /** from sending the command to the last process's answer (the parent's clock), ms */
+  readonly settleMillis: number
+  /** each process's own figure: from its command to its last caller's answer, ms */
+  readonly processMillis: ReadonlyArray<number>
+  readonly ok: number
+  readonly distinctTokens: number
+  readonly errors: Record<string, number>
+}
+
+const summarize = (reports: ReadonlyArray<Report>, providerRequests: number, settleMillis: number): RunFigures => {
+  const errors: Record<string, number> = {}
+  for (const report of reports) {
+    const crashed = (report as { crashed?: string }).crashed
+    if (crashed !== undefined) errors[`crashed: ${crashed}`] = (errors[`crashed: ${crashed}`] ?? 0) + calls
+    for (const [error, count] of Object.entries(report.errors ?? {})) errors[error] = (errors[error] ?? 0) + count
+  }
+  return {
+    providerRequests,
+    settleMillis,
+    processMillis: reports.map((report) => report.millis),
+    ok: reports.reduce((sum, report) => sum + (report.ok ?? 0), 0),
+    distinctTokens: new Set(reports.flatMap((report) => report.tokens ?? [])).size,
+    errors
+  }
+}
+
+const crossProcess = (prefix: string, key: Redacted.Redacted<string>) =>
+  Effect.gen(function*() {
+    const provider = yield* IdentityProvider.IdentityProvider
+    const store = yield* UserTokenStore.UserTokenStore
+    const { user } = yield* signIn("bench-cross-process")
+    const [startMillis, instances] = yield* timed(startInstances(
+      processes,
+      instanceEnvironment({ provider, subject: user.subject, prefix, key })
+    ))
+    const params = { resource: IdentityProvider.Resources.demoApi }
+    const userRuns: Array<RunFigures> = []
+    const clientRuns: Array<RunFigures> = []
+    // the client-credentials token of the previous run expires by then (its entry in Redis with it)
+    let clientExpiresBy = 0
+    for (let run = 0; run < runs; run++) {
+      // wait (on the real clock: the provider's and the processes') until both tokens have expired
+      const stored = Option.getOrThrow(yield* store.get(CurrentUser.storeKey(user), params))
+      const expiresAt = Math.max(stored.accessToken!.expiresAt, clientExpiresBy)
+      yield* Effect.sleep(Math.max(0, expiresAt - Date.now() + 150))
+
+      yield* provider.resetCounters
+      const [userMillis, userReports] = yield* timed(broadcast(instances, { run: "user", calls }))
+      userRuns.push(summarize(userReports, yield* provider.tokenRequests({ grantType: "refresh_token" }), userMillis))
+
+      yield* provider.resetCounters
+      const [clientMillis, clientReports] = yield* timed(broadcast(instances, { run: "client", calls }))
+      clientExpiresBy = Date.now() + accessTokenTtl * 1000
+      clientRuns.push(
+        summarize(clientReports, yield* provider.tokenRequests({ grantType: "client_credentials" }), clientMillis)
+      )
+    }
+    const row = (kind: "user" | "client", figures: ReadonlyArray<RunFigures>): Row => {
+      const settle = figures.map((f) => f.settleMillis)
+      const requests = figures.map((f) => f.providerRequests)
+      const clean = figures.every((f) =>
+        f.ok === processes * calls && f.distinctTokens === 1 && Object.keys(f.errors).length === 0
+      )
+      return {
+        id: "P6",
+        what: kind === "user"
+          ? `${processes} processes × ${calls} callers, one user at expiry (Redis store + lock)`
+          : `${processes} processes × ${calls} callers, client credentials (Redis AccessTokenStore)`,
+        value: `${median(settle).toFixed(0)} ms to settle (median of ${figures.length})`,
+        baseline: `${kind === "user" ? "refreshes" : "token requests"}: ${requests.join(", ")}; ` +
+          `runs: ${settle.map((ms) => ms.toFixed(0)).join(", ")} ms`,
+        goal: `exactly 1 ${kind === "user" ? "refresh" : "token request"} per run`,
+        met: clean && requests.every((count) => count === 1),
+        data: {
+          kind,
+          processes,
+          callsPerProcess: calls,
+          providerRequests: requests,
+          settleMillis: settle,
+          settleMillisMedian: median(settle),
+          runs: figures,
+          encryption: true,
+          accessTokenTtlSeconds: accessTokenTtl,
+          instancesStartMillis: startMillis
+        }
+      }
+    }
+    return [row("user", userRuns), row("client", clientRuns)]
+  }).pipe(Effect.scoped, Effect.provide(crossProcessEnvironment(prefix, key)))
+
+const p6 = Effect.suspend(() => crossProcess(`bench:${runId()}:xp:`, TokenEncryption.generateKey()))
+
+// P8
+
+const memoryWorker = fileURLToPath(new URL("./storesMemory.worker.ts", import.meta.url))
+
+const runMemoryWorker = Effect.async<MemoryReport, Error>((resume) => {
+  const child = fork(memoryWorker, [], {
+    execArgv: ["--expose-gc", "--import", "tsx"],
+    stdio: ["ignore", "inherit", "inherit", "ipc"]
+  })
+  let report: MemoryReport | undefined
+  const timer = setTimeout(() => child.kill("SIGKILL"), 120_000)
+  child.on("message", (message) => report = message as MemoryReport)
+  child.on("exit", (code, signal) => {
+    clearTimeout(timer)
+    resume(
+      report === undefined
+        ? Effect.fail(new Error(`the memory worker exited (${signal ?? code}) without a report`))
+        : Effect.succeed(report)
+    )
+  })
+  return Effect.sync(() => {
+    clearTimeout(timer)
+    child.kill("SIGKILL")
+  })
+})
+
+const p8 = Effect.gen(function*() {
+  const report = yield* runMemoryWorker
+  const perUser = report.storeBytes / report.users
+  const rawPerUser = report.rawTokenBytes / report.users
+  return {
+    id: "P8",
+    what: `in-memory store, ${report.users.toLocaleString("en")} users (heap)`,
+    value: `${perUser.toFixed(0)} B/user, ${(report.storeBytes / 1e6).toFixed(1)} MB total`,
+    baseline: `${rawPerUser.toFixed(0)} B/user raw token strings (${(report.rawTokenBytes / 1e6).toFixed(1)} MB); ` +
+      `${(report.storeBytesAfterReads / report.users).toFixed(0)} B/user after a read each`,
+    ratio: perUser / rawPerUser,
+    data: {
+      ...report,
+      bytesPerUser: perUser,
+      rawTokenBytesPerUser: rawPerUser,
+      userKeyBytesPerUser: report.userKeyBytes / report.users,
+      bytesPerUserAfterReads: report.storeBytesAfterReads / report.users,
+      // what the store adds around the strings (entries, maps, AccessToken, Redacted, numbers), user keys apart
+      overheadBytesPerUser: (report.storeBytes - report.rawTokenBytes - report.userKeyBytes) / report.users
+    }
+  } satisfies Row
+})
+
+export const run = Effect.gen(function*() {
+  const rows: Array<Row> = []
+  console.error("  P6 (cross-process)…")
+  rows.push(...(yield* p6))
+  console.error("  P7 (store round trips)…")
+  rows.push(...(yield* roundTrips.run))
+  console.error("  P8 (memory per user)…")
+  rows.push(yield* p8)
+  return rows as ReadonlyArray<Row>
+})

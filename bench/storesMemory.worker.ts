@@ -1,0 +1,110 @@
+/**
+ * P8, in a child process of its own (`node --expose-gc --import tsx`): the heap an in-memory `UserTokenStore` takes
+ * for `USERS` users (default 100,000), each with a realistic token (see `storesTokens.ts`), beside the heap the raw
+ * token strings alone take. Sends a `MemoryReport` to the parent over IPC (or prints it without one).
+ *
+ * Steps, each measured as `heapUsed` after full collections: the raw token strings; the user keys (UUIDs); then
+ * every user stored (the library's objects around the same strings), the raw references dropped so that the store
+ * alone holds the strings; then every user read once.
+ */
+import { CurrentUser, UserTokenStore } from "@effect-atm/core"
+import * as Effect from "effect/Effect"
+import * as Crypto from "node:crypto"
+import { flat, params, type RawSecrets, rawSecrets, userToken } from "./storesTokens.js"
+
+export interface MemoryReport {
+  readonly users: number
+  /** heap of the store and everything it holds (tokens, user keys, entries), bytes */
+  readonly storeBytes: number
+  /** the same after one `get` of every user (the store keeps the views it returned) */
+  readonly storeBytesAfterReads: number
+  /** heap of the raw token strings alone (access, refresh, ID token), bytes */
+  readonly rawTokenBytes: number
+  /** heap of the user keys alone, bytes */
+  readonly userKeyBytes: number
+  /** characters of the raw token strings (one byte each in V8) */
+  readonly rawTokenChars: number
+  readonly storeMillis: number
+  readonly heapUsedAfter: number
+}
+
+const gc = (globalThis as { gc?: () => void }).gc
+if (gc === undefined) throw new Error("run with --expose-gc")
+
+const heap = () => {
+  for (let i = 0; i < 4; i++) gc()
+  return process.memoryUsage().heapUsed
+}
+
+const users = Number(process.env.USERS ?? 100_000)
+
+const fill = (
+  store: UserTokenStore.UserTokenStore["Type"],
+  keys: ReadonlyArray<string>,
+  secrets: (i: number) => RawSecrets
+) => {
+  const now = Date.now()
+  for (let i = 0; i < keys.length; i++) Effect.runSync(store.store(keys[i]!, userToken(secrets(i), now, false), params))
+}
+
+/** A user's store key: a subject (a UUID, flat as if parsed from an ID token) without a session. */
+const userKey = () => CurrentUser.storeKey(new CurrentUser.User({ subject: flat(Crypto.randomUUID()) }))
+
+// warm up every code path (JIT code lives on the heap too), then let it all go
+{
+  const scratch = UserTokenStore.makeMemory()
+  const keys = Array.from({ length: 2_000 }, userKey)
+  fill(scratch, keys, () => rawSecrets())
+}
+
+// every container exists before the first measurement: only the strings and the store's objects are measured
+const strings: Array<string> = new Array(users * 3).fill("")
+const keys: Array<string> = new Array(users).fill("")
+const store = UserTokenStore.makeMemory({ capacity: users })
+let rawTokenChars = 0
+
+const h0 = heap()
+for (let i = 0; i < users; i++) {
+  const s = rawSecrets()
+  strings[3 * i] = s.accessToken
+  strings[3 * i + 1] = s.refreshToken
+  strings[3 * i + 2] = s.idToken
+  rawTokenChars += s.accessToken.length + s.refreshToken.length + s.idToken.length
+}
+const h1 = heap()
+for (let i = 0; i < users; i++) keys[i] = userKey()
+const h2 = heap()
+const started = performance.now()
+fill(
+  store,
+  keys,
+  (i) => ({ accessToken: strings[3 * i]!, refreshToken: strings[3 * i + 1]!, idToken: strings[3 * i + 2]! })
+)
+const storeMillis = performance.now() - started
+// the store holds the strings now; the raw references go
+strings.fill("")
+const h3 = heap()
+// every user read once: the store keeps what `get` returned (a view per parameters) until the next write
+for (let i = 0; i < users; i++) {
+  const found = Effect.runSync(store.get(keys[i]!, params))
+  if (found._tag !== "Some" || found.value.accessToken === undefined) throw new Error("the store lost a user")
+}
+const h4 = heap()
+// everything measured stays reachable until here (V8 collects what a frame no longer uses)
+if (strings.length !== users * 3 || Effect.runSync(store.get(keys[0]!, params))._tag !== "Some") {
+  throw new Error("the store lost a user")
+}
+
+const report: MemoryReport = {
+  users,
+  storeBytes: h3 - h0,
+  storeBytesAfterReads: h4 - h0,
+  rawTokenBytes: h1 - h0,
+  userKeyBytes: h2 - h1,
+  rawTokenChars,
+  storeMillis,
+  heapUsedAfter: h3
+}
+
+if (process.send) process.send(report, () => process.exit(0))
+else console.log(JSON.stringify(report, null, 2))
