@@ -99,6 +99,9 @@ export const codec = <A, I>(
   const encodeSync = Schema.encodeSync(schema)
   const decodeEither = Schema.decodeUnknownEither(schema)
   const malformed = Effect.fail(new TokenDecryptionError({ reason: "malformed" }))
+  // the last values decoded, by context and stored text (decoding is deterministic; only successes are kept)
+  const decoded = new Map<string, A>()
+  const decodedCapacity = 4096
   // stores read on every token request: parsing stays synchronous, one Effect per value
   const parse = (json: string): Effect.Effect<A, TokenDecryptionError> => {
     let parsed: unknown
@@ -119,15 +122,23 @@ export const codec = <A, I>(
       }),
     decode: (stored, context) =>
       Effect.suspend(() => {
+        // a stored value is read far more often than it is written: decode (and decrypt) each value once
+        const memoKey = `${context}\u0000${stored}`
+        const memoized = decoded.get(memoKey)
+        if (memoized !== undefined) return Effect.succeed(memoized)
+        const remember = (value: A) => {
+          if (decoded.size >= decodedCapacity) decoded.delete(decoded.keys().next().value!)
+          decoded.set(memoKey, value)
+        }
         if (isSealed(stored)) {
           if (encryption === undefined) {
             const keyId = keyIdOf(stored)
             return Effect.fail(new TokenDecryptionError({ reason: "unknown-key", ...(keyId ? { keyId } : {}) }))
           }
-          return Effect.flatMap(encryption.decrypt(stored, context), parse)
+          return Effect.flatMap(encryption.decrypt(stored, context), parse).pipe(Effect.tap(remember))
         }
         return encryption === undefined
-          ? parse(stored)
+          ? Effect.tap(parse(stored), remember)
           : Effect.fail(new TokenDecryptionError({ reason: "unencrypted" }))
       })
   }

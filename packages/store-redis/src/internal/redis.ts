@@ -129,7 +129,7 @@ export const makeUserTokenStore = (
         yield* call("store", () => client.multi().hset(key, ...fields).pexpire(key, timeToLive).exec()).pipe(
           Effect.flatMap(checkExec("store"))
         )
-      }).pipe(Effect.withSpan("RedisStore.store")),
+      }).pipe(Effect.withSpan("RedisStore.store", { captureStackTrace: false })),
     get: (user, params) =>
       Effect.gen(function*() {
         const paramsKey = parametersKey(params)
@@ -145,13 +145,13 @@ export const makeUserTokenStore = (
         return Option.some(
           UserTokenModule.withAccessToken(shared, accessToken)
         )
-      }).pipe(Effect.withSpan("RedisStore.get")),
+      }).pipe(Effect.withSpan("RedisStore.get", { captureStackTrace: false })),
     clear: (user, params) =>
       (params === undefined
         ? call("clear", () => client.del(keyOf(user)))
         : call("clear", () => client.hdel(keyOf(user), accessField(parametersKey(params))))).pipe(
           Effect.asVoid,
-          Effect.withSpan("RedisStore.clear")
+          Effect.withSpan("RedisStore.clear", { captureStackTrace: false })
         )
   })
 }

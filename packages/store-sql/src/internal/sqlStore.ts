@@ -75,7 +75,7 @@ export const make = (
       effect.pipe(
         Effect.retry({ while: isTransient, times: 3 }),
         Effect.mapError(fail(operation)),
-        Effect.withSpan(`SqlStore.${operation}`, { attributes: { "db.system.name": store } })
+        Effect.withSpan(`SqlStore.${operation}`, { attributes: { "db.system.name": store }, captureStackTrace: false })
       )
 
     if (options.migrate ?? true) {
