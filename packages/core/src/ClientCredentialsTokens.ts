@@ -194,6 +194,9 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     [...clients].map(([name, client]) => [name, Effect.succeed(makeKey(name, client, undefined))])
   )
 
+  // and the whole lookup of a plain `get(name)`: a hit is then a clock read and a map lookup
+  const defaultGets = new Map([...clients].map(([name, client]) => [name, cache.get(makeKey(name, client, undefined))]))
+
   const keyFor = (name: string, options: TokenRequestOptions | undefined): Effect.Effect<Key, UnknownTokenClient> => {
     if (
       options === undefined ||
@@ -209,8 +212,13 @@ export const make = Effect.fnUntraced(function*(options: Options) {
 
   return ClientCredentialsTokens.of({
     clients: names,
-    get: (name, options) =>
-      Effect.flatMap(keyFor(name, options), (key) => options?.forceRenewal ? cache.renew(key) : cache.get(key)),
+    get: (name, options) => {
+      if (options === undefined) {
+        const get = defaultGets.get(name)
+        if (get !== undefined) return get
+      }
+      return Effect.flatMap(keyFor(name, options), (key) => options?.forceRenewal ? cache.renew(key) : cache.get(key))
+    },
     renew: (name, rejected, options) => Effect.flatMap(keyFor(name, options), (key) => cache.renew(key, rejected)),
     invalidate: (name, options) =>
       Effect.flatMap(keyFor(name, options), (key) =>
