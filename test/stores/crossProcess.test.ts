@@ -2,16 +2,14 @@
  * Four Node processes share one Redis (store, client-credentials cache and renewal lock) and hammer the same keys:
  * one token request for all of them, and a rotating refresh token used exactly once.
  */
-import { CurrentUser, TokenEncryption, TokenEndpoint, UserTokens, UserTokenStore } from "@effect-atm/core"
+import { CurrentUser, TokenEncryption, UserTokens, UserTokenStore } from "@effect-atm/core"
 import { IdentityProvider } from "@effect-atm/dev-identity"
-import { RedisStore } from "@effect-atm/store-redis"
 import { assert, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { signIn } from "../support/login.js"
-import { deleteRedisKeysAfter, redisUrl, runId } from "./helpers.js"
+import { redisUserTokensEnvironment, runId } from "./helpers.js"
 import { broadcast, instanceEnvironment, startInstances } from "./instances.js"
 
 const prefix = `test:${runId()}:xp:`
@@ -19,20 +17,7 @@ const key = TokenEncryption.generateKey()
 const processes = 4
 const calls = 250
 
-const Env = Layer.unwrapEffect(
-  Effect.map(IdentityProvider.IdentityProvider, (provider) =>
-    UserTokens.layer({
-      client: { issuer: provider.issuer, clientId: "web", clientSecret: Redacted.make("web-secret") },
-      resource: IdentityProvider.Resources.demoApi
-    }).pipe(Layer.provide(TokenEndpoint.layer())))
-).pipe(
-  Layer.provideMerge(
-    RedisStore.layer({ url: redisUrl, prefix }).pipe(Layer.provide(TokenEncryption.layer({ key: { key } })))
-  ),
-  Layer.provideMerge(IdentityProvider.layer({ accessTokenTtl: 5 })),
-  Layer.provideMerge(deleteRedisKeysAfter(prefix)),
-  Layer.orDie
-)
+const Env = redisUserTokensEnvironment(prefix, key)
 
 const figures = (label: string, value: unknown) => {
   if (process.env.STORES_FIGURES) console.log(`[figures] ${label}: ${JSON.stringify(value)}`)

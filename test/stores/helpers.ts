@@ -1,4 +1,6 @@
-import { TokenEncryption } from "@effect-atm/core"
+import { TokenEncryption, TokenEndpoint, UserTokens } from "@effect-atm/core"
+import { IdentityProvider } from "@effect-atm/dev-identity"
+import { RedisStore } from "@effect-atm/store-redis"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -140,3 +142,23 @@ export const startRedisServer = async (port: number, dir: string) => {
   child.kill("SIGKILL")
   throw new Error(`redis-server did not start on port ${port}`)
 }
+
+/**
+ * The parent side of a cross-process test: user tokens over an encrypted Redis store under `prefix` (the same
+ * store the instances use), an embedded provider with 5-second access tokens, and the keys removed afterwards.
+ */
+export const redisUserTokensEnvironment = (prefix: string, key: Redacted.Redacted<string>) =>
+  Layer.unwrapEffect(
+    Effect.map(IdentityProvider.IdentityProvider, (provider) =>
+      UserTokens.layer({
+        client: { issuer: provider.issuer, clientId: "web", clientSecret: Redacted.make("web-secret") },
+        resource: IdentityProvider.Resources.demoApi
+      }).pipe(Layer.provide(TokenEndpoint.layer())))
+  ).pipe(
+    Layer.provideMerge(
+      RedisStore.layer({ url: redisUrl, prefix }).pipe(Layer.provide(TokenEncryption.layer({ key: { key } })))
+    ),
+    Layer.provideMerge(IdentityProvider.layer({ accessTokenTtl: 5 })),
+    Layer.provideMerge(deleteRedisKeysAfter(prefix)),
+    Layer.orDie
+  )

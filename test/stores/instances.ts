@@ -78,7 +78,9 @@ export const startInstances = (count: number, env: Record<string, string>) =>
       Effect.promise(() =>
         Promise.all(instances.map(async (instance) => {
           if (instance.child.exitCode !== null || instance.child.signalCode !== null) return
-          instance.child.send("exit")
+          // a child whose channel already closed cannot be asked: the callback keeps EPIPE off the 'error' event
+          if (instance.child.connected) instance.child.send("exit", (error) => error && instance.child.kill("SIGKILL"))
+          else instance.child.kill("SIGKILL")
           const timer = setTimeout(() => instance.child.kill("SIGKILL"), 3_000)
           await instance.exited
           clearTimeout(timer)

@@ -2,18 +2,16 @@
  * The instance holding the renewal lease dies (SIGKILL) while its refresh request is held open at the provider:
  * its lease runs out, another instance takes over and answers every waiting caller.
  */
-import { CurrentUser, TokenEncryption, TokenEndpoint, UserTokens, UserTokenStore } from "@effect-atm/core"
+import { CurrentUser, TokenEncryption, UserTokens, UserTokenStore } from "@effect-atm/core"
 import { IdentityProvider } from "@effect-atm/dev-identity"
-import { RedisStore } from "@effect-atm/store-redis"
 import { assert, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { signIn } from "../support/login.js"
-import { deleteRedisKeysAfter, rawRedis, redisUrl, runId } from "./helpers.js"
+import { rawRedis, redisUserTokensEnvironment, runId } from "./helpers.js"
 import { instanceEnvironment, startInstances } from "./instances.js"
 
 const prefix = `test:${runId()}:lease:`
@@ -21,20 +19,7 @@ const key = TokenEncryption.generateKey()
 const leaseMillis = 1_500
 const delayMillis = 5_000
 
-const Env = Layer.unwrapEffect(
-  Effect.map(IdentityProvider.IdentityProvider, (provider) =>
-    UserTokens.layer({
-      client: { issuer: provider.issuer, clientId: "web", clientSecret: Redacted.make("web-secret") },
-      resource: IdentityProvider.Resources.demoApi
-    }).pipe(Layer.provide(TokenEndpoint.layer())))
-).pipe(
-  Layer.provideMerge(
-    RedisStore.layer({ url: redisUrl, prefix }).pipe(Layer.provide(TokenEncryption.layer({ key: { key } })))
-  ),
-  Layer.provideMerge(IdentityProvider.layer({ accessTokenTtl: 5 })),
-  Layer.provideMerge(deleteRedisKeysAfter(prefix)),
-  Layer.orDie
-)
+const Env = redisUserTokensEnvironment(prefix, key)
 
 layer(Env, { excludeTestServices: true, timeout: "30 seconds" })("lease holder crash", (it) => {
   it.scoped("the lease holder is killed mid-refresh → another instance completes within the lease time", () =>
