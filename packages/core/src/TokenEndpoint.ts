@@ -87,7 +87,11 @@ export class TokenEndpoint extends Context.Tag("@effect-atm/core/TokenEndpoint")
  * @category models
  */
 export interface Options {
-  /** How long one request may take before it is aborted. Default: 10 seconds. */
+  /**
+   * How long one request may take before it is aborted. Default: 10 seconds. Keep it generous for refresh: a
+   * refresh abandoned here may still complete at the provider, and with refresh-token rotation the used token is
+   * then gone (the user must sign in again).
+   */
   readonly timeout?: Duration.DurationInput | undefined
   /** The lifetime assumed when a response has no `expires_in`. Default: 5 minutes. */
   readonly defaultLifetime?: Duration.DurationInput | undefined
