@@ -23,7 +23,7 @@
  */
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { AccessToken, TokenRequestOptions } from "./AccessToken.js"
@@ -113,6 +113,6 @@ export const layer = (
 ): Layer.Layer<UserTokens | OidcEvents, InvalidClientConfiguration, TokenEndpoint | UserTokenStore> =>
   Layer.scopedContext(
     internal.make(options).pipe(
-      internal.mapEffect(({ events, tokens }) => Context.make(UserTokens, tokens).pipe(Context.add(OidcEvents, events)))
+      Effect.map(({ events, tokens }) => Context.make(UserTokens, tokens).pipe(Context.add(OidcEvents, events)))
     )
   )

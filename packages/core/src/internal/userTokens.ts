@@ -21,9 +21,6 @@ interface Key {
 }
 
 /** @internal */
-export const mapEffect = Effect.map
-
-/** @internal */
 export const make = (options: Options) =>
   Effect.gen(function*() {
     const endpoint = yield* TokenEndpoint
