@@ -66,7 +66,11 @@ export const withAccessToken: {
       Effect.flatMap(source.get, (token) =>
         Effect.flatMap(send(request, token), (response) =>
           response.status === 401
-            ? Effect.flatMap(source.renew(token), (renewed) => send(request, renewed))
+            // drain the rejected response first, so that its connection goes back to the pool before the retry
+            ? Effect.ignore(response.arrayBuffer).pipe(
+              Effect.zipRight(source.renew(token)),
+              Effect.flatMap((renewed) => send(request, renewed))
+            )
             : Effect.succeed(response)))
     ),
     Effect.succeed
