@@ -1,0 +1,124 @@
+/**
+ * Two instances of an application share one PostgreSQL token store and nothing else (no Redis): each has its own
+ * connection pool, token cache and single flight. The advisory-lock `SqlTokenLock` makes them refresh a user's
+ * rotating refresh token once; without it they both refresh and the provider revokes the grant.
+ */
+import { CurrentUser, TokenEndpoint, TokenLock, UserTokens, UserTokenStore } from "@effect-atm/core"
+import { IdentityProvider } from "@effect-atm/dev-identity"
+import { SqlStore, SqlTokenLock } from "@effect-atm/store-sql"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import { assert, layer } from "@effect/vitest"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { signIn } from "../support/login.js"
+import { dropPgTablesAfter, pgUrl, runId } from "./helpers.js"
+
+const prefix = `lock_${runId()}_`
+const calls = 250
+
+/** One application instance: its own pool, store, (optional) lock and user token manager. */
+const instance = (withLock: boolean) =>
+  Layer.unwrapEffect(
+    Effect.map(IdentityProvider.IdentityProvider, (provider) =>
+      UserTokens.layer({
+        client: { issuer: provider.issuer, clientId: "web", clientSecret: Redacted.make("web-secret") },
+        resource: IdentityProvider.Resources.demoApi
+      }).pipe(Layer.provide(TokenEndpoint.layer())))
+  ).pipe(
+    Layer.provideMerge(
+      withLock
+        ? Layer.merge(SqlStore.layer({ tablePrefix: prefix }), SqlTokenLock.layer({ lockTimeout: "20 seconds" }))
+        : SqlStore.layer({ tablePrefix: prefix })
+    ),
+    Layer.provideMerge(PgClient.layer({ url: Redacted.make(pgUrl) })),
+    Layer.orDie
+  )
+
+const Env = Layer.merge(IdentityProvider.layer({ accessTokenTtl: 3 }), dropPgTablesAfter(prefix))
+
+const burstAtExpiry = (withLock: boolean) =>
+  Effect.gen(function*() {
+    const provider = yield* IdentityProvider.IdentityProvider
+    const a = yield* Layer.build(instance(withLock))
+    const b = yield* Layer.build(instance(withLock))
+    const { user } = yield* signIn(`pg-${withLock ? "locked" : "unlocked"}`).pipe(Effect.provide(a))
+    const stored = Option.getOrThrow(
+      yield* Effect.flatMap(UserTokenStore.UserTokenStore, (store) =>
+        store.get(CurrentUser.storeKey(user), { resource: IdentityProvider.Resources.demoApi })).pipe(
+          Effect.provide(a)
+        )
+    )
+    // the provider's clock is real: wait until the access token has expired
+    yield* Effect.sleep(Math.max(0, stored.accessToken!.expiresAt - Date.now() + 100))
+    yield* provider.resetCounters
+    const burst = (context: Context.Context<UserTokens.UserTokens>) =>
+      Effect.all(
+        Array.from({ length: calls }, () =>
+          Effect.either(Effect.flatMap(UserTokens.UserTokens, (tokens) =>
+            tokens.get()))),
+        { concurrency: "unbounded" }
+      ).pipe(Effect.provide(context), CurrentUser.provide(user))
+    const [fromA, fromB] = yield* Effect.all([burst(a), burst(b)], { concurrency: 2 })
+    const results = [...fromA, ...fromB]
+    const refreshes = yield* provider.tokenRequests({ grantType: "refresh_token" })
+    const later = yield* Effect.either(
+      Effect.flatMap(UserTokens.UserTokens, (tokens) =>
+        tokens.get({ forceRenewal: true })).pipe(
+          Effect.provide(b),
+          CurrentUser.provide(user)
+        )
+    )
+    return { results, refreshes, later }
+  })
+
+layer(Env, { excludeTestServices: true, timeout: "60 seconds" })("PostgreSQL advisory-lock TokenLock", (it) => {
+  it.scoped(`two instances × ${calls} calls at expiry with SqlTokenLock → one refresh, the grant alive`, () =>
+    Effect.gen(function*() {
+      const { later, refreshes, results } = yield* burstAtExpiry(true)
+      assert.strictEqual(refreshes, 1)
+      assert.isTrue(results.every((result) => result._tag === "Right"), "every caller got a token")
+      const values = new Set(
+        results.map((result) => result._tag === "Right" ? Redacted.value(result.right.accessToken) : "")
+      )
+      assert.strictEqual(values.size, 1, "one token for all callers of both instances")
+      assert.strictEqual(later._tag, "Right", "a later refresh succeeds: the grant was not revoked")
+    }))
+
+  it.scoped("without the lock, the two instances both refresh and the provider revokes the grant (detected)", () =>
+    Effect.gen(function*() {
+      const { later, refreshes } = yield* burstAtExpiry(false)
+      assert.isAbove(refreshes, 1)
+      assert.strictEqual(later._tag, "Left", "the reused refresh token made the provider revoke the grant")
+    }))
+
+  it.scoped("the lock excludes other sessions, times out with a typed error, and fails on SQLite", () =>
+    Effect.gen(function*() {
+      const session = (lockTimeout: Duration.DurationInput) =>
+        Layer.build(
+          SqlTokenLock.layer({ lockTimeout }).pipe(
+            Layer.provide(PgClient.layer({ url: Redacted.make(pgUrl) })),
+            Layer.orDie
+          )
+        )
+      const a = yield* session("1 second")
+      const b = yield* session("200 millis")
+      const lockA = Context.get(a, TokenLock.TokenLock)
+      const lockB = Context.get(b, TokenLock.TokenLock)
+      const error = yield* lockA.withLock("same-key")(Effect.flip(lockB.withLock("same-key")(Effect.void)))
+      assert.strictEqual(error._tag, "TokenStoreError")
+      assert.include(error.message, "held it for longer than")
+      // released afterwards: the other session gets it at once
+      yield* lockB.withLock("same-key")(Effect.void)
+      // other keys never wait
+      yield* lockA.withLock("key-1")(lockB.withLock("key-2")(Effect.void))
+      const sqlite = yield* Effect.flip(
+        Layer.build(SqlTokenLock.layer().pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" }))))
+      )
+      assert.include(sqlite.message, "needs PostgreSQL")
+    }))
+})
