@@ -143,18 +143,21 @@ export const startRedisServer = async (port: number, dir: string) => {
   throw new Error(`redis-server did not start on port ${port}`)
 }
 
+/** UserTokens (and OidcEvents) for the embedded provider's web client; the store comes from the caller. */
+export const webUserTokens = Layer.unwrapEffect(
+  Effect.map(IdentityProvider.IdentityProvider, (provider) =>
+    UserTokens.layer({
+      client: { issuer: provider.issuer, clientId: "web", clientSecret: Redacted.make("web-secret") },
+      resource: IdentityProvider.Resources.demoApi
+    }).pipe(Layer.provide(TokenEndpoint.layer())))
+)
+
 /**
  * The parent side of a cross-process test: user tokens over an encrypted Redis store under `prefix` (the same
  * store the instances use), an embedded provider with 5-second access tokens, and the keys removed afterwards.
  */
 export const redisUserTokensEnvironment = (prefix: string, key: Redacted.Redacted<string>) =>
-  Layer.unwrapEffect(
-    Effect.map(IdentityProvider.IdentityProvider, (provider) =>
-      UserTokens.layer({
-        client: { issuer: provider.issuer, clientId: "web", clientSecret: Redacted.make("web-secret") },
-        resource: IdentityProvider.Resources.demoApi
-      }).pipe(Layer.provide(TokenEndpoint.layer())))
-  ).pipe(
+  webUserTokens.pipe(
     Layer.provideMerge(
       RedisStore.layer({ url: redisUrl, prefix }).pipe(Layer.provide(TokenEncryption.layer({ key: { key } })))
     ),

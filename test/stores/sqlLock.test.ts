@@ -3,7 +3,7 @@
  * connection pool, token cache and single flight. The advisory-lock `SqlTokenLock` makes them refresh a user's
  * rotating refresh token once; without it they both refresh and the provider revokes the grant.
  */
-import { CurrentUser, TokenEndpoint, TokenLock, UserTokens, UserTokenStore } from "@effect-atm/core"
+import { CurrentUser, TokenLock, UserTokens, UserTokenStore } from "@effect-atm/core"
 import { IdentityProvider } from "@effect-atm/dev-identity"
 import { SqlStore, SqlTokenLock } from "@effect-atm/store-sql"
 import * as PgClient from "@effect/sql-pg/PgClient"
@@ -16,20 +16,14 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { signIn } from "../support/login.js"
-import { dropPgTablesAfter, pgUrl, runId } from "./helpers.js"
+import { dropPgTablesAfter, pgUrl, runId, webUserTokens } from "./helpers.js"
 
 const prefix = `lock_${runId()}_`
 const calls = 250
 
 /** One application instance: its own pool, store, (optional) lock and user token manager. */
 const instance = (withLock: boolean) =>
-  Layer.unwrapEffect(
-    Effect.map(IdentityProvider.IdentityProvider, (provider) =>
-      UserTokens.layer({
-        client: { issuer: provider.issuer, clientId: "web", clientSecret: Redacted.make("web-secret") },
-        resource: IdentityProvider.Resources.demoApi
-      }).pipe(Layer.provide(TokenEndpoint.layer())))
-  ).pipe(
+  webUserTokens.pipe(
     Layer.provideMerge(
       withLock
         ? Layer.merge(SqlStore.layer({ tablePrefix: prefix }), SqlTokenLock.layer({ lockTimeout: "20 seconds" }))
