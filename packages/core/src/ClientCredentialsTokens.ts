@@ -189,20 +189,19 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     const effective = effectiveOptions(client, options)
     return { name, client, options: effective, id: `${name}\u001e${parametersKey(effective)}` }
   }
-  // the key of a plain `get(name)`, made once: the hot path of every named HTTP client
-  const defaultKeys = new Map(
-    [...clients].map(([name, client]) => [name, Effect.succeed(makeKey(name, client, undefined))])
-  )
-
-  // and the whole lookup of a plain `get(name)`: a hit is then a clock read and a map lookup
-  const defaultGets = new Map([...clients].map(([name, client]) => [name, cache.get(makeKey(name, client, undefined))]))
+  // a plain `get(name)` is the hot path of every named HTTP client: its key and its whole lookup are made once,
+  // so that a hit is a clock read and a map lookup
+  const defaults = new Map([...clients].map(([name, client]) => {
+    const key = makeKey(name, client, undefined)
+    return [name, { key: Effect.succeed(key), get: cache.get(key) }] as const
+  }))
 
   const keyFor = (name: string, options: TokenRequestOptions | undefined): Effect.Effect<Key, UnknownTokenClient> => {
     if (
       options === undefined ||
       (options.scope === undefined && options.resource === undefined && options.parameters === undefined)
     ) {
-      const key = defaultKeys.get(name)
+      const key = defaults.get(name)?.key
       if (key !== undefined) return key
     }
     const client = clients.get(name)
@@ -214,7 +213,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     clients: names,
     get: (name, options) => {
       if (options === undefined) {
-        const get = defaultGets.get(name)
+        const get = defaults.get(name)?.get
         if (get !== undefined) return get
       }
       return Effect.flatMap(keyFor(name, options), (key) => options?.forceRenewal ? cache.renew(key) : cache.get(key))

@@ -9,7 +9,6 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
-import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { InvalidClientConfiguration } from "./TokenError.js"
 
@@ -82,15 +81,7 @@ export class TokenClient extends Schema.Class<TokenClient>("@effect-atm/core/Tok
  * @since 0.1.0
  * @category models
  */
-export interface TokenClientLike {
-  readonly issuer?: string | undefined
-  readonly tokenEndpoint?: string | undefined
-  readonly revocationEndpoint?: string | undefined
-  readonly clientId: string
-  readonly clientSecret?: Redacted.Redacted<string> | undefined
-  readonly authentication: ClientAuthentication
-  readonly allowInsecureRequests: boolean
-}
+export type TokenClientLike = Schema.Struct.Type<typeof tokenClientFields>
 
 /**
  * Cross-field checks every token client must pass.

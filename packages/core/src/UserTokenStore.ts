@@ -115,8 +115,9 @@ export const makeMemory = (options?: MemoryOptions): UserTokenStore["Type"] => {
         if (params === undefined) users.delete(user)
         else {
           const entry = users.get(user)
-          entry?.accessTokens.delete(parametersKey(params))
-          entry?.views?.delete(parametersKey(params))
+          const key = parametersKey(params)
+          entry?.accessTokens.delete(key)
+          entry?.views?.delete(key)
         }
       })
   })
