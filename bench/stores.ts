@@ -11,16 +11,14 @@
  * P8: heap per user of the in-memory `UserTokenStore` at 100,000 users, beside the raw token strings alone
  *     (`storesMemory.worker.ts`, in a child process with `--expose-gc`).
  */
-import { CurrentUser, TokenEncryption, TokenEndpoint, UserTokens, UserTokenStore } from "@effect-atm/core"
+import { CurrentUser, TokenEncryption, UserTokenStore } from "@effect-atm/core"
 import { IdentityProvider } from "@effect-atm/dev-identity"
-import { RedisStore } from "@effect-atm/store-redis"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
+import type * as Redacted from "effect/Redacted"
 import { fork } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { deleteRedisKeysAfter, redisUrl, runId } from "../test/stores/helpers.js"
+import { redisUserTokensEnvironment, runId } from "../test/stores/helpers.js"
 import type { Report } from "../test/stores/instance.worker.js"
 import { broadcast, instanceEnvironment, startInstances } from "../test/stores/instances.js"
 import { signIn } from "../test/support/login.js"
@@ -33,28 +31,7 @@ import { median, type Row, timed } from "./support.js"
 const processes = 4
 const calls = 250
 const runs = 3
-const accessTokenTtl = 5 // seconds
-
-/** What the parent needs: a provider whose tokens expire soon, and the Redis store the instances share. */
-const crossProcessEnvironment = (prefix: string, key: Redacted.Redacted<string>) =>
-  Layer.unwrapEffect(
-    Effect.map(IdentityProvider.IdentityProvider, (provider) =>
-      UserTokens.layer({
-        client: {
-          issuer: provider.issuer,
-          clientId: IdentityProvider.Clients.web.clientId,
-          clientSecret: Redacted.make(IdentityProvider.Clients.web.clientSecret)
-        },
-        resource: IdentityProvider.Resources.demoApi
-      }).pipe(Layer.provide(TokenEndpoint.layer())))
-  ).pipe(
-    Layer.provideMerge(
-      RedisStore.layer({ url: redisUrl, prefix }).pipe(Layer.provide(TokenEncryption.layer({ key: { key } })))
-    ),
-    Layer.provideMerge(IdentityProvider.layer({ accessTokenTtl })),
-    Layer.provideMerge(deleteRedisKeysAfter(prefix)),
-    Layer.orDie
-  )
+const accessTokenTtl = 5 // seconds: what redisUserTokensEnvironment gives the provider
 
 interface RunFigures {
   /** requests at the provider: refreshes (user) or client-credentials token requests */
@@ -147,7 +124,7 @@ const crossProcess = (prefix: string, key: Redacted.Redacted<string>) =>
       }
     }
     return [row("user", userRuns), row("client", clientRuns)]
-  }).pipe(Effect.scoped, Effect.provide(crossProcessEnvironment(prefix, key)))
+  }).pipe(Effect.scoped, Effect.provide(redisUserTokensEnvironment(prefix, key)))
 
 const p6 = Effect.suspend(() => crossProcess(`bench:${runId()}:xp:`, TokenEncryption.generateKey()))
 
