@@ -19,7 +19,7 @@ import type { Redis } from "ioredis"
 import * as Fs from "node:fs"
 import { createRequire } from "node:module"
 import * as Path from "node:path"
-import { pgUrl, rawRedis, redisKeys, redisUrl, runId, tempDir } from "../test/stores/helpers.js"
+import { pgUrl, rawRedis, redisKeys, redisUrl, runId, tempDir } from "../test/support/stores.js"
 import { params, rawSecrets, userToken } from "./storesTokens.js"
 import { median, now, type Row } from "./support.js"
 

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { signIn } from "../support/login.js"
-import { redisUserTokensEnvironment, runId } from "./helpers.js"
+import { redisUserTokensEnvironment, runId } from "../support/stores.js"
 import { broadcast, instanceEnvironment, startInstances } from "./instances.js"
 
 const prefix = `test:${runId()}:xp:`

@@ -8,8 +8,8 @@ import * as Redacted from "effect/Redacted"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import * as CustomStore from "../../examples/custom-store/src/CustomStore.js"
-import { encryption, keys, tempDir } from "./helpers.js"
-import { makeToken, uniqueUser, userTokenStoreSuite } from "./userTokenStoreSuite.js"
+import { encryption, keys, tempDir } from "../support/stores.js"
+import { makeToken, uniqueUser, userTokenStoreSuite } from "../support/userTokenStoreSuite.js"
 
 const dir = tempDir("custom")
 afterAll(() => Fs.rmSync(dir, { recursive: true, force: true }))

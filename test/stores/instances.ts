@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { type ChildProcess, fork } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { redisUrl } from "./helpers.js"
+import { redisUrl } from "../support/stores.js"
 import type { Command, Report } from "./instance.worker.js"
 
 const worker = fileURLToPath(new URL("./instance.worker.ts", import.meta.url))

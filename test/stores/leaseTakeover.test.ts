@@ -11,7 +11,7 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { signIn } from "../support/login.js"
-import { rawRedis, redisUserTokensEnvironment, runId } from "./helpers.js"
+import { rawRedis, redisUserTokensEnvironment, runId } from "../support/stores.js"
 import { instanceEnvironment, startInstances } from "./instances.js"
 
 const prefix = `test:${runId()}:lease:`

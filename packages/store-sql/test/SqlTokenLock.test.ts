@@ -15,8 +15,8 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import { signIn } from "../support/login.js"
-import { dropPgTablesAfter, pgUrl, runId, webUserTokens } from "./helpers.js"
+import { signIn } from "../../../test/support/login.js"
+import { dropPgTablesAfter, pgUrl, runId, webUserTokens } from "../../../test/support/stores.js"
 
 const prefix = `lock_${runId()}_`
 const calls = 250

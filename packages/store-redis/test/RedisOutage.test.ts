@@ -14,8 +14,8 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type { ChildProcess } from "node:child_process"
-import { encryption, freePort, keys, removeDirAfter, startRedisServer, tempDir } from "./helpers.js"
-import { makeToken, uniqueUser } from "./userTokenStoreSuite.js"
+import { encryption, freePort, keys, removeDirAfter, startRedisServer, tempDir } from "../../../test/support/stores.js"
+import { makeToken, uniqueUser } from "../../../test/support/userTokenStoreSuite.js"
 
 const demo = { resource: "urn:effect-atm:demo-api" }
 const commandTimeout = 500

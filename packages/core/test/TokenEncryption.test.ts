@@ -5,8 +5,8 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import { assertNoSecrets, renderings } from "../support/redaction.js"
-import { keys } from "./helpers.js"
+import { assertNoSecrets, renderings } from "../../../test/support/redaction.js"
+import { keys } from "../../../test/support/stores.js"
 
 const token = new AccessToken.AccessToken({
   accessToken: Redacted.make("eyJ-a-secret-access-token"),

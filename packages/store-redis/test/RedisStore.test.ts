@@ -7,8 +7,17 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import { deleteRedisKeysAfter, encryption, freePort, keys, rawRedis, redisKeys, redisUrl, runId } from "./helpers.js"
-import { makeToken, uniqueUser, userTokenStoreSuite } from "./userTokenStoreSuite.js"
+import {
+  deleteRedisKeysAfter,
+  encryption,
+  freePort,
+  keys,
+  rawRedis,
+  redisKeys,
+  redisUrl,
+  runId
+} from "../../../test/support/stores.js"
+import { makeToken, uniqueUser, userTokenStoreSuite } from "../../../test/support/userTokenStoreSuite.js"
 
 const id = runId()
 const prefixFor = (label: string) => `test:${id}:${label}:`

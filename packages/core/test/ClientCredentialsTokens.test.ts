@@ -10,8 +10,8 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
-import { claims, clientCredentials, identity, unusedPort } from "./support/environment.js"
-import { assertNoSecrets, captureLogs, renderings } from "./support/redaction.js"
+import { claims, clientCredentials, identity, unusedPort } from "../../../test/support/environment.js"
+import { assertNoSecrets, captureLogs, renderings } from "../../../test/support/redaction.js"
 
 const value = (token: { readonly accessToken: Redacted.Redacted<string> }) => Redacted.value(token.accessToken)
 

@@ -20,9 +20,9 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
 import * as TestServices from "effect/TestServices"
-import { claims, identity, userTokens } from "./support/environment.js"
-import { signIn } from "./support/login.js"
-import { assertNoSecrets, assertSameSecret, captureLogs, renderings } from "./support/redaction.js"
+import { claims, identity, userTokens } from "../../../test/support/environment.js"
+import { signIn } from "../../../test/support/login.js"
+import { assertNoSecrets, assertSameSecret, captureLogs, renderings } from "../../../test/support/redaction.js"
 
 const value = (redacted: Redacted.Redacted<string>) => Redacted.value(redacted)
 

@@ -22,8 +22,8 @@ import {
   runId,
   sqliteQuery,
   tempDir
-} from "./helpers.js"
-import { makeToken, uniqueUser, userTokenStoreSuite } from "./userTokenStoreSuite.js"
+} from "../../../test/support/stores.js"
+import { makeToken, uniqueUser, userTokenStoreSuite } from "../../../test/support/userTokenStoreSuite.js"
 
 const id = runId()
 const suiteDir = tempDir("sql-suite")
