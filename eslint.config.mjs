@@ -2,7 +2,7 @@ import effect from "@effect/eslint-plugin"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["**/node_modules/**", "**/dist/**", "test-output/**", "bench/results/**"] },
+  { ignores: ["**/node_modules/**", "**/dist/**", "test-output/**", "bench/results/**", "packages/*/docs/**"] },
   ...tseslint.configs.recommended,
   {
     plugins: { "@effect": effect },
