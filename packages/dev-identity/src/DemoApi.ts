@@ -22,6 +22,15 @@ import * as internal from "./internal/demoApi.js"
  * `WWW-Authenticate: Bearer realm="demo-api", error="invalid_token", error_description="..."`; a valid one gets
  * 200 with the JSON echo `{ sub, client_id, scope, aud, jti, exp, path }` for any GET path.
  *
+ * @example
+ * ```ts
+ * import { DemoApi } from "@effect-atm/dev-identity"
+ * import { Effect } from "effect"
+ *
+ * // exercises a client's retry on 401: the next valid token is refused once, as if it had been revoked
+ * const revokeOnce = Effect.flatMap(DemoApi.DemoApi, (api) => api.rejectNextValidTokens(1))
+ * ```
+ *
  * @since 0.1.0
  * @category tags
  */

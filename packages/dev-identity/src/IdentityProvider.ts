@@ -15,6 +15,25 @@ import * as internal from "./internal/identityProvider.js"
 /**
  * The embedded OpenID Provider.
  *
+ * @example
+ * ```ts
+ * import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
+ * import { Effect, Layer } from "effect"
+ *
+ * const DevIdentity = DemoApi.layer().pipe(Layer.provideMerge(IdentityProvider.layer()))
+ *
+ * // a resource server test: the demo API refuses a token that expired a second ago
+ * const expiredTokenIsRefused = Effect.gen(function*() {
+ *   const op = yield* IdentityProvider.IdentityProvider
+ *   const api = yield* DemoApi.DemoApi
+ *   const token = yield* op.mintAccessToken({ sub: "alice", expiresIn: -1 })
+ *   const response = yield* Effect.promise(() =>
+ *     fetch(`${api.url}/data`, { headers: { authorization: `Bearer ${token}` } })
+ *   )
+ *   return response.status // 401
+ * }).pipe(Effect.provide(DevIdentity))
+ * ```
+ *
  * @since 0.1.0
  * @category tags
  */
@@ -77,6 +96,23 @@ export class IdentityProvider extends Context.Tag("@effect-atm/dev-identity/Iden
  * - `MissingExpiresIn`: lets the request proceed, then removes `expires_in`.
  *
  * Faulted requests are counted by `tokenRequests` like any other.
+ *
+ * @example
+ * ```ts
+ * import { IdentityProvider } from "@effect-atm/dev-identity"
+ * import { Effect } from "effect"
+ *
+ * // the provider is down for the next two token requests, then answers normally again
+ * const outage = Effect.flatMap(
+ *   IdentityProvider.IdentityProvider,
+ *   (op) => op.setTokenFault({ _tag: "ServerError", status: 503 }, { times: 2 })
+ * )
+ * // a slow provider until cleared with `setTokenFault(undefined)`: exercises the token request timeout
+ * const slow = Effect.flatMap(
+ *   IdentityProvider.IdentityProvider,
+ *   (op) => op.setTokenFault({ _tag: "Delay", millis: 15_000 })
+ * )
+ * ```
  *
  * @since 0.1.0
  * @category models
