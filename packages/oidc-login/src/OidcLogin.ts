@@ -166,6 +166,35 @@ export interface LoginOptions {
 }
 
 /**
+ * The login service, for routes `router` does not cover: a sign-in with other parameters, or ending a session
+ * from elsewhere than the browser that owns it.
+ *
+ * @example
+ * ```ts
+ * import { OidcLogin } from "@effect-atm/oidc-login"
+ * import { HttpRouter, HttpServerResponse } from "@effect/platform"
+ * import { Effect, Schema } from "effect"
+ *
+ * const routes = HttpRouter.empty.pipe(
+ *   // step-up before the admin pages: the provider asks for the password again, whoever is signed in
+ *   HttpRouter.get(
+ *     "/admin/login",
+ *     Effect.flatMap(OidcLogin.OidcLogin, (login) =>
+ *       login.login({ returnTo: "/admin", parameters: { prompt: "login", max_age: "0" } }))
+ *   ),
+ *   // an operator ends a user's session: its websockets close, its refresh token is revoked, its tokens cleared
+ *   HttpRouter.post(
+ *     "/admin/sessions/:id/end",
+ *     Effect.gen(function*() {
+ *       const { id } = yield* HttpRouter.schemaPathParams(Schema.Struct({ id: Schema.String }))
+ *       const login = yield* OidcLogin.OidcLogin
+ *       yield* login.endSession(id)
+ *       return HttpServerResponse.empty({ status: 204 })
+ *     }).pipe(OidcLogin.requireUser({ onMissing: "unauthorized" })) // and check the user's role
+ *   )
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category tags
  */
@@ -284,6 +313,24 @@ export const config = (prefix = "OIDC"): Config.Config<Options> =>
 
 /**
  * The login configured from Effect `Config` (see `config`); an invalid value fails the layer, naming the field.
+ *
+ * @example
+ * ```ts
+ * import { AccessTokenManagement, TokenClient } from "@effect-atm/core"
+ * import { OidcLogin, SessionStore } from "@effect-atm/oidc-login"
+ * import { Config, Effect, Layer } from "effect"
+ *
+ * // OIDC_ISSUER=https://login.example.com OIDC_CLIENT_ID=web OIDC_CLIENT_SECRET=… \
+ * // OIDC_BASE_URL=https://app.example.com OIDC_SESSION_SECRET=$(openssl rand -base64 32)
+ * const TokensLive = Layer.unwrapEffect(
+ *   // the same client for the token managers, from the same variables
+ *   Effect.map(Config.nested(TokenClient.config, "OIDC"), (client) => AccessTokenManagement.layerServerMemory({ client }))
+ * )
+ * const LoginLive = OidcLogin.layerConfig().pipe(
+ *   Layer.provide(SessionStore.layerMemory()),
+ *   Layer.provideMerge(TokensLive)
+ * )
+ * ```
  *
  * @since 0.1.0
  * @category layers
@@ -439,6 +486,20 @@ export const requireUser: {
 
 /**
  * The signed-in user of the request, if any (for pages that show either state).
+ *
+ * @example
+ * ```ts
+ * import { OidcLogin } from "@effect-atm/oidc-login"
+ * import { HttpRouter, HttpServerResponse } from "@effect/platform"
+ * import { Effect, Option } from "effect"
+ *
+ * const home = Effect.map(OidcLogin.currentUser, (user) =>
+ *   Option.match(user, {
+ *     onNone: () => HttpServerResponse.html(`<a href="/auth/login?returnTo=/">Sign in</a>`),
+ *     onSome: (user) => HttpServerResponse.text(`Signed in as ${user.subject}`)
+ *   }))
+ * const routes = HttpRouter.empty.pipe(HttpRouter.get("/", home))
+ * ```
  *
  * @since 0.1.0
  * @category accessors

@@ -13,6 +13,59 @@ import type { SessionStoreError } from "./LoginError.js"
 import type { PendingLogin, Session } from "./Session.js"
 
 /**
+ * Implement it to share sessions between instances: every entry carries its expiry, to use as a time to live, and
+ * `takePending` must be atomic.
+ *
+ * @example
+ * ```ts
+ * import { LoginError, Session, SessionStore } from "@effect-atm/oidc-login"
+ * import { RedisConnection } from "@effect-atm/store-redis"
+ * import { Clock, Effect, Layer, Schema } from "effect"
+ *
+ * // on the Redis the token store already uses; entries hold the ID token and the PKCE verifier in clear
+ * const SessionJson = Schema.parseJson(Session.Session)
+ * const PendingJson = Schema.parseJson(Session.PendingLogin)
+ *
+ * const failed = (operation: string) => (cause: unknown) =>
+ *   new LoginError.SessionStoreError({ store: "redis", operation, reason: String(cause) })
+ *
+ * const RedisSessionStore = Layer.effect(
+ *   SessionStore.SessionStore,
+ *   Effect.gen(function*() {
+ *     const redis = yield* RedisConnection.RedisConnection
+ *     const read = <A>(schema: Schema.Schema<A, string>, json: string | null) =>
+ *       json === null ? Effect.succeedNone : Effect.asSome(Schema.decode(schema)(json))
+ *     const write = <A>(key: string, schema: Schema.Schema<A, string>, value: A, expiresAt: number) =>
+ *       Effect.gen(function*() {
+ *         const json = yield* Schema.encode(schema)(value)
+ *         const ttl = Math.max(1, expiresAt - (yield* Clock.currentTimeMillis))
+ *         yield* Effect.tryPromise(() => redis.set(key, json, "PX", ttl))
+ *       })
+ *     return SessionStore.SessionStore.of({
+ *       get: (id) =>
+ *         Effect.tryPromise(() => redis.get(`session:${id}`)).pipe(
+ *           Effect.flatMap((json) => read(SessionJson, json)),
+ *           Effect.mapError(failed("get"))
+ *         ),
+ *       set: (session) =>
+ *         write(`session:${session.id}`, SessionJson, session, session.expiresAt).pipe(Effect.mapError(failed("set"))),
+ *       remove: (id) =>
+ *         Effect.tryPromise(() => redis.del(`session:${id}`)).pipe(Effect.asVoid, Effect.mapError(failed("remove"))),
+ *       setPending: (pending) =>
+ *         write(`login:${pending.id}`, PendingJson, pending, pending.expiresAt).pipe(
+ *           Effect.mapError(failed("setPending"))
+ *         ),
+ *       // GETDEL: of two callbacks racing with one id, one gets the pending sign-in
+ *       takePending: (id) =>
+ *         Effect.tryPromise(() => redis.getdel(`login:${id}`)).pipe(
+ *           Effect.flatMap((json) => read(PendingJson, json)),
+ *           Effect.mapError(failed("takePending"))
+ *         )
+ *     })
+ *   })
+ * ).pipe(Layer.provide(RedisConnection.layerConfig()))
+ * ```
+ *
  * @since 0.1.0
  * @category tags
  */
