@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * import { AccessTokenManagement, UserTokenStore } from "@effect-atm/core"
+ * import { AccessTokenManagement } from "@effect-atm/core"
  * import { OidcLogin, SessionStore } from "@effect-atm/oidc-login"
  * import { HttpRouter, HttpServerResponse } from "@effect/platform"
  * import { Layer, Redacted } from "effect"
@@ -20,7 +20,8 @@
  *
  * const LoginLive = OidcLogin.layer({ client, baseUrl: "https://app.example.com" }).pipe(
  *   Layer.provide(SessionStore.layerMemory()),
- *   Layer.provideMerge(AccessTokenManagement.layerServer({ client }).pipe(Layer.provide(UserTokenStore.layerMemory())))
+ *   // one process: tokens in memory (for several, see AccessTokenManagement.layerServer)
+ *   Layer.provideMerge(AccessTokenManagement.layerServerMemory({ client }))
  * )
  * ```
  *
