@@ -8,16 +8,21 @@
  *
  * @example
  * ```ts
- * import { AccessTokenManagement, TokenEncryption } from "@effect-atm/core"
+ * import { AccessTokenManagement, AccessTokenStore, TokenEncryption, TokenLock } from "@effect-atm/core"
  * import { SqlStore } from "@effect-atm/store-sql"
- * import { Layer } from "effect"
+ * import { Layer, Redacted } from "effect"
  *
- * const StoreLive = SqlStore.layerSqlite({ filename: "tokens.db" }).pipe(
- *   Layer.provide(TokenEncryption.layerConfig()) // TOKEN_ENCRYPTION_KEY=<32 bytes base64>
- * )
- * const TokensLive = AccessTokenManagement.layerServer({ client: { issuer: "…", clientId: "web" } }).pipe(
- *   Layer.provide(StoreLive)
- * )
+ * // one process whose users stay signed in across restarts
+ * const StoresLive = Layer.mergeAll(
+ *   SqlStore.layerSqlite({ filename: "data/tokens.db", timeToLive: "30 days" }),
+ *   AccessTokenStore.layerMemory(), // client-credentials tokens need not outlive the process
+ *   TokenLock.layerMemory
+ * ).pipe(Layer.provide(TokenEncryption.layerConfig())) // TOKEN_ENCRYPTION_KEY=$(openssl rand -base64 32)
+ *
+ * const TokensLive = AccessTokenManagement.layerServer({
+ *   client: { issuer: "https://login.example.com", clientId: "web", clientSecret: Redacted.make("…") },
+ *   resource: "https://api.example.com"
+ * }).pipe(Layer.provide(StoresLive))
  * ```
  *
  * @since 0.1.0
@@ -62,7 +67,8 @@ export interface Options {
 
 /**
  * The store over the `SqlClient` in the context (any @effect/sql client: SQLite, PostgreSQL, or one you already
- * have). Creates its tables unless `migrate` is false; encrypts when a `TokenEncryption` is in the context.
+ * have). Creates its tables unless `migrate` is false; seals tokens with the `TokenEncryption` in the context
+ * (`TokenEncryption.layerPlaintext` to store them in the clear).
  *
  * @since 0.1.0
  * @category constructors
@@ -72,7 +78,26 @@ export const make: (
 ) => Effect.Effect<UserTokenStore["Type"], TokenStoreError, SqlClient.SqlClient | Scope.Scope> = internal.make
 
 /**
- * The store over the `SqlClient` provided to it.
+ * The store over the `SqlClient` provided to it: a pool the application already has, or one shared with
+ * `SqlTokenLock`.
+ *
+ * @example
+ * ```ts
+ * import { AccessTokenStore, TokenEncryption } from "@effect-atm/core"
+ * import { SqlStore, SqlTokenLock } from "@effect-atm/store-sql"
+ * import { PgClient } from "@effect/sql-pg"
+ * import { Config, Layer } from "effect"
+ *
+ * // several instances behind a load balancer, PostgreSQL and no Redis
+ * const StoresLive = Layer.mergeAll(
+ *   SqlStore.layer({ tablePrefix: "shop_" }),
+ *   SqlTokenLock.layer(), // one instance at a time refreshes a user's rotating refresh token
+ *   AccessTokenStore.layerMemory() // each instance keeps its own client-credentials tokens
+ * ).pipe(
+ *   Layer.provide(PgClient.layerConfig({ url: Config.redacted("DATABASE_URL") })),
+ *   Layer.provide(TokenEncryption.layerConfig())
+ * )
+ * ```
  *
  * @since 0.1.0
  * @category layers
@@ -204,6 +229,18 @@ export const layerFromUrl = (options: ConfigOptions): Layer.Layer<UserTokenStore
 
 /**
  * The store from Effect `Config` (by default `config` nested under `TOKEN_STORE`): SQLite or PostgreSQL by URL.
+ *
+ * @example
+ * ```ts
+ * import { TokenEncryption } from "@effect-atm/core"
+ * import { SqlStore } from "@effect-atm/store-sql"
+ * import { Layer } from "effect"
+ *
+ * // TOKEN_STORE_URL=sqlite:data/tokens.db      (default sqlite:effect-atm-tokens.db)
+ * // TOKEN_STORE_URL=postgres://app@db:5432/app TOKEN_STORE_TIME_TO_LIVE="30 days"
+ * // TOKEN_ENCRYPTION_KEY=$(openssl rand -base64 32)
+ * const UserTokenStoreLive = SqlStore.layerConfig().pipe(Layer.provide(TokenEncryption.layerConfig()))
+ * ```
  *
  * @since 0.1.0
  * @category layers

@@ -5,12 +5,15 @@
  *
  * @example
  * ```ts
+ * import { TokenEncryption } from "@effect-atm/core"
  * import { SqlStore, SqlTokenLock } from "@effect-atm/store-sql"
  * import { PgClient } from "@effect/sql-pg"
  * import { Layer, Redacted } from "effect"
  *
- * const TokenStoreLive = Layer.merge(SqlStore.layer(), SqlTokenLock.layer()).pipe(
- *   Layer.provide(PgClient.layer({ url: Redacted.make("postgres://…") }))
+ * // the user token store and its lock on one PostgreSQL pool
+ * const TokenStoreLive = Layer.merge(SqlStore.layer(), SqlTokenLock.layer({ lockTimeout: "10 seconds" })).pipe(
+ *   Layer.provide(PgClient.layer({ url: Redacted.make("postgres://app@db:5432/app") })),
+ *   Layer.provide(TokenEncryption.layerConfig())
  * )
  * ```
  *
