@@ -19,6 +19,17 @@ import type { Redis, RedisOptions } from "ioredis"
 import * as internal from "./internal/redis.js"
 
 /**
+ * The ioredis client. The stores take it from the context, so that an application can share it.
+ *
+ * @example
+ * ```ts
+ * import { RedisConnection } from "@effect-atm/store-redis"
+ * import { Effect } from "effect"
+ *
+ * // a readiness check on the connection the token stores use
+ * const ready = Effect.flatMap(RedisConnection.RedisConnection, (redis) => Effect.tryPromise(() => redis.ping()))
+ * ```
+ *
  * @since 0.1.0
  * @category tags
  */

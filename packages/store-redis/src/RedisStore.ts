@@ -119,6 +119,23 @@ export const layerAccessTokenStore = (
  * The user token store, the client-credentials token store and the renewal lock over a connection provided to
  * it.
  *
+ * @example
+ * ```ts
+ * import { AccessTokenManagement, TokenEncryption } from "@effect-atm/core"
+ * import { RedisConnection, RedisStore } from "@effect-atm/store-redis"
+ * import { Layer, Redacted } from "effect"
+ *
+ * // one connection for the tokens and for the application's own use of Redis (`RedisConnection`)
+ * const TokensLive = AccessTokenManagement.layerServer({
+ *   client: { issuer: "https://login.example.com", clientId: "web", clientSecret: Redacted.make("…") },
+ *   resource: "https://api.example.com"
+ * }).pipe(
+ *   Layer.provide(RedisStore.layerWithoutConnection({ prefix: "shop:", timeToLive: "30 days" })),
+ *   Layer.provide(TokenEncryption.layerConfig()),
+ *   Layer.provideMerge(RedisConnection.layerConfig()) // REDIS_URL=redis://…
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category layers
  */
@@ -155,6 +172,17 @@ export const config: Config.Config<Options> = Config.all({
 
 /**
  * `layer` from Effect `Config` (by default `config` nested under `REDIS`).
+ *
+ * @example
+ * ```ts
+ * import { TokenEncryption } from "@effect-atm/core"
+ * import { RedisStore } from "@effect-atm/store-redis"
+ * import { Layer } from "effect"
+ *
+ * // REDIS_URL=rediss://:password@cache.internal:6380 REDIS_PREFIX=shop: REDIS_TIME_TO_LIVE="30 days"
+ * // TOKEN_ENCRYPTION_KEY=$(openssl rand -base64 32)
+ * const StoresLive = RedisStore.layerConfig().pipe(Layer.provide(TokenEncryption.layerConfig()))
+ * ```
  *
  * @since 0.1.0
  * @category layers

@@ -38,6 +38,24 @@ export const make = (options: LockOptions = {}): Effect.Effect<TokenLock["Type"]
   Effect.map(RedisConnection, (client) => internal.makeTokenLock(client, options))
 
 /**
+ * The lock over the connection in the context; `RedisStore.layer` already includes it. On its own, it serves a
+ * store elsewhere, e.g. PostgreSQL.
+ *
+ * @example
+ * ```ts
+ * import { AccessTokenStore, TokenEncryption } from "@effect-atm/core"
+ * import { RedisConnection, RedisTokenLock } from "@effect-atm/store-redis"
+ * import { SqlStore } from "@effect-atm/store-sql"
+ * import { Layer, Redacted } from "effect"
+ *
+ * // users' tokens in PostgreSQL, renewals excluded across instances by a Redis lease
+ * const StoresLive = Layer.mergeAll(
+ *   SqlStore.layerPg({ url: Redacted.make("postgres://app@db:5432/app") }),
+ *   RedisTokenLock.layer({ leaseTime: "10 seconds" }).pipe(Layer.provide(RedisConnection.layerConfig())),
+ *   AccessTokenStore.layerMemory()
+ * ).pipe(Layer.provide(TokenEncryption.layerConfig()))
+ * ```
+ *
  * @since 0.1.0
  * @category layers
  */
