@@ -17,7 +17,7 @@ import { fmt, median, now, type Row, timed } from "./support.js"
 
 const tokensLayer = Layer.unwrapEffect(
   Effect.map(IdentityProvider.IdentityProvider, (provider) =>
-    AccessTokenManagement.layerClientCredentials({
+    AccessTokenManagement.layerClientCredentialsMemory({
       clients: {
         bench: {
           issuer: provider.issuer,

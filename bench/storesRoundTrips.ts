@@ -328,7 +328,10 @@ const sqlite = Effect.gen(function*() {
   const prefix = `bench_${runId()}_`
   const sql = yield* SqliteClient.make({ filename }).pipe(Effect.provide(Reactivity.layer))
   // the store's tables first (created by the store), then the raw connection on the same file
-  const plainStore = yield* SqlStore.make({ tablePrefix: prefix }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+  const plainStore = yield* SqlStore.make({ tablePrefix: prefix }).pipe(
+    Effect.provideService(SqlClient.SqlClient, sql),
+    Effect.provideService(TokenEncryption.TokenEncryption, TokenEncryption.plaintext)
+  )
   const db = yield* Effect.acquireRelease(
     Effect.sync(() => new Sqlite(filename)),
     (db) => Effect.sync(() => db.close())
@@ -393,7 +396,10 @@ const postgres = Effect.gen(function*() {
   yield* Effect.addFinalizer(() =>
     sql.unsafe(`DROP TABLE IF EXISTS ${statements.users}, ${statements.accessTokens}`).pipe(Effect.ignore)
   )
-  const plainStore = yield* SqlStore.make({ tablePrefix: prefix }).pipe(Effect.provideService(SqlClient.SqlClient, sql))
+  const plainStore = yield* SqlStore.make({ tablePrefix: prefix }).pipe(
+    Effect.provideService(SqlClient.SqlClient, sql),
+    Effect.provideService(TokenEncryption.TokenEncryption, TokenEncryption.plaintext)
+  )
   const pool = yield* Effect.acquireRelease(
     Effect.sync(() => new Pg.Pool({ connectionString: pgUrl })),
     (pool) => Effect.promise(() => pool.end())
@@ -508,7 +514,7 @@ const redis = Effect.gen(function*() {
   return yield* measureBoth(backend, (encryption) =>
     RedisStore.makeUserTokenStore({ prefix }).pipe(
       Effect.provideService(RedisConnection.RedisConnection, connection),
-      encryption === undefined ? (self) => self : Effect.provideService(TokenEncryption.TokenEncryption, encryption)
+      Effect.provideService(TokenEncryption.TokenEncryption, encryption ?? TokenEncryption.plaintext)
     ))
 }).pipe(Effect.scoped)
 

@@ -55,7 +55,7 @@ const TokensLive = Layer.mergeAll(
     // renew at expiry, not before: the parent waits for the token to really expire
     renewBefore: "0 millis"
   }),
-  ClientCredentialsTokens.layerWithoutStore({
+  ClientCredentialsTokens.layer({
     clients: {
       machine: {
         issuer,

@@ -1,7 +1,9 @@
 import {
   AccessTokenManagement,
+  AccessTokenStore,
   type ClientCredentialsTokens,
   type TokenEndpoint,
+  TokenLock,
   UserTokenStore
 } from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
@@ -64,7 +66,7 @@ export const clientCredentials = (
 > =>
   Layer.unwrapEffect(
     Effect.map(IdentityProvider.IdentityProvider, (provider) =>
-      AccessTokenManagement.layerClientCredentials({
+      AccessTokenManagement.layerClientCredentialsMemory({
         ...options,
         clients: { ...clientsFor(provider), ...options?.clients },
         endpoint: { timeout: "2 seconds", ...options?.endpoint }
@@ -75,7 +77,10 @@ export const clientCredentials = (
 export const claims = (jwt: string): Record<string, unknown> =>
   JSON.parse(Buffer.from(jwt.split(".")[1]!, "base64url").toString("utf8"))
 
-/** The server-side user token layers (with the app's own client-credentials client) over an in-memory store. */
+/**
+ * The server-side user token layers (with the app's own client-credentials client) over in-memory stores (or the
+ * given user token store) and the process-local lock.
+ */
 export const userTokens = (
   options?: Partial<AccessTokenManagement.ServerOptions> & {
     readonly store?: Layer.Layer<UserTokenStore.UserTokenStore>
@@ -93,4 +98,13 @@ export const userTokens = (
         endpoint: { timeout: "2 seconds" },
         ...options
       }))
-  ).pipe(Layer.provideMerge(options?.store ?? UserTokenStore.layerMemory()), Layer.orDie)
+  ).pipe(
+    Layer.provideMerge(
+      Layer.mergeAll(
+        options?.store ?? UserTokenStore.layerMemory(),
+        AccessTokenStore.layerMemory(),
+        TokenLock.layerMemory
+      )
+    ),
+    Layer.orDie
+  )

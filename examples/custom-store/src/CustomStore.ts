@@ -4,7 +4,8 @@
  * a file). Enough for a single-instance app that must keep its users signed in across restarts, without a
  * database; and a template for your own store.
  *
- * What a `UserTokenStore` must do (run `test/stores/userTokenStoreSuite.ts` against yours to check):
+ * What a `UserTokenStore` must do (check yours with `UserTokenStoreSuite.run` from `@effect-atm/testing`, as
+ * `test/CustomStore.test.ts` does):
  *
  * - key tokens by the user key it is given (`CurrentUser.storeKey`) and the request parameters
  *   (`AccessToken.parametersKey`);
@@ -47,7 +48,7 @@ interface Document {
   }>
 }
 
-const storeError = (operation: string) => (cause: { readonly message: string }) =>
+const storeError = (operation: TokenError.StoreOperation) => (cause: { readonly message: string }) =>
   new TokenError.TokenStoreError({ store: "json-file", operation, reason: cause.message })
 
 /**
@@ -68,19 +69,19 @@ export const make = (options: Options) =>
     const timeToLive = Duration.toMillis(Duration.decode(options.timeToLive ?? Duration.days(14)))
 
     const path = Path.resolve(options.path)
-    yield* fs.makeDirectory(Path.dirname(path), { recursive: true }).pipe(Effect.mapError(storeError("open")))
+    yield* fs.makeDirectory(Path.dirname(path), { recursive: true }).pipe(Effect.mapError(storeError("connect")))
     let document: Document = { version: 1, users: {} }
-    if (yield* fs.exists(path).pipe(Effect.mapError(storeError("open")))) {
-      const text = yield* fs.readFileString(path).pipe(Effect.mapError(storeError("open")))
+    if (yield* fs.exists(path).pipe(Effect.mapError(storeError("connect")))) {
+      const text = yield* fs.readFileString(path).pipe(Effect.mapError(storeError("connect")))
       document = yield* Effect.try({
         try: () => JSON.parse(text) as Document,
-        catch: () => new TokenError.TokenStoreError({ store: "json-file", operation: "open", reason: "not JSON" })
+        catch: () => new TokenError.TokenStoreError({ store: "json-file", operation: "connect", reason: "not JSON", transient: false })
       })
     }
 
     // one writer at a time: each write reads the document, changes it, and saves it whole
     const semaphore = yield* Effect.makeSemaphore(1)
-    const update = (operation: string, change: (users: Document["users"], now: number) => Document["users"]) =>
+    const update = (operation: TokenError.StoreOperation, change: (users: Document["users"], now: number) => Document["users"]) =>
       semaphore.withPermits(1)(
         Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis

@@ -17,8 +17,11 @@
  */
 import * as AccessTokenHttpClient from "@effect-atm/core/AccessTokenHttpClient"
 import * as AccessTokenManagement from "@effect-atm/core/AccessTokenManagement"
+import * as AccessTokenStore from "@effect-atm/core/AccessTokenStore"
 import * as CurrentUser from "@effect-atm/core/CurrentUser"
+import * as TokenClient from "@effect-atm/core/TokenClient"
 import type { InvalidClientConfiguration } from "@effect-atm/core/TokenError"
+import * as TokenLock from "@effect-atm/core/TokenLock"
 import * as UserTokenStore from "@effect-atm/core/UserTokenStore"
 import * as DemoApi from "@effect-atm/dev-identity/DemoApi"
 import * as IdentityProvider from "@effect-atm/dev-identity/IdentityProvider"
@@ -220,12 +223,14 @@ export const layer = (
 
   const ServerLive = NodeHttpServer.layer(() => createServer(), { port: options.port ?? 0, host: "127.0.0.1" })
 
-  // the client registered at the provider; with your own provider this comes from Config
-  const client = Effect.map(IdentityProvider.IdentityProvider, (provider) => ({
-    issuer: provider.issuer,
-    clientId: IdentityProvider.Clients.web.clientId,
-    clientSecret: Redacted.make(IdentityProvider.Clients.web.clientSecret)
-  }))
+  // the client registered at the provider (with your own provider: `TokenClient.config` from the environment),
+  // decoded once for the login and the token managers
+  const client = Effect.flatMap(IdentityProvider.IdentityProvider, (provider) =>
+    TokenClient.decode({
+      issuer: provider.issuer,
+      clientId: IdentityProvider.Clients.web.clientId,
+      clientSecret: Redacted.make(IdentityProvider.Clients.web.clientSecret)
+    }))
 
   // 1. Store registration: the user token store, and token management over it
   // tokens live no longer than the longest session (OidcLogin's absolute timeout, 12 hours by default)
@@ -277,7 +282,10 @@ export const layer = (
   )
 
   const SessionStoreLive = SessionStore.layerMemory()
-  const TokenManagementLive = TokensLive.pipe(Layer.provideMerge(TokenStoreLive))
+  // one process: client-credentials tokens in memory, renewals exclusive within the process
+  const TokenManagementLive = TokensLive.pipe(
+    Layer.provideMerge(Layer.mergeAll(TokenStoreLive, AccessTokenStore.layerMemory(), TokenLock.layerMemory))
+  )
   const ServicesLive = Layer.mergeAll(LoginLive.pipe(Layer.provideMerge(SessionStoreLive)), DemoApiClientLive).pipe(
     Layer.provideMerge(TokenManagementLive)
   )

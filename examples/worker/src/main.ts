@@ -10,7 +10,13 @@
  *
  * WORKER_CALLS (default 12; 0 = run until interrupted) and WORKER_INTERVAL (default "1 second") set the schedule.
  */
-import { AccessTokenHttpClient, ClientCredentialsTokens, TokenEndpoint } from "@effect-atm/core"
+import {
+  AccessTokenHttpClient,
+  AccessTokenStore,
+  ClientCredentialsTokens,
+  TokenEndpoint,
+  TokenLock
+} from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
@@ -99,6 +105,15 @@ const Live = Layer.unwrapEffect(
     settings,
     ({ apiUrl }) => Option.isSome(apiUrl) ? Layer.orDie(FromEnvironment(apiUrl.value)) : Layer.orDie(Embedded)
   )
-).pipe(Layer.provide([TokenEndpoint.layerDefault, NodeHttpClient.layerUndici]))
+).pipe(
+  Layer.provide([
+    TokenEndpoint.layerDefault,
+    NodeHttpClient.layerUndici,
+    // one process: tokens in memory, renewals exclusive within the process (a cluster would share a Redis store
+    // and a RedisTokenLock instead)
+    AccessTokenStore.layerMemory(),
+    TokenLock.layerMemory
+  ])
+)
 
 main.pipe(Effect.provide(Live), NodeRuntime.runMain)

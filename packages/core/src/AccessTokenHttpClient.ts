@@ -1,7 +1,8 @@
 /**
  * Token-attaching HTTP clients: the middleware that puts a token on each request and, when the API answers 401,
  * replaces that token once and retries once; and layers that declare named clients (their own Context Tags) for
- * client-credentials tokens. User-token clients are built the same way in `UserTokens`.
+ * client-credentials tokens (`layerClientCredentials`) and for the current user's tokens (`layerUser`,
+ * `layerCurrentUser`).
  *
  * @example
  * ```ts
@@ -28,7 +29,9 @@ import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type { AccessToken, TokenRequestOptions } from "./AccessToken.js"
 import { type ClientCredentialsTokenError, ClientCredentialsTokens } from "./ClientCredentialsTokens.js"
-import { type GetOptions, type UserTokenError, UserTokens } from "./UserTokens.js"
+import { CurrentUser } from "./CurrentUser.js"
+import type { NoCurrentUser } from "./TokenError.js"
+import { type UserTokenError, UserTokens } from "./UserTokens.js"
 
 /**
  * Where the middleware gets a token from, and how it replaces one the API rejected.
@@ -103,25 +106,29 @@ export type ClientCredentialsHttpClient = HttpClient.HttpClient.With<
 >
 
 /**
- * Options of a named HTTP client.
+ * Options of a named HTTP client whose service type is `Client`.
  *
  * @since 0.1.0
  * @category models
  */
-export interface NamedClientOptions {
+export interface NamedClientOptions<Client = HttpClient.HttpClient> {
   /** Prepended to every request URL. */
   readonly baseUrl?: string | undefined
-  /** Further changes to the client (e.g. `HttpClient.filterStatusOk`), applied outside the token middleware. */
-  readonly transform?:
-    | (<E, R>(client: HttpClient.HttpClient.With<E, R>) => HttpClient.HttpClient.With<E, R>)
-    | undefined
+  /**
+   * Further changes to the client, applied outside the token middleware: `HttpClient.filterStatusOk`,
+   * `HttpClient.retryTransient(...)`, tracing, ... Whatever it returns must keep the named client's type (its
+   * errors are already part of it).
+   */
+  readonly transform?: ((client: Client) => Client) | undefined
 }
 
-/** @internal */
-export const withBaseUrl = <E, R>(client: HttpClient.HttpClient.With<E, R>, options: NamedClientOptions) => {
+const withOptions = <Client extends HttpClient.HttpClient.With<any, any>>(
+  client: Client,
+  options: NamedClientOptions<Client>
+): Client => {
   const based = options.baseUrl === undefined
     ? client
-    : HttpClient.mapRequest(client, HttpClientRequest.prependUrl(options.baseUrl))
+    : HttpClient.mapRequest(client, HttpClientRequest.prependUrl(options.baseUrl)) as Client
   return options.transform === undefined ? based : options.transform(based)
 }
 
@@ -129,19 +136,34 @@ export const withBaseUrl = <E, R>(client: HttpClient.HttpClient.With<E, R>, opti
  * Declares a named HTTP client that carries the token of a client-credentials client: provides `tag` from the
  * platform's `HttpClient` and `ClientCredentialsTokens`.
  *
+ * @example
+ * ```ts
+ * import { AccessTokenHttpClient } from "@effect-atm/core"
+ * import { HttpClient } from "@effect/platform"
+ * import { Context } from "effect"
+ *
+ * class CatalogApi extends Context.Tag("CatalogApi")<CatalogApi, AccessTokenHttpClient.ClientCredentialsHttpClient>() {}
+ *
+ * const CatalogApiLive = AccessTokenHttpClient.layerClientCredentials(CatalogApi, {
+ *   client: "catalog",
+ *   baseUrl: "https://catalog.example.com",
+ *   transform: HttpClient.filterStatusOk // non-2xx answers fail with a ResponseError
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category layers
  */
 export const layerClientCredentials = <I>(
   tag: Context.Tag<I, ClientCredentialsHttpClient>,
-  options: NamedClientOptions & TokenRequestOptions & { readonly client: string }
+  options: NamedClientOptions<ClientCredentialsHttpClient> & TokenRequestOptions & { readonly client: string }
 ): Layer.Layer<I, never, HttpClient.HttpClient | ClientCredentialsTokens> =>
   Layer.effect(
     tag,
     Effect.gen(function*() {
       const tokens = yield* ClientCredentialsTokens
-      const client = yield* HttpClient.HttpClient
-      return withBaseUrl(withAccessToken(client, clientCredentialsSource(tokens, options.client, options)), options)
+      const client: ClientCredentialsHttpClient = yield* HttpClient.HttpClient
+      return withOptions(withAccessToken(client, clientCredentialsSource(tokens, options.client, options)), options)
     })
   )
 
@@ -153,7 +175,7 @@ export const layerClientCredentials = <I>(
  */
 export const userSource = (
   tokens: UserTokens["Type"],
-  options?: Omit<GetOptions, "forceRenewal">
+  options?: Omit<UserTokens.GetOptions, "forceRenewal">
 ): TokenSource<UserTokenError, never> => ({
   get: tokens.get(options),
   renew: (rejected) => tokens.renew(rejected, options)
@@ -170,20 +192,82 @@ export type UserHttpClient = HttpClient.HttpClient.With<HttpClientError.HttpClie
 
 /**
  * Declares a named HTTP client that carries the current user's token (for `resource` and `scope`, or the
- * defaults of `UserTokens`): the counterpart of .NET's `AddUserAccessTokenHttpClient`.
+ * defaults of `UserTokens`): the counterpart of .NET's `AddUserAccessTokenHttpClient`. The user is looked up per
+ * request; on a fiber without one, requests fail with `NoCurrentUser`. `layerCurrentUser` makes that a compile
+ * error instead.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerUser = <I>(
   tag: Context.Tag<I, UserHttpClient>,
-  options?: NamedClientOptions & Omit<GetOptions, "forceRenewal">
+  options?: NamedClientOptions<UserHttpClient> & Omit<UserTokens.GetOptions, "forceRenewal">
+): Layer.Layer<I, never, HttpClient.HttpClient | UserTokens> =>
+  Layer.effect(
+    tag,
+    Effect.gen(function*() {
+      const tokens = yield* UserTokens
+      const client: UserHttpClient = yield* HttpClient.HttpClient
+      return withOptions(withAccessToken(client, userSource(tokens, options)), options ?? {})
+    })
+  )
+
+/**
+ * The service type of a named client whose requests need `CurrentUser` in their context: forgetting to provide
+ * the user is a type error, not a `NoCurrentUser` at run time.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type CurrentUserHttpClient = HttpClient.HttpClient.With<
+  HttpClientError.HttpClientError | Exclude<UserTokenError, NoCurrentUser>,
+  CurrentUser
+>
+
+/**
+ * A token source for the user in the context of each request.
+ *
+ * @since 0.2.0
+ * @category sources
+ */
+export const currentUserSource = (
+  tokens: UserTokens["Type"],
+  options?: Omit<UserTokens.GetOptions, "forceRenewal">
+): TokenSource<Exclude<UserTokenError, NoCurrentUser>, CurrentUser> => ({
+  get: Effect.flatMap(CurrentUser, (user) => tokens.getFor(user, options)),
+  renew: (rejected) => Effect.flatMap(CurrentUser, (user) => tokens.renewFor(user, rejected, options))
+})
+
+/**
+ * Declares a named HTTP client that carries the token of the user in each request's context, typed so that
+ * every request requires `CurrentUser`.
+ *
+ * @example
+ * ```ts
+ * import { AccessTokenHttpClient, CurrentUser } from "@effect-atm/core"
+ * import { Context, Effect } from "effect"
+ *
+ * class DemoApi extends Context.Tag("DemoApi")<DemoApi, AccessTokenHttpClient.CurrentUserHttpClient>() {}
+ *
+ * const DemoApiLive = AccessTokenHttpClient.layerCurrentUser(DemoApi, { baseUrl: "https://api.example.com" })
+ *
+ * // Effect<HttpClientResponse, …, DemoApi | CurrentUser>: provide the user per connection or job
+ * const data = Effect.flatMap(DemoApi, (api) => api.get("/data"))
+ * const forAlice = data.pipe(CurrentUser.provide(new CurrentUser.User({ subject: "alice" })))
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerCurrentUser = <I>(
+  tag: Context.Tag<I, CurrentUserHttpClient>,
+  options?: NamedClientOptions<CurrentUserHttpClient> & Omit<UserTokens.GetOptions, "forceRenewal">
 ): Layer.Layer<I, never, HttpClient.HttpClient | UserTokens> =>
   Layer.effect(
     tag,
     Effect.gen(function*() {
       const tokens = yield* UserTokens
       const client = yield* HttpClient.HttpClient
-      return withBaseUrl(withAccessToken(client, userSource(tokens, options)), options ?? {})
+      return withOptions(withAccessToken(client, currentUserSource(tokens, options)), options ?? {})
     })
   )

@@ -3,14 +3,17 @@
  *
  * @since 0.1.0
  */
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as AccessTokenStore from "./AccessTokenStore.js"
 import * as ClientCredentialsTokens from "./ClientCredentialsTokens.js"
 import type { OidcEvents } from "./OidcEvents.js"
-import type { TokenClient } from "./TokenClient.js"
+import * as TokenClient from "./TokenClient.js"
 import * as TokenEndpoint from "./TokenEndpoint.js"
 import type { InvalidClientConfiguration } from "./TokenError.js"
+import * as TokenLock from "./TokenLock.js"
 import * as UserTokens from "./UserTokens.js"
-import type { UserTokenStore } from "./UserTokenStore.js"
+import * as UserTokenStore from "./UserTokenStore.js"
 
 /**
  * The name under which `layerServer` registers the application's own client-credentials client, derived from the
@@ -34,20 +37,36 @@ export interface ServerOptions extends UserTokens.Options {
 }
 
 /**
- * Everything a server that calls APIs for its signed-in users needs, over a `UserTokenStore` of your choice:
- * `UserTokens`, `OidcEvents`, `ClientCredentialsTokens` (with the app's own client under `appClient`) and the
- * `TokenEndpoint`. The counterpart of .NET's
+ * What the managers of `layerServer` and `layerClientCredentials` take from the context: where tokens live and
+ * how renewals exclude each other.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Stores = UserTokenStore.UserTokenStore | AccessTokenStore.AccessTokenStore | TokenLock.TokenLock
+
+/**
+ * Everything a server that calls APIs for its signed-in users needs: `UserTokens`, `OidcEvents`,
+ * `ClientCredentialsTokens` (with the app's own client under `appClient`) and the `TokenEndpoint`. The stores and
+ * the lock come from the context — memory ones for one process (`layerServerMemory`), shared ones and a
+ * distributed lock for a cluster. The counterpart of .NET's
  * `AddOpenIdConnectAccessTokenManagement().AddBlazorServerAccessTokenManagement<TStore>()`.
+ *
+ * The OpenID Connect client is decoded once: a mistake in it fails the layer with one
+ * `InvalidClientConfiguration` naming `client` and the field.
  *
  * @example
  * ```ts
- * import { AccessTokenManagement, UserTokenStore } from "@effect-atm/core"
+ * import { AccessTokenManagement, AccessTokenStore, TokenLock, UserTokenStore } from "@effect-atm/core"
  * import { Layer, Redacted } from "effect"
  *
  * const TokensLive = AccessTokenManagement.layerServer({
  *   client: { issuer: "https://login.example.com", clientId: "web", clientSecret: Redacted.make("…") },
  *   resource: "https://api.example.com"
- * }).pipe(Layer.provide(UserTokenStore.layerMemory()))
+ * }).pipe(
+ *   // one process; for a cluster: RedisStore / SqlStore layers and RedisTokenLock / SqlTokenLock
+ *   Layer.provide([UserTokenStore.layerMemory(), AccessTokenStore.layerMemory(), TokenLock.layerMemory])
+ * )
  * ```
  *
  * @since 0.1.0
@@ -61,28 +80,43 @@ export const layerServer = (
   | ClientCredentialsTokens.ClientCredentialsTokens
   | TokenEndpoint.TokenEndpoint,
   InvalidClientConfiguration,
-  UserTokenStore
-> => {
-  const client = options.client as typeof TokenClient.Encoded
-  const managers = Layer.merge(
-    UserTokens.layer(options),
-    ClientCredentialsTokens.layer({
-      renewBefore: options.renewBefore,
-      clients: {
-        ...options.clients,
-        [appClient]: {
-          ...client,
-          ...(options.appScope === undefined ? {} : { scope: options.appScope }),
-          ...(options.resource === undefined ? {} : { resource: options.resource })
-        }
-      }
+  Stores
+> =>
+  Layer.unwrapEffect(Effect.map(TokenClient.decode(options.client), (client) => {
+    const app = new ClientCredentialsTokens.ClientCredentialsClient({
+      ...client,
+      ...(options.appScope === undefined ? {} : { scope: options.appScope }),
+      ...(options.resource === undefined ? {} : { resource: options.resource })
     })
-  )
-  return Layer.provideMerge(managers, TokenEndpoint.layer(options.endpoint))
-}
+    const managers = Layer.merge(
+      UserTokens.layer({ ...options, client }),
+      ClientCredentialsTokens.layer({
+        renewBefore: options.renewBefore,
+        clients: { ...options.clients, [appClient]: app }
+      })
+    )
+    return Layer.provideMerge(managers, TokenEndpoint.layer(options.endpoint))
+  }))
 
 /**
- * Everything a worker that calls APIs with its own client-credentials tokens needs.
+ * `layerServer` for one process: in-memory stores and the process-local lock.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerServerMemory = (
+  options: ServerOptions
+): Layer.Layer<
+  | UserTokens.UserTokens
+  | OidcEvents
+  | ClientCredentialsTokens.ClientCredentialsTokens
+  | TokenEndpoint.TokenEndpoint,
+  InvalidClientConfiguration
+> => layerServer(options).pipe(Layer.provide(layerStoresMemory))
+
+/**
+ * Everything a worker that calls APIs with its own client-credentials tokens needs, over the `AccessTokenStore`
+ * and `TokenLock` in the context.
  *
  * @since 0.1.0
  * @category layers
@@ -91,5 +125,46 @@ export const layerClientCredentials = (
   options: ClientCredentialsTokens.Options & { readonly endpoint?: TokenEndpoint.Options | undefined }
 ): Layer.Layer<
   ClientCredentialsTokens.ClientCredentialsTokens | TokenEndpoint.TokenEndpoint,
-  InvalidClientConfiguration
+  InvalidClientConfiguration,
+  AccessTokenStore.AccessTokenStore | TokenLock.TokenLock
 > => Layer.provideMerge(ClientCredentialsTokens.layer(options), TokenEndpoint.layer(options.endpoint))
+
+/**
+ * `layerClientCredentials` for one process: an in-memory token store and the process-local lock.
+ *
+ * @example
+ * ```ts
+ * import { AccessTokenManagement } from "@effect-atm/core"
+ * import { Redacted } from "effect"
+ *
+ * const TokensLive = AccessTokenManagement.layerClientCredentialsMemory({
+ *   clients: {
+ *     catalog: { issuer: "https://login.example.com", clientId: "worker", clientSecret: Redacted.make("…") }
+ *   }
+ * })
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerClientCredentialsMemory = (
+  options: ClientCredentialsTokens.Options & { readonly endpoint?: TokenEndpoint.Options | undefined }
+): Layer.Layer<
+  ClientCredentialsTokens.ClientCredentialsTokens | TokenEndpoint.TokenEndpoint,
+  InvalidClientConfiguration
+> =>
+  layerClientCredentials(options).pipe(
+    Layer.provide([AccessTokenStore.layerMemory(), TokenLock.layerMemory])
+  )
+
+/**
+ * The in-memory stores and the process-local lock, for one process.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerStoresMemory: Layer.Layer<Stores> = Layer.mergeAll(
+  UserTokenStore.layerMemory(),
+  AccessTokenStore.layerMemory(),
+  TokenLock.layerMemory
+)

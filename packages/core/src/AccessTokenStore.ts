@@ -17,6 +17,11 @@ import type { TokenStoreError } from "./TokenError.js"
  * @category tags
  */
 export class AccessTokenStore extends Context.Tag("@effect-atm/core/AccessTokenStore")<AccessTokenStore, {
+  /**
+   * Whether several processes share what this store holds (Redis). The client-credentials manager then warns at
+   * start-up unless its `TokenLock` is distributed too (each process would request its own token).
+   */
+  readonly distributed?: boolean | undefined
   readonly get: (key: string) => Effect.Effect<Option.Option<AccessToken>, TokenStoreError>
   readonly set: (key: string, token: AccessToken) => Effect.Effect<void, TokenStoreError>
   /** Removes the token for the key; with `ifToken`, only if it is still that token. */

@@ -6,7 +6,7 @@
  * import { ClientCredentialsTokens, TokenEndpoint } from "@effect-atm/core"
  * import { Effect, Layer, Redacted } from "effect"
  *
- * const Tokens = ClientCredentialsTokens.layer({
+ * const Tokens = ClientCredentialsTokens.layerMemory({
  *   clients: {
  *     catalog: {
  *       issuer: "https://login.example.com",
@@ -31,12 +31,12 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { type AccessToken, parametersKey, type TokenRequestOptions } from "./AccessToken.js"
 import { AccessTokenStore, layerMemory as accessTokenStoreMemory } from "./AccessTokenStore.js"
+import { renewalLock } from "./internal/deployment.js"
 import * as TokenCache from "./TokenCache.js"
-import { configFields, decodeClient, fromConfigOptions, tokenClientFields } from "./TokenClient.js"
+import { config as tokenClientConfig, decodeClient, tokenClientFields } from "./TokenClient.js"
 import { Grant, TokenEndpoint } from "./TokenEndpoint.js"
 import {
   type InvalidClientConfiguration,
@@ -44,7 +44,7 @@ import {
   type TokenStoreError,
   UnknownTokenClient
 } from "./TokenError.js"
-import { TokenLock } from "./TokenLock.js"
+import { layerMemory as tokenLockMemory, TokenLock } from "./TokenLock.js"
 
 /**
  * A named client-credentials client: the token client, and the parameters its tokens are requested with by
@@ -79,17 +79,6 @@ export type ClientCredentialsClientInput = typeof ClientCredentialsClient.Encode
 export type ClientCredentialsTokenError = TokenEndpointError | TokenStoreError | UnknownTokenClient
 
 /**
- * Options of a single token request: the parameters (each part of the cache key) and whether to renew even a
- * fresh token.
- *
- * @since 0.1.0
- * @category models
- */
-export interface GetOptions extends TokenRequestOptions {
-  readonly forceRenewal?: boolean | undefined
-}
-
-/**
  * @since 0.1.0
  * @category tags
  */
@@ -99,7 +88,10 @@ export class ClientCredentialsTokens extends Context.Tag("@effect-atm/core/Clien
     /** The configured client names. */
     readonly clients: ReadonlyArray<string>
     /** A fresh token for the client and parameters: cached, or obtained once for all concurrent callers. */
-    readonly get: (client: string, options?: GetOptions) => Effect.Effect<AccessToken, ClientCredentialsTokenError>
+    readonly get: (
+      client: string,
+      options?: ClientCredentialsTokens.GetOptions
+    ) => Effect.Effect<AccessToken, ClientCredentialsTokenError>
     /**
      * Replaces a token the API rejected. If the cached token is no longer `rejected` (someone renewed it
      * already), returns the cached one without a request.
@@ -116,6 +108,22 @@ export class ClientCredentialsTokens extends Context.Tag("@effect-atm/core/Clien
     ) => Effect.Effect<void, TokenStoreError>
   }
 >() {}
+
+/**
+ * @since 0.2.0
+ */
+export declare namespace ClientCredentialsTokens {
+  /**
+   * Options of a single token request: the parameters (each part of the cache key) and whether to renew even a
+   * fresh token.
+   *
+   * @since 0.2.0
+   * @category models
+   */
+  export interface GetOptions extends TokenRequestOptions {
+    readonly forceRenewal?: boolean | undefined
+  }
+}
 
 /**
  * @since 0.1.0
@@ -153,7 +161,7 @@ const decode = (name: string, input: ClientCredentialsClientInput | ClientCreden
   )
 
 /**
- * Builds the manager over the `TokenEndpoint`, an `AccessTokenStore` and, when present, a `TokenLock`.
+ * Builds the manager over the `TokenEndpoint`, an `AccessTokenStore` and a `TokenLock`.
  *
  * @since 0.1.0
  * @category constructors
@@ -161,7 +169,7 @@ const decode = (name: string, input: ClientCredentialsClientInput | ClientCreden
 export const make = Effect.fnUntraced(function*(options: Options) {
   const endpoint = yield* TokenEndpoint
   const store = yield* AccessTokenStore
-  const lock = yield* Effect.serviceOption(TokenLock)
+  const lock = yield* renewalLock("ClientCredentialsTokens", store, yield* TokenLock)
   const clients = new Map<string, ClientCredentialsClient>()
   for (const [name, input] of Object.entries(options.clients)) {
     clients.set(name, yield* decode(name, input))
@@ -180,7 +188,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       )
   }, {
     renewBefore: options.renewBefore ?? Duration.seconds(60),
-    lock: Option.getOrUndefined(lock),
+    lock,
     // only this manager replaces these tokens: serve hits from memory, even over a shared store
     memoize: true
   })
@@ -231,41 +239,50 @@ export const make = Effect.fnUntraced(function*(options: Options) {
 })
 
 /**
- * The manager with its own in-memory token store (unless an `AccessTokenStore` is provided to it).
+ * The manager over the `AccessTokenStore` and `TokenLock` in the context: `AccessTokenStore.layerMemory()` and
+ * `TokenLock.layerMemory` for one process (or use `layerMemory`), a shared store and a distributed lock for several.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer = (
   options: Options
-): Layer.Layer<ClientCredentialsTokens, InvalidClientConfiguration, TokenEndpoint> =>
-  Layer.scoped(ClientCredentialsTokens, make(options)).pipe(Layer.provide(accessTokenStoreMemory()))
-
-/**
- * The manager over an `AccessTokenStore` provided from outside (e.g. Redis, shared by instances).
- *
- * @since 0.1.0
- * @category layers
- */
-export const layerWithoutStore = (
-  options: Options
-): Layer.Layer<ClientCredentialsTokens, InvalidClientConfiguration, TokenEndpoint | AccessTokenStore> =>
+): Layer.Layer<ClientCredentialsTokens, InvalidClientConfiguration, TokenEndpoint | AccessTokenStore | TokenLock> =>
   Layer.scoped(ClientCredentialsTokens, make(options))
 
 /**
- * Reads one client's configuration from Effect `Config`: `ISSUER` or `TOKEN_ENDPOINT`, `CLIENT_ID`,
- * `CLIENT_SECRET`, `AUTHENTICATION`, `SCOPE`, `RESOURCE`, nested under the client's name (from the environment:
- * `WORKER_CLIENT_ID`, …).
+ * The manager for one process, with an in-memory token store and the process-local lock.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerMemory = (
+  options: Options
+): Layer.Layer<ClientCredentialsTokens, InvalidClientConfiguration, TokenEndpoint> =>
+  layer(options).pipe(Layer.provide([accessTokenStoreMemory(), tokenLockMemory]))
+
+/**
+ * Reads one client's configuration from Effect `Config`: `ISSUER` or `TOKEN_ENDPOINT`, `REVOCATION_ENDPOINT`,
+ * `CLIENT_ID`, `CLIENT_SECRET`, `AUTHENTICATION`, `ALLOW_INSECURE_REQUESTS`, `SCOPE`, `RESOURCE`, nested under the
+ * client's name (from the environment: `WORKER_CLIENT_ID`, …). Decoding (URLs, cross-field rules) happens when the
+ * layer is built, with errors that name the client and the field.
  *
  * @since 0.1.0
  * @category config
  */
-export const clientConfig = (name: string): Config.Config<Record<string, unknown>> =>
+export const clientConfig = (name: string): Config.Config<ClientCredentialsClientInput> =>
   Config.all({
-    ...configFields,
+    client: tokenClientConfig,
     scope: Config.option(Config.string("SCOPE")),
     resource: Config.option(Config.string("RESOURCE"))
-  }).pipe(Config.map(fromConfigOptions), Config.nested(name))
+  }).pipe(
+    Config.map(({ client, resource, scope }): ClientCredentialsClientInput => ({
+      ...client,
+      ...(scope._tag === "Some" ? { scope: scope.value } : {}),
+      ...(resource._tag === "Some" ? { resource: resource.value } : {})
+    })),
+    Config.nested(name)
+  )
 
 /**
  * The manager with clients read from Effect `Config` (see `clientConfig`); an invalid value fails the layer,
@@ -280,14 +297,11 @@ export const layerConfig = (
 ): Layer.Layer<
   ClientCredentialsTokens,
   InvalidClientConfiguration | ConfigError.ConfigError,
-  TokenEndpoint
+  TokenEndpoint | AccessTokenStore | TokenLock
 > =>
   Layer.unwrapEffect(
-    Effect.gen(function*() {
-      const clients: Record<string, ClientCredentialsClientInput> = {}
-      for (const name of names) {
-        clients[name] = (yield* clientConfig(name)) as ClientCredentialsClientInput
-      }
-      return layer({ ...options, clients })
-    })
+    Effect.map(
+      Config.all(Object.fromEntries(names.map((name) => [name, clientConfig(name)]))),
+      (clients) => layer({ ...options, clients })
+    )
   )

@@ -132,8 +132,16 @@ export const decodeClient = <A extends TokenClientLike, I>(
   })
 
 /**
- * Reads the fields of a token client from Effect `Config` (by default, environment variables such as
- * `ISSUER`, `CLIENT_ID`, `CLIENT_SECRET`; nest it with `Config.nested` to prefix them).
+ * The input form of a token client, as given in code or read from `config`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type TokenClientInput = typeof TokenClient.Encoded
+
+/**
+ * The fields of a token client in Effect `Config`, one `Config` each (by default environment variables such as
+ * `ISSUER`, `CLIENT_ID`, `CLIENT_SECRET`).
  *
  * @since 0.1.0
  * @category config
@@ -145,29 +153,62 @@ export const configFields = {
   tokenEndpoint: Config.option(Config.string("TOKEN_ENDPOINT")).pipe(
     Config.withDescription("Token endpoint URL (instead of discovery)")
   ),
-  revocationEndpoint: Config.option(Config.string("REVOCATION_ENDPOINT")),
+  revocationEndpoint: Config.option(Config.string("REVOCATION_ENDPOINT")).pipe(
+    Config.withDescription("Revocation endpoint URL (when not discovered)")
+  ),
   clientId: Config.string("CLIENT_ID").pipe(Config.withDescription("OAuth client id")),
   clientSecret: Config.option(Config.redacted("CLIENT_SECRET")).pipe(Config.withDescription("OAuth client secret")),
-  authentication: Config.option(Config.string("AUTHENTICATION")).pipe(
-    Config.withDescription("client_secret_basic (default), client_secret_post or none")
-  ),
-  allowInsecureRequests: Config.option(Config.boolean("ALLOW_INSECURE_REQUESTS"))
+  authentication: Config.option(Config.literal("client_secret_basic", "client_secret_post", "none")("AUTHENTICATION"))
+    .pipe(Config.withDescription("client_secret_basic (default), client_secret_post or none")),
+  allowInsecureRequests: Config.option(Config.boolean("ALLOW_INSECURE_REQUESTS")).pipe(
+    Config.withDescription("Allow plain http:// endpoints off the loopback interface (default false)")
+  )
 }
 
+const present = <K extends string, A>(key: K, value: Option.Option<A>): { readonly [P in K]?: A } =>
+  (Option.isSome(value) ? { [key]: value.value } : {}) as { readonly [P in K]?: A }
+
 /**
- * Turns `Option` config values into the optional fields of a client input (dropping `None`s).
+ * A token client's input read from Effect `Config` (nest it with `Config.nested` to prefix the variables). It is
+ * decoded, with errors naming the client and the field, by the layer it is given to (or `decode`).
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category config
  */
-export const fromConfigOptions = (values: Record<string, unknown>): Record<string, unknown> => {
-  const input: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(values)) {
-    if (Option.isOption(value)) {
-      if (Option.isSome(value)) input[key] = value.value
-    } else if (value !== undefined) {
-      input[key] = value
-    }
-  }
-  return input
-}
+export const config: Config.Config<TokenClientInput> = Config.all(configFields).pipe(
+  Config.map((fields): TokenClientInput => ({
+    clientId: fields.clientId,
+    ...present("issuer", fields.issuer),
+    ...present("tokenEndpoint", fields.tokenEndpoint),
+    ...present("revocationEndpoint", fields.revocationEndpoint),
+    ...present("clientSecret", fields.clientSecret),
+    ...present("authentication", fields.authentication),
+    ...present("allowInsecureRequests", fields.allowInsecureRequests)
+  }))
+)
+
+/**
+ * Decodes a token client once, so that several layers (the login, the token managers) share one checked value
+ * and a mistake is reported once. `name` is how errors call the client (default: `client`).
+ *
+ * @example
+ * ```ts
+ * import { TokenClient } from "@effect-atm/core"
+ * import { Effect, Redacted } from "effect"
+ *
+ * const client = TokenClient.decode({
+ *   issuer: "https://login.example.com",
+ *   clientId: "web",
+ *   clientSecret: Redacted.make("…")
+ * })
+ * // Effect<TokenClient, InvalidClientConfiguration>: give the result to OidcLogin.layer and layerServer
+ * ```
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const decode = (
+  input: TokenClientInput | TokenClient,
+  name = "client"
+): Effect.Effect<TokenClient, InvalidClientConfiguration> =>
+  decodeClient(TokenClient, name, input instanceof TokenClient ? Schema.encodeSync(TokenClient)(input) : input)

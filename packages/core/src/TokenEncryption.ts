@@ -5,8 +5,9 @@
  * cannot be opened (unknown key, wrong key, tampered, moved to another user) is a `TokenDecryptionError`, never
  * garbage.
  *
- * Stores (`@effect-atm/store-sql`, `@effect-atm/store-redis`, your own) encrypt when a `TokenEncryption` is in
- * their context; without one they write plain JSON.
+ * The durable stores (`@effect-atm/store-sql`, `@effect-atm/store-redis`) require a `TokenEncryption`, so that
+ * storing tokens in the clear is a decision written in the code: `layer` / `layerConfig` to encrypt,
+ * `layerPlaintext` not to.
  *
  * @example
  * ```ts
@@ -152,6 +153,32 @@ export const layer = (options: Options): Layer.Layer<TokenEncryption, InvalidEnc
   Layer.effect(TokenEncryption, make(options))
 
 /**
+ * No encryption: stores in its context write tokens as plain JSON. For development, or where the store itself is
+ * encrypted and access-controlled; a sealed value read back through it is a `TokenDecryptionError`.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const plaintext: TokenEncryption["Type"] = internal.plaintext
+
+/**
+ * `plaintext` as a layer: the explicit choice not to encrypt tokens at rest.
+ *
+ * @example
+ * ```ts
+ * import { TokenEncryption } from "@effect-atm/core"
+ * import { RedisStore } from "@effect-atm/store-redis"
+ * import { Layer } from "effect"
+ *
+ * const StoreLive = RedisStore.layer({ url: "redis://127.0.0.1:6379" }).pipe(Layer.provide(TokenEncryption.layerPlaintext))
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerPlaintext: Layer.Layer<TokenEncryption> = Layer.succeed(TokenEncryption, plaintext)
+
+/**
  * Parses a list of keys as configured: comma-separated, each `base64` or `id=base64`.
  *
  * @since 0.1.0
@@ -230,7 +257,8 @@ export interface Codec<A> {
 }
 
 /**
- * A codec for stored values of `schema` (e.g. `AccessToken`), encrypting with `encryption` when given.
+ * A codec for stored values of `schema` (e.g. `AccessToken`), encrypting with `encryption` unless it is absent or
+ * `plaintext`.
  *
  * @since 0.1.0
  * @category constructors

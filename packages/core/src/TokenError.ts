@@ -4,7 +4,22 @@
  *
  * @since 0.1.0
  */
+import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+
+/**
+ * Marks every error of this module, so that `isTokenError` recognises them whatever copy of the class made them.
+ *
+ * @since 0.2.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("@effect-atm/core/TokenError")
+
+/**
+ * @since 0.2.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
 
 /**
  * The token endpoint operation an error comes from.
@@ -17,7 +32,6 @@ export const Operation = Schema.Literal(
   "client_credentials",
   "refresh_token",
   "authorization_code",
-  "token_exchange",
   "revocation"
 )
 
@@ -48,6 +62,11 @@ export class TokenRequestRejected extends Schema.TaggedError<TokenRequestRejecte
   error: Schema.String,
   errorDescription: Schema.optional(Schema.String)
 }) {
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
   override get message(): string {
     const description = this.errorDescription ? ` (${this.errorDescription})` : ""
     return `The ${describe(this.operation)} of client "${this.clientId}" was rejected by ${this.endpoint} ` +
@@ -86,6 +105,11 @@ export class TokenEndpointUnavailable
     reason: Schema.String
   })
 {
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
   override get message(): string {
     const status = this.status === undefined ? "" : ` (HTTP ${this.status})`
     return `The ${describe(this.operation)} of client "${this.clientId}" to ${this.endpoint} failed${status}: ` +
@@ -105,6 +129,11 @@ export class TokenEndpointTimeout extends Schema.TaggedError<TokenEndpointTimeou
   endpoint: Schema.String,
   timeoutMillis: Schema.Number
 }) {
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
   override get message(): string {
     return `The ${describe(this.operation)} of client "${this.clientId}" to ${this.endpoint} did not complete ` +
       `within ${this.timeoutMillis} ms and was aborted. Check the provider's health, or raise the timeout.`
@@ -124,6 +153,11 @@ export class InvalidTokenResponse extends Schema.TaggedError<InvalidTokenRespons
   endpoint: Schema.String,
   reason: Schema.String
 }) {
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
   override get message(): string {
     return `The ${describe(this.operation)} of client "${this.clientId}" to ${this.endpoint} returned an ` +
       `invalid response: ${this.reason}. The token was not used; check the provider and client configuration.`
@@ -155,6 +189,11 @@ export class InvalidClientConfiguration
     reason: Schema.String
   })
 {
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
   override get message(): string {
     return `The configuration of token client "${this.client}" is invalid at "${this.field}": ${this.reason}.`
   }
@@ -170,6 +209,11 @@ export class UnknownTokenClient extends Schema.TaggedError<UnknownTokenClient>()
   client: Schema.String,
   known: Schema.Array(Schema.String)
 }) {
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
   override get message(): string {
     return `No token client named "${this.client}" is configured (known: ${this.known.join(", ") || "none"}). ` +
       `Add it to the client-credentials configuration.`
@@ -184,6 +228,11 @@ export class UnknownTokenClient extends Schema.TaggedError<UnknownTokenClient>()
  * @category errors
  */
 export class NoCurrentUser extends Schema.TaggedError<NoCurrentUser>()("NoCurrentUser", {}) {
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
   override get message(): string {
     return "No user is signed in on this fiber: provide CurrentUser (e.g. CurrentUser.provide(user)) " +
       "around code that calls APIs on a user's behalf."
@@ -201,6 +250,11 @@ export class SignInRequired extends Schema.TaggedError<SignInRequired>()("SignIn
   subject: Schema.String,
   reason: Schema.Literal("no-tokens", "no-refresh-token", "refresh-token-rejected")
 }) {
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
   override get message(): string {
     const why = this.reason === "no-tokens"
       ? "no tokens are stored for them"
@@ -212,17 +266,191 @@ export class SignInRequired extends Schema.TaggedError<SignInRequired>()("SignIn
 }
 
 /**
+ * What a token store (or lock) was doing when it failed.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const StoreOperation = Schema.Literal(
+  "start",
+  "connect",
+  "migrate",
+  "get",
+  "set",
+  "store",
+  "clear",
+  "remove",
+  "lock",
+  "purge"
+)
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type StoreOperation = typeof StoreOperation.Type
+
+const describeStoreOperation = (operation: StoreOperation): string => {
+  switch (operation) {
+    case "start":
+      return "start"
+    case "connect":
+      return "connect"
+    case "migrate":
+      return "create its tables"
+    case "get":
+      return "read a token"
+    case "set":
+    case "store":
+      return "write a token"
+    case "clear":
+    case "remove":
+      return "remove a token"
+    case "lock":
+      return "take or hold the renewal lock"
+    case "purge":
+      return "delete expired tokens"
+  }
+}
+
+/**
  * A token store failed (unreachable, timed out) or holds data that cannot be read back. Nothing was changed.
+ * `transient` is false when retrying cannot help (the stored data is unreadable, the backend cannot do what was
+ * asked).
  *
  * @since 0.1.0
  * @category errors
  */
 export class TokenStoreError extends Schema.TaggedError<TokenStoreError>()("TokenStoreError", {
   store: Schema.String,
-  operation: Schema.String,
-  reason: Schema.String
+  operation: StoreOperation,
+  reason: Schema.String,
+  transient: Schema.optionalWith(Schema.Boolean, { default: () => true })
 }) {
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
   override get message(): string {
-    return `The ${this.store} token store failed to ${this.operation}: ${this.reason}.`
+    const hint = this.transient
+      ? "Check that the store is reachable; the next call tries again."
+      : "Retrying will not help: check the store's configuration and contents."
+    return `The ${this.store} token store failed to ${describeStoreOperation(this.operation)}: ${this.reason}. ${hint}`
+  }
+}
+
+/**
+ * Any error of this module.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export type TokenError =
+  | TokenEndpointError
+  | InvalidClientConfiguration
+  | UnknownTokenClient
+  | NoCurrentUser
+  | SignInRequired
+  | TokenStoreError
+
+/**
+ * Whether `u` is one of this module's errors.
+ *
+ * @since 0.2.0
+ * @category guards
+ */
+export const isTokenError = (u: unknown): u is TokenError => Predicate.hasProperty(u, TypeId)
+
+const guard = <Tag extends TokenError["_tag"]>(tag: Tag) => (u: unknown): u is Extract<TokenError, { _tag: Tag }> =>
+  isTokenError(u) && u._tag === tag
+
+/**
+ * @since 0.2.0
+ * @category guards
+ */
+export const isTokenRequestRejected = guard("TokenRequestRejected")
+
+/**
+ * @since 0.2.0
+ * @category guards
+ */
+export const isTokenEndpointUnavailable = guard("TokenEndpointUnavailable")
+
+/**
+ * @since 0.2.0
+ * @category guards
+ */
+export const isTokenEndpointTimeout = guard("TokenEndpointTimeout")
+
+/**
+ * @since 0.2.0
+ * @category guards
+ */
+export const isInvalidTokenResponse = guard("InvalidTokenResponse")
+
+/**
+ * @since 0.2.0
+ * @category guards
+ */
+export const isInvalidClientConfiguration = guard("InvalidClientConfiguration")
+
+/**
+ * @since 0.2.0
+ * @category guards
+ */
+export const isUnknownTokenClient = guard("UnknownTokenClient")
+
+/**
+ * @since 0.2.0
+ * @category guards
+ */
+export const isNoCurrentUser = guard("NoCurrentUser")
+
+/**
+ * @since 0.2.0
+ * @category guards
+ */
+export const isSignInRequired = guard("SignInRequired")
+
+/**
+ * @since 0.2.0
+ * @category guards
+ */
+export const isTokenStoreError = guard("TokenStoreError")
+
+/**
+ * OAuth error codes with which a provider says "try again later" rather than "no".
+ */
+const transientOAuthErrors: ReadonlySet<string> = new Set(["temporarily_unavailable", "server_error", "slow_down"])
+
+/**
+ * Whether a later attempt may succeed without anyone changing anything: the provider or the store was down, slow
+ * or overloaded. A caller can retry these (with backoff) and should report the others.
+ *
+ * @example
+ * ```ts
+ * import { TokenError, UserTokens } from "@effect-atm/core"
+ * import { Effect, Schedule } from "effect"
+ *
+ * const token = Effect.flatMap(UserTokens.UserTokens, (tokens) => tokens.get()).pipe(
+ *   Effect.retry({ schedule: Schedule.exponential("200 millis"), times: 3, while: TokenError.isTransient })
+ * )
+ * ```
+ *
+ * @since 0.2.0
+ * @category guards
+ */
+export const isTransient = (error: TokenError): boolean => {
+  switch (error._tag) {
+    case "TokenEndpointUnavailable":
+    case "TokenEndpointTimeout":
+      return true
+    case "TokenRequestRejected":
+      return transientOAuthErrors.has(error.error)
+    case "TokenStoreError":
+      return error.transient
+    default:
+      return false
   }
 }

@@ -4,12 +4,16 @@
  * rotates refresh tokens revokes the whole grant when a used one comes back. A `TokenLock` makes one process at a
  * time renew a key; the others wait, then read what it stored.
  *
- * Without a `TokenLock` in the context, renewal is exclusive within the process only.
+ * The managers require a `TokenLock`, so that a deployment states which it has: `layerMemory` for one process (the
+ * token cache already excludes within a process), `RedisTokenLock` / `SqlTokenLock` for several. A manager over a
+ * store marked `distributed` with a lock that is not logs a warning when it starts.
  *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
+import { identity } from "effect/Function"
+import * as Layer from "effect/Layer"
 import type { TokenStoreError } from "./TokenError.js"
 
 /**
@@ -17,6 +21,8 @@ import type { TokenStoreError } from "./TokenError.js"
  * @category tags
  */
 export class TokenLock extends Context.Tag("@effect-atm/core/TokenLock")<TokenLock, {
+  /** Whether the lock excludes other processes (false: this process only). */
+  readonly distributed: boolean
   /**
    * Runs `effect` while holding the lock for `key`. Implementations must re-check nothing themselves: the cache
    * re-reads the store inside the lock and renews only a token that is still stale.
@@ -25,3 +31,20 @@ export class TokenLock extends Context.Tag("@effect-atm/core/TokenLock")<TokenLo
     key: string
   ) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E | TokenStoreError, R>
 }>() {}
+
+/**
+ * A lock for one process. The token cache already runs one renewal per key at a time within a process, so this
+ * lock adds nothing to it: it says, in the layer graph, that the deployment is a single process.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const memory: TokenLock["Type"] = TokenLock.of({ distributed: false, withLock: () => identity })
+
+/**
+ * `memory` as a layer: for a single process (a worker, one web server) with in-memory or file-based stores.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<TokenLock> = Layer.succeed(TokenLock, memory)

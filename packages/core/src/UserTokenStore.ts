@@ -3,7 +3,7 @@
  * scope). The user's access tokens for different parameters share one refresh token: storing a token with a
  * rotated refresh token replaces the refresh token for all of them, in one write.
  *
- * Implement the Tag to bring your own store; run `test/UserTokenStoreSuite` (in this repository) against it.
+ * Implement the Tag to bring your own store; run `UserTokenStoreSuite.run` from `@effect-atm/testing` against it.
  *
  * @since 0.1.0
  */
@@ -23,6 +23,11 @@ import type { UserToken } from "./UserToken.js"
  * @category tags
  */
 export class UserTokenStore extends Context.Tag("@effect-atm/core/UserTokenStore")<UserTokenStore, {
+  /**
+   * Whether several processes share what this store holds (Redis, PostgreSQL). The user token manager then warns
+   * at start-up unless its `TokenLock` is distributed too: without one, two processes can spend one refresh token.
+   */
+  readonly distributed?: boolean | undefined
   /**
    * Stores the user's tokens for the parameters: the access token (when present) for those parameters, and the
    * refresh token, ID token and client id shared by all of the user's parameters. Atomic: a reader sees the

@@ -5,13 +5,13 @@
  *
  * @example
  * ```ts
- * import { CurrentUser, TokenEndpoint, UserTokenStore, UserTokens } from "@effect-atm/core"
+ * import { CurrentUser, TokenEndpoint, TokenLock, UserTokenStore, UserTokens } from "@effect-atm/core"
  * import { Effect, Layer, Redacted } from "effect"
  *
  * const TokensLive = UserTokens.layer({
  *   client: { issuer: "https://login.example.com", clientId: "web", clientSecret: Redacted.make("…") },
  *   resource: "https://api.example.com"
- * }).pipe(Layer.provide([TokenEndpoint.layerDefault, UserTokenStore.layerMemory()]))
+ * }).pipe(Layer.provide([TokenEndpoint.layerDefault, UserTokenStore.layerMemory(), TokenLock.layerMemory]))
  *
  * const program = Effect.gen(function*() {
  *   const tokens = yield* UserTokens.UserTokens
@@ -39,7 +39,8 @@ import type {
   TokenEndpointError,
   TokenStoreError
 } from "./TokenError.js"
-import type { UserTokenStore } from "./UserTokenStore.js"
+import { layerMemory as tokenLockMemory, type TokenLock } from "./TokenLock.js"
+import * as UserTokenStore from "./UserTokenStore.js"
 
 /**
  * Every way a user token can fail to come.
@@ -51,30 +52,46 @@ export type UserTokenError = TokenEndpointError | TokenStoreError | SignInRequir
 
 /**
  * @since 0.1.0
- * @category models
- */
-export interface GetOptions extends Omit<TokenRequestOptions, "parameters"> {
-  /** Refresh even if the stored access token is fresh. */
-  readonly forceRenewal?: boolean | undefined
-}
-
-/**
- * @since 0.1.0
  * @category tags
  */
 export class UserTokens extends Context.Tag("@effect-atm/core/UserTokens")<UserTokens, {
   /** The current user's access token for the parameters (default resource unless given). */
-  readonly get: (options?: GetOptions) => Effect.Effect<AccessToken, UserTokenError>
+  readonly get: (options?: UserTokens.GetOptions) => Effect.Effect<AccessToken, UserTokenError>
   /** Replaces a token an API rejected (once: if it was already replaced, returns the replacement). */
-  readonly renew: (rejected: AccessToken, options?: GetOptions) => Effect.Effect<AccessToken, UserTokenError>
-  /** The same, for an explicit user rather than the current one. */
+  readonly renew: (
+    rejected: AccessToken,
+    options?: UserTokens.GetOptions
+  ) => Effect.Effect<AccessToken, UserTokenError>
+  /** `get` for an explicit user rather than the current one. */
   readonly getFor: (
     user: User,
-    options?: GetOptions
+    options?: UserTokens.GetOptions
+  ) => Effect.Effect<AccessToken, Exclude<UserTokenError, NoCurrentUser>>
+  /** `renew` for an explicit user rather than the current one. */
+  readonly renewFor: (
+    user: User,
+    rejected: AccessToken,
+    options?: UserTokens.GetOptions
   ) => Effect.Effect<AccessToken, Exclude<UserTokenError, NoCurrentUser>>
   /** Revokes the current user's refresh token at the provider and removes it from the store. */
   readonly revokeRefreshToken: Effect.Effect<void, TokenEndpointError | TokenStoreError | NoCurrentUser>
 }>() {}
+
+/**
+ * @since 0.2.0
+ */
+export declare namespace UserTokens {
+  /**
+   * Which of the user's tokens to get: the resource and scope (default: the layer's `resource`).
+   *
+   * @since 0.2.0
+   * @category models
+   */
+  export interface GetOptions extends Omit<TokenRequestOptions, "parameters"> {
+    /** Refresh even if the stored access token is fresh. */
+    readonly forceRenewal?: boolean | undefined
+  }
+}
 
 /**
  * @since 0.1.0
@@ -90,8 +107,7 @@ export interface Options {
 }
 
 /**
- * Builds the manager and the OIDC events over a `TokenEndpoint` and a `UserTokenStore` (and a `TokenLock` when
- * one is in the context, for several processes).
+ * Builds the manager and the OIDC events over a `TokenEndpoint`, a `UserTokenStore` and a `TokenLock`.
  *
  * @since 0.1.0
  * @category constructors
@@ -99,20 +115,35 @@ export interface Options {
 export const make: (options: Options) => Effect.Effect<
   { readonly tokens: UserTokens["Type"]; readonly events: OidcEvents["Type"] },
   InvalidClientConfiguration,
-  TokenEndpoint | UserTokenStore | Scope.Scope
+  TokenEndpoint | UserTokenStore.UserTokenStore | TokenLock | Scope.Scope
 > = internal.make
 
 /**
- * `UserTokens` and `OidcEvents`, given a store layer of your choice.
+ * `UserTokens` and `OidcEvents` over the `UserTokenStore` and `TokenLock` in the context.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer = (
   options: Options
-): Layer.Layer<UserTokens | OidcEvents, InvalidClientConfiguration, TokenEndpoint | UserTokenStore> =>
+): Layer.Layer<
+  UserTokens | OidcEvents,
+  InvalidClientConfiguration,
+  TokenEndpoint | UserTokenStore.UserTokenStore | TokenLock
+> =>
   Layer.scopedContext(
     internal.make(options).pipe(
       Effect.map(({ events, tokens }) => Context.make(UserTokens, tokens).pipe(Context.add(OidcEvents, events)))
     )
   )
+
+/**
+ * `layer` for one process, with an in-memory store and the process-local lock.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerMemory = (
+  options: Options & { readonly store?: UserTokenStore.MemoryOptions | undefined }
+): Layer.Layer<UserTokens | OidcEvents, InvalidClientConfiguration, TokenEndpoint> =>
+  layer(options).pipe(Layer.provide([UserTokenStore.layerMemory(options.store), tokenLockMemory]))

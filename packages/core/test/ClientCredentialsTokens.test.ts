@@ -1,4 +1,4 @@
-import { AccessTokenHttpClient, ClientCredentialsTokens } from "@effect-atm/core"
+import { AccessTokenHttpClient, AccessTokenStore, ClientCredentialsTokens, TokenLock } from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as HttpClient from "@effect/platform/HttpClient"
 import { assert, describe, layer } from "@effect/vitest"
@@ -259,7 +259,11 @@ layer(identity({ accessTokenTtl: 300 }))("client credentials against the embedde
       Effect.gen(function*() {
         const provider = yield* IdentityProvider.IdentityProvider
         const fromEnv = (env: Record<string, string>) =>
-          Layer.build(ClientCredentialsTokens.layerConfig(["WORKER"])).pipe(
+          Layer.build(
+            ClientCredentialsTokens.layerConfig(["WORKER"]).pipe(
+              Layer.provide([AccessTokenStore.layerMemory(), TokenLock.layerMemory])
+            )
+          ).pipe(
             Effect.flatMap((context) =>
               Context.get(context, ClientCredentialsTokens.ClientCredentialsTokens).get("WORKER")
             ),
@@ -290,7 +294,7 @@ layer(identity({ accessTokenTtl: 300 }))("client credentials against the embedde
       Effect.gen(function*() {
         const provider = yield* IdentityProvider.IdentityProvider
         const build = (client: Record<string, unknown>) =>
-          Effect.flip(Layer.build(ClientCredentialsTokens.layer({ clients: { broken: client as never } })))
+          Effect.flip(Layer.build(ClientCredentialsTokens.layerMemory({ clients: { broken: client as never } })))
             .pipe(Effect.scoped)
         const noEndpoint = yield* build({ clientId: "x", clientSecret: Redacted.make("x") })
         assert.strictEqual(noEndpoint.field, "issuer")
@@ -347,6 +351,25 @@ layer(identity({ accessTokenTtl: 300 }))("client credentials against the embedde
         assert.include(response.headers["www-authenticate"] ?? "", "Bearer")
         assert.strictEqual(yield* requests, 2)
       }).pipe(Effect.provide(demoApiClient), Effect.provide(clientCredentials())))
+
+    it.effect("transform: HttpClient.filterStatusOk turns the second 401 into a ResponseError", () =>
+      Effect.gen(function*() {
+        const api = yield* DemoApi.DemoApi
+        yield* setup
+        const strict = yield* Layer.build(
+          AccessTokenHttpClient.layerClientCredentials(DemoApiClient, {
+            client: "basic",
+            baseUrl: api.url,
+            transform: HttpClient.filterStatusOk
+          })
+        ).pipe(Effect.map(Context.get(DemoApiClient)))
+        assert.strictEqual((yield* Effect.scoped(strict.get("/data"))).status, 200)
+        yield* api.rejectNextValidTokens(2)
+        const error = yield* Effect.flip(Effect.scoped(strict.get("/data")))
+        assert.strictEqual(error._tag, "ResponseError")
+        if (error._tag === "ResponseError") assert.strictEqual(error.response.status, 401)
+        assert.strictEqual(yield* requests, 2, "the first 401 still renewed the token once")
+      }).pipe(Effect.scoped, Effect.provide(clientCredentials())))
 
     it.effect("50 concurrent replacements of one rejected token renew once; a late 401 renews nothing", () =>
       Effect.gen(function*() {

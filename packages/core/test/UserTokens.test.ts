@@ -6,11 +6,13 @@ import {
   CurrentUser,
   OidcEvents,
   TokenEndpoint,
+  TokenLock,
   UserTokens,
   UserTokenStore
 } from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
-import { assert, describe, layer } from "@effect/vitest"
+import type * as HttpClient from "@effect/platform/HttpClient"
+import { assert, describe, expectTypeOf, layer } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -32,6 +34,18 @@ class DemoApiClient
 
 const demoApiClient = Layer.unwrapEffect(
   Effect.map(DemoApi.DemoApi, (api) => AccessTokenHttpClient.layerUser(DemoApiClient, { baseUrl: api.url }))
+)
+
+class TypedDemoApiClient extends Context.Tag("test/TypedDemoApiClient")<
+  TypedDemoApiClient,
+  AccessTokenHttpClient.CurrentUserHttpClient
+>() {}
+
+const typedDemoApiClient = Layer.unwrapEffect(
+  Effect.map(
+    DemoApi.DemoApi,
+    (api) => AccessTokenHttpClient.layerCurrentUser(TypedDemoApiClient, { baseUrl: api.url })
+  )
 )
 
 const refreshes = Effect.flatMap(
@@ -132,6 +146,33 @@ layer(identity({ accessTokenTtl: 300 }))("user tokens against the embedded provi
         assert.strictEqual(status, 401)
         assert.strictEqual(yield* refreshes, 2)
       }).pipe(Effect.provide(demoApiClient), Effect.provide(userTokens())))
+
+    it.effect("the typed user client needs CurrentUser in its context, and attaches that user's token", () =>
+      Effect.gen(function*() {
+        const api = yield* DemoApi.DemoApi
+        yield* setup
+        const dave = yield* signIn("dave")
+        const erin = yield* signIn("erin")
+        const data = Effect.flatMap(TypedDemoApiClient, (client) => client.get("/data")).pipe(
+          Effect.flatMap((response) => response.json),
+          Effect.map((body) => (body as Record<string, unknown>).sub),
+          Effect.scoped
+        )
+        // the requirement is in the type: without CurrentUser.provide this would not compile
+        expectTypeOf(data).toEqualTypeOf<
+          Effect.Effect<
+            unknown,
+            AccessTokenHttpClient.CurrentUserHttpClient extends HttpClient.HttpClient.With<infer E, any> ? E : never,
+            TypedDemoApiClient | CurrentUser.CurrentUser
+          >
+        >()
+        assert.strictEqual(yield* data.pipe(CurrentUser.provide(dave.user)), "dave")
+        assert.strictEqual(yield* data.pipe(CurrentUser.provide(erin.user)), "erin")
+        // a 401 renews the token of the user in the context, once
+        yield* api.rejectNextValidTokens(1)
+        assert.strictEqual(yield* data.pipe(CurrentUser.provide(erin.user)), "erin")
+        assert.strictEqual(yield* refreshes, 1)
+      }).pipe(Effect.provide(typedDemoApiClient), Effect.provide(userTokens())))
 
     it.effect("expiry (TestClock) → one refresh → the store holds the rotated refresh token, which works", () =>
       Effect.gen(function*() {
@@ -270,6 +311,7 @@ layer(identity({ accessTokenTtl: 300 }))("user tokens against the embedded provi
             resource: IdentityProvider.Resources.demoApi
           }).pipe(
             Layer.provideMerge(UserTokenStore.layerMemory()),
+            Layer.provide(TokenLock.layerMemory),
             Layer.provideMerge(Layer.effect(
               TokenEndpoint.TokenEndpoint,
               Effect.map(TokenEndpoint.make({ timeout: "2 seconds" }), (endpoint) => ({

@@ -29,7 +29,7 @@
  */
 import * as CurrentUser from "@effect-atm/core/CurrentUser"
 import type { OidcEvents } from "@effect-atm/core/OidcEvents"
-import { configFields, fromConfigOptions, type TokenClient } from "@effect-atm/core/TokenClient"
+import * as TokenClient from "@effect-atm/core/TokenClient"
 import type { TokenEndpoint } from "@effect-atm/core/TokenEndpoint"
 import type { InvalidClientConfiguration } from "@effect-atm/core/TokenError"
 import type * as HttpApp from "@effect/platform/HttpApp"
@@ -84,7 +84,7 @@ export interface Options {
    * The OpenID Connect client — the same configuration as `UserTokens.layer`'s `client`. `issuer` is required:
    * the authorization and end-session endpoints are discovered from it.
    */
-  readonly client: typeof TokenClient.Encoded | TokenClient
+  readonly client: TokenClient.TokenClientInput | TokenClient.TokenClient
   /**
    * The origin the browser reaches the application at, e.g. `https://app.example.com`. http:// is accepted on
    * loopback only (127.0.0.1, localhost, [::1]); everywhere else cookies are `Secure` and `__Host-` prefixed.
@@ -116,7 +116,7 @@ export interface Options {
  * @category models
  */
 export interface Settings {
-  readonly client: TokenClient
+  readonly client: TokenClient.TokenClient
   readonly issuer: string
   /** The origin of `baseUrl`: requests that carry another `Origin` are refused where it matters. */
   readonly origin: string
@@ -293,7 +293,7 @@ export const layer = (
  */
 export const config = (prefix = "OIDC"): Config.Config<Options> =>
   Config.all({
-    client: Config.all(configFields).pipe(Config.map(fromConfigOptions)),
+    client: TokenClient.config,
     baseUrl: Config.string("BASE_URL").pipe(Config.withDescription("The URL the browser reaches the app at")),
     path: Config.option(Config.string("PATH")),
     redirectUri: Config.option(Config.string("REDIRECT_URI")),
@@ -304,11 +304,21 @@ export const config = (prefix = "OIDC"): Config.Config<Options> =>
     idleTimeout: Config.option(Config.duration("SESSION_IDLE_TIMEOUT")),
     absoluteTimeout: Config.option(Config.duration("SESSION_ABSOLUTE_TIMEOUT"))
   }).pipe(
-    Config.map(({ absoluteTimeout, idleTimeout, secret, ...rest }) => {
-      const options = fromConfigOptions(rest) as unknown as Options
-      const session = fromConfigOptions({ absoluteTimeout, idleTimeout, secret }) as SessionOptions
-      return { ...options, session }
-    }),
+    Config.map((values): Options => ({
+      client: values.client,
+      baseUrl: values.baseUrl,
+      // the path is checked (with a clear error) when the layer is built
+      path: Option.getOrUndefined(values.path) as Options["path"],
+      redirectUri: Option.getOrUndefined(values.redirectUri),
+      postLogoutRedirectUri: Option.getOrUndefined(values.postLogoutRedirectUri),
+      scope: Option.getOrUndefined(values.scope),
+      resource: Option.getOrUndefined(values.resource),
+      session: {
+        secret: Option.getOrUndefined(values.secret),
+        idleTimeout: Option.getOrUndefined(values.idleTimeout),
+        absoluteTimeout: Option.getOrUndefined(values.absoluteTimeout)
+      }
+    })),
     Config.nested(prefix)
   )
 

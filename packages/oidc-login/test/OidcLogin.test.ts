@@ -1,6 +1,5 @@
 import * as TokenEndpoint from "@effect-atm/core/TokenEndpoint"
 import * as UserTokens from "@effect-atm/core/UserTokens"
-import * as UserTokenStore from "@effect-atm/core/UserTokenStore"
 import * as OidcLogin from "@effect-atm/oidc-login/OidcLogin"
 import * as Session from "@effect-atm/oidc-login/Session"
 import * as SessionStore from "@effect-atm/oidc-login/SessionStore"
@@ -382,7 +381,7 @@ describe("OidcLogin", () => {
       }
       const client = { issuer: env.OIDC_ISSUER, clientId: "web", clientSecret: Redacted.make("web-secret") }
       const dependencies = Layer.mergeAll(
-        UserTokens.layer({ client }).pipe(Layer.provide(UserTokenStore.layerMemory())),
+        UserTokens.layerMemory({ client }),
         SessionStore.layerMemory()
       ).pipe(Layer.provideMerge(TokenEndpoint.layer()))
       const load = (values: Record<string, string>) =>

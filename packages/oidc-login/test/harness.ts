@@ -5,7 +5,9 @@
  */
 import * as AccessTokenHttpClient from "@effect-atm/core/AccessTokenHttpClient"
 import * as AccessTokenManagement from "@effect-atm/core/AccessTokenManagement"
+import * as AccessTokenStore from "@effect-atm/core/AccessTokenStore"
 import * as CurrentUser from "@effect-atm/core/CurrentUser"
+import * as TokenLock from "@effect-atm/core/TokenLock"
 import * as UserTokenStore from "@effect-atm/core/UserTokenStore"
 import * as DemoApi from "@effect-atm/dev-identity/DemoApi"
 import * as IdentityProvider from "@effect-atm/dev-identity/IdentityProvider"
@@ -125,7 +127,11 @@ export const make = (options: HarnessOptions = {}): Effect.Effect<Harness, unkno
       clientSecret: Redacted.make(IdentityProvider.Clients.web.clientSecret)
     }
     const tokenLayer = AccessTokenManagement.layerServer({ client, resource: IdentityProvider.Resources.demoApi })
-      .pipe(Layer.provide(Layer.succeed(UserTokenStore.UserTokenStore, tokens)))
+      .pipe(Layer.provide([
+        Layer.succeed(UserTokenStore.UserTokenStore, tokens),
+        AccessTokenStore.layerMemory(),
+        TokenLock.layerMemory
+      ]))
     const loginLayer = OidcLogin.layer({
       client,
       baseUrl: url,

@@ -35,7 +35,6 @@ import type * as ConfigError from "effect/ConfigError"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import * as internal from "./internal/redis.js"
 import * as RedisConnection from "./RedisConnection.js"
 import * as RedisTokenLock from "./RedisTokenLock.js"
@@ -65,17 +64,17 @@ export interface StoreOptions {
  */
 export interface Options extends RedisConnection.ConnectionOptions, StoreOptions, RedisTokenLock.LockOptions {}
 
-const encryption = Effect.map(Effect.serviceOption(TokenEncryption.TokenEncryption), Option.getOrUndefined)
+const encryption = TokenEncryption.TokenEncryption
 
 /**
- * The user token store over the connection in the context (encrypting when a `TokenEncryption` is there too).
+ * The user token store over the connection and the `TokenEncryption` in the context.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const makeUserTokenStore = (
   options: StoreOptions = {}
-): Effect.Effect<UserTokenStore["Type"], never, RedisConnection.RedisConnection> =>
+): Effect.Effect<UserTokenStore["Type"], never, RedisConnection.RedisConnection | TokenEncryption.TokenEncryption> =>
   Effect.zipWith(
     RedisConnection.RedisConnection,
     encryption,
@@ -90,7 +89,7 @@ export const makeUserTokenStore = (
  */
 export const makeAccessTokenStore = (
   options: StoreOptions = {}
-): Effect.Effect<AccessTokenStore["Type"], never, RedisConnection.RedisConnection> =>
+): Effect.Effect<AccessTokenStore["Type"], never, RedisConnection.RedisConnection | TokenEncryption.TokenEncryption> =>
   Effect.zipWith(
     RedisConnection.RedisConnection,
     encryption,
@@ -103,7 +102,7 @@ export const makeAccessTokenStore = (
  */
 export const layerUserTokenStore = (
   options?: StoreOptions
-): Layer.Layer<UserTokenStore, never, RedisConnection.RedisConnection> =>
+): Layer.Layer<UserTokenStore, never, RedisConnection.RedisConnection | TokenEncryption.TokenEncryption> =>
   Layer.effect(UserTokenStore, makeUserTokenStore(options))
 
 /**
@@ -112,7 +111,7 @@ export const layerUserTokenStore = (
  */
 export const layerAccessTokenStore = (
   options?: StoreOptions
-): Layer.Layer<AccessTokenStore, never, RedisConnection.RedisConnection> =>
+): Layer.Layer<AccessTokenStore, never, RedisConnection.RedisConnection | TokenEncryption.TokenEncryption> =>
   Layer.effect(AccessTokenStore, makeAccessTokenStore(options))
 
 /**
@@ -141,8 +140,11 @@ export const layerAccessTokenStore = (
  */
 export const layerWithoutConnection = (
   options: StoreOptions & RedisTokenLock.LockOptions = {}
-): Layer.Layer<UserTokenStore | AccessTokenStore | TokenLock, never, RedisConnection.RedisConnection> =>
-  Layer.mergeAll(layerUserTokenStore(options), layerAccessTokenStore(options), RedisTokenLock.layer(options))
+): Layer.Layer<
+  UserTokenStore | AccessTokenStore | TokenLock,
+  never,
+  RedisConnection.RedisConnection | TokenEncryption.TokenEncryption
+> => Layer.mergeAll(layerUserTokenStore(options), layerAccessTokenStore(options), RedisTokenLock.layer(options))
 
 /**
  * Everything on one connection of its own (connected when the layer is built, quit when it is released): the
@@ -153,7 +155,7 @@ export const layerWithoutConnection = (
  */
 export const layer = (
   options: Options = {}
-): Layer.Layer<UserTokenStore | AccessTokenStore | TokenLock, TokenStoreError> =>
+): Layer.Layer<UserTokenStore | AccessTokenStore | TokenLock, TokenStoreError, TokenEncryption.TokenEncryption> =>
   layerWithoutConnection(options).pipe(Layer.provide(RedisConnection.layer(options)))
 
 /**
@@ -189,5 +191,8 @@ export const config: Config.Config<Options> = Config.all({
  */
 export const layerConfig = (
   options?: Config.Config<Options>
-): Layer.Layer<UserTokenStore | AccessTokenStore | TokenLock, TokenStoreError | ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(options ?? Config.nested(config, "REDIS"), layer))
+): Layer.Layer<
+  UserTokenStore | AccessTokenStore | TokenLock,
+  TokenStoreError | ConfigError.ConfigError,
+  TokenEncryption.TokenEncryption
+> => Layer.unwrapEffect(Effect.map(options ?? Config.nested(config, "REDIS"), layer))

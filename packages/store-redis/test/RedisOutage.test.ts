@@ -6,6 +6,7 @@
 import { AccessTokenStore, ClientCredentialsTokens, TokenEndpoint, TokenLock, UserTokenStore } from "@effect-atm/core"
 import { IdentityProvider } from "@effect-atm/dev-identity"
 import { RedisStore } from "@effect-atm/store-redis"
+import { UserTokenStoreSuite } from "@effect-atm/testing"
 import { assert, describe, it } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -15,8 +16,8 @@ import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import type { ChildProcess } from "node:child_process"
 import { encryption, freePort, keys, removeDirAfter, startRedisServer, tempDir } from "../../../test/support/stores.js"
-import { makeToken, uniqueUser } from "../../../test/support/userTokenStoreSuite.js"
 
+const { makeToken, uniqueUser } = UserTokenStoreSuite
 const demo = { resource: "urn:effect-atm:demo-api" }
 const commandTimeout = 500
 /** What "promptly" means here: the command timeout, plus scheduling slack on a busy machine. */
@@ -67,7 +68,7 @@ describe("Redis outage", () => {
         Context.get(IdentityProvider.IdentityProvider)
       )
       const services = yield* Layer.build(
-        ClientCredentialsTokens.layerWithoutStore({
+        ClientCredentialsTokens.layer({
           clients: {
             machine: {
               issuer: provider.issuer,

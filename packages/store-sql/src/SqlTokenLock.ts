@@ -19,7 +19,7 @@
  *
  * @since 0.1.0
  */
-import { TokenStoreError } from "@effect-atm/core/TokenError"
+import { type StoreOperation, TokenStoreError } from "@effect-atm/core/TokenError"
 import { TokenLock } from "@effect-atm/core/TokenLock"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Duration from "effect/Duration"
@@ -39,7 +39,7 @@ export interface Options {
 /** The lock is held by another session: wait and try again. */
 const heldElsewhere = { _tag: "HeldElsewhere" } as const
 
-const storeError = (operation: string) => (cause: { readonly message: string }) =>
+const storeError = (operation: StoreOperation) => (cause: { readonly message: string }) =>
   new TokenStoreError({ store: "postgresql", operation, reason: cause.message })
 
 /**
@@ -59,8 +59,9 @@ export const make = (options?: Options): Effect.Effect<TokenLock["Type"], TokenS
     if (!isPg) {
       return yield* new TokenStoreError({
         store: "sql",
-        operation: "create the renewal lock",
-        reason: "SqlTokenLock needs PostgreSQL (SQLite serves one process: it needs no cross-process lock)"
+        operation: "start",
+        reason: "SqlTokenLock needs PostgreSQL (SQLite serves one process: it needs no cross-process lock)",
+        transient: false
       })
     }
     const lockTimeout = Duration.decode(options?.lockTimeout ?? Duration.seconds(30))
@@ -69,9 +70,10 @@ export const make = (options?: Options): Effect.Effect<TokenLock["Type"], TokenS
       Schedule.upTo(lockTimeout)
     )
     return TokenLock.of({
+      distributed: true,
       withLock: (key) => (effect) =>
         Effect.scoped(Effect.gen(function*() {
-          const connection = yield* Effect.mapError(sql.reserve, storeError("reserve a connection for the lock"))
+          const connection = yield* Effect.mapError(sql.reserve, storeError("lock"))
           let held = false
           // registered first: whatever happens next, a lock this connection got is released with the scope
           yield* Effect.addFinalizer(() =>
@@ -85,7 +87,7 @@ export const make = (options?: Options): Effect.Effect<TokenLock["Type"], TokenS
           const attempt = Effect.uninterruptible(Effect.flatMap(
             Effect.mapError(
               connection.execute("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked", [key], undefined),
-              storeError("take the renewal lock")
+              storeError("lock")
             ),
             (rows) => {
               held = rows[0]?.locked === true
@@ -96,7 +98,7 @@ export const make = (options?: Options): Effect.Effect<TokenLock["Type"], TokenS
             Effect.catchTag("HeldElsewhere", () =>
               new TokenStoreError({
                 store: "postgresql",
-                operation: "take the renewal lock",
+                operation: "lock",
                 reason: `another instance held it for longer than ${Duration.format(lockTimeout)}`
               }))
           )

@@ -3,9 +3,10 @@
  * connection pool, token cache and single flight. The advisory-lock `SqlTokenLock` makes them refresh a user's
  * rotating refresh token once; without it they both refresh and the provider revokes the grant.
  */
-import { CurrentUser, TokenLock, UserTokens, UserTokenStore } from "@effect-atm/core"
+import { CurrentUser, TokenEncryption, TokenLock, UserTokens, UserTokenStore } from "@effect-atm/core"
 import { IdentityProvider } from "@effect-atm/dev-identity"
 import { SqlStore, SqlTokenLock } from "@effect-atm/store-sql"
+import { TokenLockSuite } from "@effect-atm/testing"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { assert, layer } from "@effect/vitest"
@@ -25,9 +26,11 @@ const calls = 250
 const instance = (withLock: boolean) =>
   webUserTokens.pipe(
     Layer.provideMerge(
-      withLock
-        ? Layer.merge(SqlStore.layer({ tablePrefix: prefix }), SqlTokenLock.layer({ lockTimeout: "20 seconds" }))
-        : SqlStore.layer({ tablePrefix: prefix })
+      Layer.merge(
+        SqlStore.layer({ tablePrefix: prefix }).pipe(Layer.provide(TokenEncryption.layerPlaintext)),
+        // without a distributed lock, the manager warns at start-up; this instance shows why
+        withLock ? SqlTokenLock.layer({ lockTimeout: "20 seconds" }) : TokenLock.layerMemory
+      )
     ),
     Layer.provideMerge(PgClient.layer({ url: Redacted.make(pgUrl) })),
     Layer.orDie
@@ -116,3 +119,8 @@ layer(Env, { excludeTestServices: true, timeout: "60 seconds" })("PostgreSQL adv
       assert.include(sqlite.message, "needs PostgreSQL")
     }))
 })
+
+TokenLockSuite.run(
+  "SqlTokenLock on PostgreSQL",
+  SqlTokenLock.layer().pipe(Layer.provide(PgClient.layer({ url: Redacted.make(pgUrl) })))
+)

@@ -91,11 +91,29 @@ export const make = (options: Options): Effect.Effect<TokenEncryption["Type"], I
 
 const keyIdOf = (sealed: string): string | undefined => sealed.split(".")[1]
 
+/**
+ * The service of `TokenEncryption.layerPlaintext`: stores given it write plain JSON, and refuse sealed values
+ * (they were written under a key this deployment no longer has).
+ *
+ * @internal
+ */
+export const plaintext: TokenEncryption["Type"] = {
+  keyId: "plaintext",
+  encrypt: (plaintext) => Effect.succeed(plaintext),
+  decrypt: (sealed) =>
+    isSealed(sealed)
+      ? Effect.fail(
+        new TokenDecryptionError({ reason: "unknown-key", ...(keyIdOf(sealed) ? { keyId: keyIdOf(sealed)! } : {}) })
+      )
+      : Effect.succeed(sealed)
+}
+
 /** @internal */
 export const codec = <A, I>(
   schema: Schema.Schema<A, I>,
-  encryption: TokenEncryption["Type"] | undefined
+  service: TokenEncryption["Type"] | undefined
 ): Codec<A> => {
+  const encryption = service === plaintext ? undefined : service
   const encodeSync = Schema.encodeSync(schema)
   const decodeEither = Schema.decodeUnknownEither(schema)
   const malformed = Effect.fail(new TokenDecryptionError({ reason: "malformed" }))

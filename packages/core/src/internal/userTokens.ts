@@ -1,16 +1,18 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import { AccessToken, parametersKey, type TokenRequestOptions } from "../AccessToken.js"
 import * as CurrentUser from "../CurrentUser.js"
 import type { OidcEvents } from "../OidcEvents.js"
 import * as TokenCache from "../TokenCache.js"
-import { decodeClient, TokenClient } from "../TokenClient.js"
+import * as TokenClient from "../TokenClient.js"
 import { Grant, TokenEndpoint } from "../TokenEndpoint.js"
 import { SignInRequired, type TokenEndpointError, type TokenStoreError } from "../TokenError.js"
 import { TokenLock } from "../TokenLock.js"
 import { UserToken } from "../UserToken.js"
-import type { GetOptions, Options, UserTokens } from "../UserTokens.js"
+import type { Options, UserTokens } from "../UserTokens.js"
+import { renewalLock } from "./deployment.js"
+
+type GetOptions = UserTokens.GetOptions
 import { UserTokenStore } from "../UserTokenStore.js"
 
 interface Key {
@@ -25,12 +27,8 @@ export const make = (options: Options) =>
   Effect.gen(function*() {
     const endpoint = yield* TokenEndpoint
     const store = yield* UserTokenStore
-    const lock = yield* Effect.serviceOption(TokenLock)
-    const client = yield* decodeClient(
-      TokenClient,
-      "openid-connect",
-      options.client instanceof TokenClient ? Schema.encodeSync(TokenClient)(options.client) : options.client
-    )
+    const lock = yield* renewalLock("UserTokens", store, yield* TokenLock)
+    const client = yield* TokenClient.decode(options.client)
 
     const paramsFor = (get: GetOptions | undefined): TokenRequestOptions => {
       const resource = get?.resource ?? options.resource
@@ -96,7 +94,7 @@ export const make = (options: Options) =>
       read: (key) => store.get(key.storeKey, key.params),
       accessToken: (token) => token.accessToken,
       renew: refresh
-    }, { renewBefore: options.renewBefore ?? "60 seconds", lock: Option.getOrUndefined(lock) })
+    }, { renewBefore: options.renewBefore ?? "60 seconds", lock })
 
     const accessTokenOf = (key: Key) => (token: UserToken) =>
       token.accessToken === undefined
@@ -134,6 +132,10 @@ export const make = (options: Options) =>
           return Effect.flatMap(cache.renew(key, rejected), accessTokenOf(key))
         }),
       getFor,
+      renewFor: (user, rejected, get) => {
+        const key = keyFor(user, get)
+        return Effect.flatMap(cache.renew(key, rejected), accessTokenOf(key))
+      },
       revokeRefreshToken: Effect.flatMap(
         CurrentUser.get,
         (user) => revokeAndClear(CurrentUser.storeKey(user), Effect.fail)

@@ -1,9 +1,8 @@
-import { decodeClient, TokenClient } from "@effect-atm/core/TokenClient"
+import * as TokenClient from "@effect-atm/core/TokenClient"
 import type { InvalidClientConfiguration } from "@effect-atm/core/TokenError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import * as Schema from "effect/Schema"
 import { InvalidLoginConfiguration } from "../LoginError.js"
 import type { Options, Settings } from "../OidcLogin.js"
 import { randomSecret } from "./signedId.js"
@@ -50,11 +49,7 @@ export const resolve = (
   options: Options
 ): Effect.Effect<Resolved, InvalidLoginConfiguration | InvalidClientConfiguration> =>
   Effect.gen(function*() {
-    const client = yield* decodeClient(
-      TokenClient,
-      "oidc-login",
-      options.client instanceof TokenClient ? Schema.encodeSync(TokenClient)(options.client) : options.client
-    )
+    const client = yield* TokenClient.decode(options.client)
     if (client.issuer === undefined) {
       return yield* new InvalidLoginConfiguration({
         field: "client.issuer",

@@ -1,7 +1,7 @@
 import { AccessToken, parametersKey } from "@effect-atm/core/AccessToken"
 import { AccessTokenStore } from "@effect-atm/core/AccessTokenStore"
 import * as TokenEncryption from "@effect-atm/core/TokenEncryption"
-import { TokenStoreError } from "@effect-atm/core/TokenError"
+import { type StoreOperation, TokenStoreError } from "@effect-atm/core/TokenError"
 import { TokenLock } from "@effect-atm/core/TokenLock"
 import * as UserTokenModule from "@effect-atm/core/UserToken"
 import { UserToken } from "@effect-atm/core/UserToken"
@@ -37,7 +37,7 @@ const reasonOf = (cause: unknown): string =>
   cause instanceof Error ? cause.message : typeof cause === "string" ? cause : "unknown failure"
 
 /** Runs one ioredis call as an Effect, its failure typed. */
-const call = <A>(operation: string, f: () => Promise<A>): Effect.Effect<A, TokenStoreError> =>
+const call = <A>(operation: StoreOperation, f: () => Promise<A>): Effect.Effect<A, TokenStoreError> =>
   Effect.tryPromise({
     try: f,
     catch: (cause) => new TokenStoreError({ store, operation, reason: reasonOf(cause) })
@@ -74,7 +74,7 @@ export const makeConnection = (options: ConnectionOptions = {}): Effect.Effect<R
       )
     }),
     (client) =>
-      call("quit", () => client.quit()).pipe(
+      call("connect", () => client.quit()).pipe(
         Effect.catchAll(() => Effect.sync(() => client.disconnect()))
       )
   )
@@ -85,10 +85,10 @@ const sharedField = "_"
 const accessField = (params: string) => `a:${params}`
 
 const decodeFailure = (error: TokenEncryption.TokenDecryptionError) =>
-  new TokenStoreError({ store, operation: "get", reason: error.message })
+  new TokenStoreError({ store, operation: "get", reason: error.message, transient: false })
 
 /** Fails with the first error a MULTI/EXEC reply holds. */
-const checkExec = (operation: string) => (replies: Array<[Error | null, unknown]> | null) =>
+const checkExec = (operation: StoreOperation) => (replies: Array<[Error | null, unknown]> | null) =>
   replies === null
     ? Effect.fail(new TokenStoreError({ store, operation, reason: "the transaction was aborted" }))
     : Effect.forEach(replies, ([error]) =>
@@ -109,6 +109,7 @@ export const makeUserTokenStore = (
   const accessCodec = TokenEncryption.codec(AccessToken, encryption)
 
   return UserTokenStore.of({
+    distributed: true,
     store: (user, token, params) =>
       Effect.gen(function*() {
         const paramsKey = parametersKey(params)
@@ -180,6 +181,7 @@ export const makeAccessTokenStore = (
   const codec = TokenEncryption.codec(AccessToken, encryption)
 
   return AccessTokenStore.of({
+    distributed: true,
     get: (key) =>
       Effect.gen(function*() {
         const value = yield* call("get", () => client.get(keyOf(key)))
@@ -267,12 +269,13 @@ export const makeTokenLock = (client: Redis, options: LockOptions): TokenLock["T
     })
 
   const release = (key: string, owner: string) =>
-    call("unlock", () => client.eval(releaseScript, 1, key, owner)).pipe(
+    call("lock", () => client.eval(releaseScript, 1, key, owner)).pipe(
       // the lease runs out by itself
       Effect.catchAll((error) => Effect.logDebug("Could not release a renewal lease", error.message))
     )
 
   return TokenLock.of({
+    distributed: true,
     withLock: (name) => (effect) =>
       Effect.suspend(() => {
         const key = keyOf(name)

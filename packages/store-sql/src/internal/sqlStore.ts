@@ -1,6 +1,6 @@
 import { AccessToken, parametersKey } from "@effect-atm/core/AccessToken"
 import * as TokenEncryption from "@effect-atm/core/TokenEncryption"
-import { TokenStoreError } from "@effect-atm/core/TokenError"
+import { type StoreOperation, TokenStoreError } from "@effect-atm/core/TokenError"
 import * as UserTokenModule from "@effect-atm/core/UserToken"
 import { UserToken } from "@effect-atm/core/UserToken"
 import { UserTokenStore } from "@effect-atm/core/UserTokenStore"
@@ -44,16 +44,21 @@ interface Row {
 /** @internal */
 export const make = (
   options: Options = {}
-): Effect.Effect<UserTokenStore["Type"], TokenStoreError, SqlClient.SqlClient | Scope.Scope> =>
+): Effect.Effect<
+  UserTokenStore["Type"],
+  TokenStoreError,
+  SqlClient.SqlClient | TokenEncryption.TokenEncryption | Scope.Scope
+> =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const encryption = Option.getOrUndefined(yield* Effect.serviceOption(TokenEncryption.TokenEncryption))
+    const encryption = yield* TokenEncryption.TokenEncryption
     const store = sql.onDialectOrElse({ pg: () => "postgresql", sqlite: () => "sqlite", orElse: () => "sql" })
     if (store === "sql") {
       return yield* new TokenStoreError({
         store,
         operation: "start",
-        reason: "the SqlClient is neither SQLite nor PostgreSQL, the dialects this store supports"
+        reason: "the SqlClient is neither SQLite nor PostgreSQL, the dialects this store supports",
+        transient: false
       })
     }
     const prefix = options.tablePrefix ?? defaults.tablePrefix
@@ -61,6 +66,7 @@ export const make = (
       return yield* new TokenStoreError({
         store,
         operation: "start",
+        transient: false,
         reason: `the table prefix "${prefix}" must be a letter or '_' followed by up to 40 letters, digits or '_'`
       })
     }
@@ -68,10 +74,10 @@ export const make = (
     const users = sql(`${prefix}user_tokens`)
     const accessTokens = sql(`${prefix}user_access_tokens`)
 
-    const fail = (operation: string) => (error: SqlError) =>
+    const fail = (operation: StoreOperation) => (error: SqlError) =>
       new TokenStoreError({ store, operation, reason: describe(error) })
 
-    const run = <A>(operation: string, effect: Effect.Effect<A, SqlError>): Effect.Effect<A, TokenStoreError> =>
+    const run = <A>(operation: StoreOperation, effect: Effect.Effect<A, SqlError>): Effect.Effect<A, TokenStoreError> =>
       effect.pipe(
         Effect.retry({ while: isTransient, times: 3 }),
         Effect.mapError(fail(operation)),
@@ -109,7 +115,7 @@ export const make = (
     const accessContext = (user: string, params: string) => `access\u001d${user}\u001d${params}`
 
     const decodeFailure = (error: TokenEncryption.TokenDecryptionError) =>
-      new TokenStoreError({ store, operation: "get", reason: error.message })
+      new TokenStoreError({ store, operation: "get", reason: error.message, transient: false })
 
     const purge = Effect.flatMap(Clock.currentTimeMillis, (now) =>
       run(
@@ -133,6 +139,8 @@ export const make = (
     }
 
     return UserTokenStore.of({
+      // SQLite serves one process; PostgreSQL is shared by every instance
+      distributed: store === "postgresql",
       store: (user, token, params) =>
         Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis

@@ -1,6 +1,9 @@
 /**
- * The conformance suite every `UserTokenStore` passes: run it over your own store with
- * `userTokenStoreSuite("my store", MyStore.layer)`.
+ * The conformance suite every `UserTokenStore` passes, for your own store in your own vitest: what is stored is read
+ * back intact, users and parameters are isolated, a user's refresh token is shared by their access tokens and
+ * replaced with them in one write, concurrent writers never mix two writes, and `clear` removes what it should.
+ *
+ * @since 0.2.0
  */
 import { AccessToken, type TokenRequestOptions } from "@effect-atm/core/AccessToken"
 import { UserToken } from "@effect-atm/core/UserToken"
@@ -12,8 +15,15 @@ import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
+import { withTimeout } from "./internal/suite.js"
 
-export interface SuiteOptions {
+/**
+ * What the suite may assume of the store beyond the `UserTokenStore` contract.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Options {
   /**
    * The store drops a user's entry this long after its last write, measured on the Effect `Clock` (tested with
    * `TestClock`). Leave it out for stores whose expiry runs on another clock (Redis): test those on their own.
@@ -21,18 +31,32 @@ export interface SuiteOptions {
   readonly clockExpiry?: Duration.DurationInput | undefined
   /** The store holds at most this many users, dropping the least recently written first. */
   readonly capacity?: number | undefined
+  /** How long each test, and building or releasing the layer, may take. Default: 30 seconds. */
+  readonly timeout?: Duration.DurationInput | undefined
 }
 
 let serial = 0
 
-/** A user key no other test (or run) uses; with the characters `CurrentUser.storeKey` puts in keys. */
-export const uniqueUser = (label: string) =>
+/**
+ * A user key no other test (or run) uses, with the separator `CurrentUser.storeKey` puts in keys: for tests of your
+ * own beside the suite, over a store that other tests or runs share.
+ *
+ * @since 0.2.0
+ * @category helpers
+ */
+export const uniqueUser = (label: string): string =>
   `${label}-${process.pid}-${Date.now().toString(36)}-${++serial}\u001esession-${Math.random().toString(36).slice(2)}`
 
 const demo: TokenRequestOptions = { resource: "urn:effect-atm:demo-api" }
 const other: TokenRequestOptions = { resource: "urn:effect-atm:other-api", scope: "other.read" }
 
-/** A token whose secrets all carry `tag`, so a reader can tell which write each part came from. */
+/**
+ * A user token whose secrets all carry `tag` (`at-<tag>`, `rt-<tag>`, `id-<tag>`), so that a reader can tell which
+ * write each part came from. Its access token was issued at `now` (default 1,000) and lives 5 minutes.
+ *
+ * @since 0.2.0
+ * @category helpers
+ */
 export const makeToken = (
   tag: string,
   options: {
@@ -40,7 +64,7 @@ export const makeToken = (
     readonly accessToken?: boolean | undefined
     readonly now?: number | undefined
   } = {}
-) => {
+): UserToken => {
   const now = options.now ?? 1_000
   return new UserToken({
     clientId: "web",
@@ -64,35 +88,56 @@ const tagOf = (value: Redacted.Redacted<string> | undefined) => secret(value)?.r
 
 const getSome = (user: string, params?: TokenRequestOptions) =>
   Effect.flatMap(UserTokenStore, (store) => store.get(user, params)).pipe(
-    Effect.map((token) => Option.getOrThrowWith(token, () => new Error("expected a stored token")))
+    Effect.map((token) => Option.getOrThrowWith(token, () => new Error(`get returned None for a stored user: ${user}`)))
   )
 
-export const userTokenStoreSuite = <E>(
+/**
+ * Registers the suite over the store `layer` builds: a `describe` block named after the store, a test per rule, one
+ * store for all of them. Users are unique per test and run, so the store may hold other data.
+ *
+ * @example
+ * ```ts
+ * // test/MyStore.test.ts
+ * import type { UserTokenStore } from "@effect-atm/core"
+ * import { UserTokenStoreSuite } from "@effect-atm/testing"
+ * import type { Layer } from "effect"
+ *
+ * declare const MyStoreLive: Layer.Layer<UserTokenStore.UserTokenStore> // your store, e.g. MyStore.layer(options)
+ *
+ * UserTokenStoreSuite.run("MyStore", MyStoreLive, { clockExpiry: "14 days" })
+ * ```
+ *
+ * @since 0.2.0
+ * @category suites
+ */
+export const run = <E>(
   name: string,
   layer: Layer.Layer<UserTokenStore, E>,
-  options: SuiteOptions = {}
-) =>
-  it.layer(layer, { timeout: "30 seconds" })(`UserTokenStore conformance: ${name}`, (it) => {
+  options: Options = {}
+): void => {
+  const timeout = Duration.toMillis(Duration.decode(options.timeout ?? Duration.seconds(30)))
+  it.layer(layer, { timeout })(`UserTokenStore conformance: ${name}`, (layerIt) => {
+    const it = { effect: withTimeout(layerIt.effect, timeout) }
     it.effect("what is stored is read back, every field intact; an unknown user is None", () =>
       Effect.gen(function*() {
         const store = yield* UserTokenStore
         const user = uniqueUser("roundtrip")
-        assert.isTrue(Option.isNone(yield* store.get(user, demo)))
+        assert.isTrue(Option.isNone(yield* store.get(user, demo)), "a user never stored is not None")
         const token = makeToken("one", { resource: demo.resource })
         yield* store.store(user, token, demo)
         const read = yield* getSome(user, demo)
-        assert.strictEqual(read.clientId, "web")
-        assert.strictEqual(secret(read.refreshToken), "rt-one")
-        assert.strictEqual(secret(read.idToken), "id-one")
+        assert.strictEqual(read.clientId, "web", "clientId did not round-trip")
+        assert.strictEqual(secret(read.refreshToken), "rt-one", "the refresh token did not round-trip")
+        assert.strictEqual(secret(read.idToken), "id-one", "the ID token did not round-trip")
         const access = read.accessToken!
-        assert.instanceOf(access, AccessToken)
-        assert.strictEqual(secret(access.accessToken), "at-one")
-        assert.strictEqual(access.tokenType, "Bearer")
-        assert.strictEqual(access.issuedAt, token.accessToken!.issuedAt)
-        assert.strictEqual(access.expiresAt, token.accessToken!.expiresAt)
-        assert.strictEqual(access.scope, "api.read")
-        assert.strictEqual(access.resource, demo.resource)
-        assert.isTrue(Option.isNone(yield* store.get(uniqueUser("nobody"), demo)))
+        assert.instanceOf(access, AccessToken, "the access token is not read back as an AccessToken")
+        assert.strictEqual(secret(access.accessToken), "at-one", "the access token's secret did not round-trip")
+        assert.strictEqual(access.tokenType, "Bearer", "tokenType did not round-trip")
+        assert.strictEqual(access.issuedAt, token.accessToken!.issuedAt, "issuedAt did not round-trip")
+        assert.strictEqual(access.expiresAt, token.accessToken!.expiresAt, "expiresAt did not round-trip")
+        assert.strictEqual(access.scope, "api.read", "scope did not round-trip")
+        assert.strictEqual(access.resource, demo.resource, "resource did not round-trip")
+        assert.isTrue(Option.isNone(yield* store.get(uniqueUser("nobody"), demo)), "an unknown user is not None")
       }))
 
     it.effect("a known user without an access token for some parameters is Some without one", () =>
@@ -101,10 +146,17 @@ export const userTokenStoreSuite = <E>(
         const user = uniqueUser("partial")
         yield* store.store(user, makeToken("p"), demo)
         const read = yield* getSome(user, other)
-        assert.isUndefined(read.accessToken)
-        assert.strictEqual(secret(read.refreshToken), "rt-p")
+        assert.isUndefined(read.accessToken, "returned the access token of other parameters")
+        assert.strictEqual(
+          secret(read.refreshToken),
+          "rt-p",
+          "the user's refresh token is missing where they have no access token"
+        )
         // no parameters at all is a key of its own
-        assert.isUndefined((yield* getSome(user)).accessToken)
+        assert.isUndefined(
+          (yield* getSome(user)).accessToken,
+          "no parameters returned the access token of some parameters"
+        )
       }))
 
     it.effect("tokens without refresh or ID token are stored as they are", () =>
@@ -114,9 +166,13 @@ export const userTokenStoreSuite = <E>(
         const full = makeToken("bare")
         yield* store.store(user, new UserToken({ clientId: "web", accessToken: full.accessToken! }), demo)
         const read = yield* getSome(user, demo)
-        assert.isUndefined(read.refreshToken)
-        assert.isUndefined(read.idToken)
-        assert.strictEqual(secret(read.accessToken?.accessToken), "at-bare")
+        assert.isUndefined(read.refreshToken, "a refresh token appeared that was never stored")
+        assert.isUndefined(read.idToken, "an ID token appeared that was never stored")
+        assert.strictEqual(
+          secret(read.accessToken?.accessToken),
+          "at-bare",
+          "the access token stored without refresh token was lost"
+        )
       }))
 
     it.effect("per-resource tokens share one refresh token: a rotation stored with A is seen with B", () =>
@@ -129,11 +185,15 @@ export const userTokenStoreSuite = <E>(
         yield* store.store(user, makeToken("3", { resource: demo.resource }), demo)
         const a = yield* getSome(user, demo)
         const b = yield* getSome(user, other)
-        assert.strictEqual(secret(a.accessToken?.accessToken), "at-3")
-        assert.strictEqual(secret(b.accessToken?.accessToken), "at-2")
-        assert.strictEqual(secret(a.refreshToken), "rt-3")
-        assert.strictEqual(secret(b.refreshToken), "rt-3")
-        assert.strictEqual(secret(b.idToken), "id-3")
+        assert.strictEqual(secret(a.accessToken?.accessToken), "at-3", "A's new access token was not stored")
+        assert.strictEqual(secret(b.accessToken?.accessToken), "at-2", "storing for A replaced B's access token")
+        assert.strictEqual(secret(a.refreshToken), "rt-3", "A's rotated refresh token was not stored")
+        assert.strictEqual(
+          secret(b.refreshToken),
+          "rt-3",
+          "B still sees the old refresh token after a rotation stored with A"
+        )
+        assert.strictEqual(secret(b.idToken), "id-3", "B still sees the old ID token after a rotation stored with A")
       }))
 
     it.effect("storing without an access token replaces the shared tokens and keeps the access tokens", () =>
@@ -143,8 +203,16 @@ export const userTokenStoreSuite = <E>(
         yield* store.store(user, makeToken("1"), demo)
         yield* store.store(user, makeToken("2", { accessToken: false }), demo)
         const read = yield* getSome(user, demo)
-        assert.strictEqual(secret(read.accessToken?.accessToken), "at-1")
-        assert.strictEqual(secret(read.refreshToken), "rt-2")
+        assert.strictEqual(
+          secret(read.accessToken?.accessToken),
+          "at-1",
+          "storing without an access token dropped the access token"
+        )
+        assert.strictEqual(
+          secret(read.refreshToken),
+          "rt-2",
+          "storing without an access token did not replace the refresh token"
+        )
       }))
 
     it.effect("parameters select tokens whatever the order of extra parameters", () =>
@@ -153,9 +221,19 @@ export const userTokenStoreSuite = <E>(
         const user = uniqueUser("params")
         yield* store.store(user, makeToken("x"), { ...demo, parameters: { a: "1", b: "2" } })
         const read = yield* getSome(user, { ...demo, parameters: { b: "2", a: "1" } })
-        assert.strictEqual(secret(read.accessToken?.accessToken), "at-x")
-        assert.isUndefined((yield* getSome(user, { ...demo, parameters: { a: "1" } })).accessToken)
-        assert.isUndefined((yield* getSome(user, { ...demo, scope: "api.write" })).accessToken)
+        assert.strictEqual(
+          secret(read.accessToken?.accessToken),
+          "at-x",
+          "the order of extra parameters changed the key"
+        )
+        assert.isUndefined(
+          (yield* getSome(user, { ...demo, parameters: { a: "1" } })).accessToken,
+          "fewer extra parameters matched the token of more"
+        )
+        assert.isUndefined(
+          (yield* getSome(user, { ...demo, scope: "api.write" })).accessToken,
+          "another scope matched the token"
+        )
       }))
 
     it.effect("users are isolated: one user's tokens are never returned for another", () =>
@@ -167,11 +245,23 @@ export const userTokenStoreSuite = <E>(
         const alicePrefix = alice.slice(0, alice.indexOf("\u001e"))
         yield* store.store(alice, makeToken("alice"), demo)
         yield* store.store(bob, makeToken("bob"), demo)
-        assert.strictEqual(tagOf((yield* getSome(alice, demo)).accessToken?.accessToken), "alice")
-        assert.strictEqual(tagOf((yield* getSome(bob, demo)).accessToken?.accessToken), "bob")
-        assert.isTrue(Option.isNone(yield* store.get(alicePrefix, demo)))
+        assert.strictEqual(
+          tagOf((yield* getSome(alice, demo)).accessToken?.accessToken),
+          "alice",
+          "alice got another user's token"
+        )
+        assert.strictEqual(
+          tagOf((yield* getSome(bob, demo)).accessToken?.accessToken),
+          "bob",
+          "bob got another user's token"
+        )
+        assert.isTrue(Option.isNone(yield* store.get(alicePrefix, demo)), "a prefix of a user key matched that user")
         yield* store.clear(bob)
-        assert.strictEqual(tagOf((yield* getSome(alice, demo)).refreshToken), "alice")
+        assert.strictEqual(
+          tagOf((yield* getSome(alice, demo)).refreshToken),
+          "alice",
+          "clearing bob removed alice's tokens"
+        )
       }))
 
     it.effect("atomic update: a reader never sees an access token with a refresh token of another write", () =>
@@ -187,17 +277,25 @@ export const userTokenStoreSuite = <E>(
           (i) => store.store(user, makeToken(`w${i}`), demo),
           { discard: true }
         )
-        const reader = Effect.forEach(Array.from({ length: writes }), () =>
-          Effect.map(store.get(user, demo), (token) => {
-            const read = Option.getOrThrow(token)
-            reads++
-            const tags = new Set([tagOf(read.accessToken?.accessToken), tagOf(read.refreshToken), tagOf(read.idToken)])
-            if (tags.size !== 1) mixed++
-          }), { discard: true })
+        const reader = Effect.forEach(
+          Array.from({ length: writes }),
+          () =>
+            Effect.map(store.get(user, demo), (token) => {
+              const read = Option.getOrThrow(token)
+              reads++
+              const tags = new Set([
+                tagOf(read.accessToken?.accessToken),
+                tagOf(read.refreshToken),
+                tagOf(read.idToken)
+              ])
+              if (tags.size !== 1) mixed++
+            }),
+          { discard: true }
+        )
         yield* Effect.all([writer, reader, reader], { concurrency: "unbounded", discard: true })
-        assert.strictEqual(reads, 2 * writes)
+        assert.strictEqual(reads, 2 * writes, "some reads did not complete")
         assert.strictEqual(mixed, 0, `${mixed} of ${reads} reads mixed two writes`)
-        assert.strictEqual(tagOf((yield* getSome(user, demo)).refreshToken), `w${writes}`)
+        assert.strictEqual(tagOf((yield* getSome(user, demo)).refreshToken), `w${writes}`, "the last write did not win")
       }))
 
     it.effect("concurrent writers of one user: one write wins as a whole, never a mix", () =>
@@ -212,13 +310,21 @@ export const userTokenStoreSuite = <E>(
         )
         const read = yield* getSome(user, demo)
         const winner = tagOf(read.accessToken?.accessToken)
-        assert.isDefined(winner)
-        assert.strictEqual(tagOf(read.refreshToken), winner)
-        assert.strictEqual(tagOf(read.idToken), winner)
+        assert.isDefined(winner, "no access token after concurrent writes")
+        assert.strictEqual(
+          tagOf(read.refreshToken),
+          winner,
+          "the refresh token is from another write than the access token"
+        )
+        assert.strictEqual(tagOf(read.idToken), winner, "the ID token is from another write than the access token")
         // sequential writes: the last one wins
         yield* store.store(user, makeToken("late-1"), demo)
         yield* store.store(user, makeToken("late-2"), demo)
-        assert.strictEqual(tagOf((yield* getSome(user, demo)).refreshToken), "late-2")
+        assert.strictEqual(
+          tagOf((yield* getSome(user, demo)).refreshToken),
+          "late-2",
+          "the last of two sequential writes did not win"
+        )
       }))
 
     it.effect("concurrent refreshes of different resources: every access token kept, one refresh token", () =>
@@ -232,8 +338,18 @@ export const userTokenStoreSuite = <E>(
         })
         const reads = yield* Effect.forEach(resources, (params) => getSome(user, params))
         const refreshTokens = new Set(reads.map((read) => secret(read.refreshToken)))
-        assert.strictEqual(refreshTokens.size, 1)
-        reads.forEach((read, i) => assert.strictEqual(secret(read.accessToken?.accessToken), `at-r${i}`))
+        assert.strictEqual(
+          refreshTokens.size,
+          1,
+          "concurrent writes for different resources left different refresh tokens"
+        )
+        reads.forEach((read, i) =>
+          assert.strictEqual(
+            secret(read.accessToken?.accessToken),
+            `at-r${i}`,
+            `the access token for resource ${i} was lost`
+          )
+        )
       }))
 
     it.effect("clear with parameters removes that access token only", () =>
@@ -244,9 +360,13 @@ export const userTokenStoreSuite = <E>(
         yield* store.store(user, makeToken("b"), other)
         yield* store.clear(user, demo)
         const a = yield* getSome(user, demo)
-        assert.isUndefined(a.accessToken)
-        assert.strictEqual(secret(a.refreshToken), "rt-b")
-        assert.strictEqual(secret((yield* getSome(user, other)).accessToken?.accessToken), "at-b")
+        assert.isUndefined(a.accessToken, "clear(user, params) left that access token")
+        assert.strictEqual(secret(a.refreshToken), "rt-b", "clear(user, params) removed the user's refresh token")
+        assert.strictEqual(
+          secret((yield* getSome(user, other)).accessToken?.accessToken),
+          "at-b",
+          "clear(user, params) removed the access token of other parameters"
+        )
         // clearing what is not there is fine
         yield* store.clear(user, demo)
         yield* store.clear(uniqueUser("nobody"), demo)
@@ -259,11 +379,17 @@ export const userTokenStoreSuite = <E>(
         yield* store.store(user, makeToken("a"), demo)
         yield* store.store(user, makeToken("b"), other)
         yield* store.clear(user)
-        assert.isTrue(Option.isNone(yield* store.get(user, demo)))
-        assert.isTrue(Option.isNone(yield* store.get(user, other)))
+        assert.isTrue(Option.isNone(yield* store.get(user, demo)), "clear(user) left the user's entry")
+        assert.isTrue(
+          Option.isNone(yield* store.get(user, other)),
+          "clear(user) left an access token for other parameters"
+        )
         // the user can sign in again afterwards, without the old access tokens
         yield* store.store(user, makeToken("c"), demo)
-        assert.isUndefined((yield* getSome(user, other)).accessToken)
+        assert.isUndefined(
+          (yield* getSome(user, other)).accessToken,
+          "an access token from before clear(user) came back"
+        )
         yield* store.clear(uniqueUser("nobody"))
       }))
 
@@ -280,13 +406,24 @@ export const userTokenStoreSuite = <E>(
           // a write renews the entry
           yield* store.store(user, makeToken("e3", { accessToken: false }), demo)
           yield* TestClock.adjust(Duration.millis(20))
-          assert.strictEqual(secret((yield* getSome(user, other)).accessToken?.accessToken), "at-e2")
+          assert.strictEqual(
+            secret((yield* getSome(user, other)).accessToken?.accessToken),
+            "at-e2",
+            "an entry expired before its time to live after the last write"
+          )
           yield* TestClock.adjust(timeToLive)
-          assert.isTrue(Option.isNone(yield* store.get(user, demo)))
+          assert.isTrue(Option.isNone(yield* store.get(user, demo)), "an entry outlived its time to live")
           // a sign-in after expiry starts afresh: access tokens of the dead grant are gone
           yield* store.store(user, makeToken("e4", { accessToken: false }), demo)
-          assert.isUndefined((yield* getSome(user, other)).accessToken)
-          assert.strictEqual(secret((yield* getSome(user, demo)).refreshToken), "rt-e4")
+          assert.isUndefined(
+            (yield* getSome(user, other)).accessToken,
+            "an access token of the expired entry came back"
+          )
+          assert.strictEqual(
+            secret((yield* getSome(user, demo)).refreshToken),
+            "rt-e4",
+            "the new sign-in's refresh token was not stored"
+          )
         }))
     }
 
@@ -302,9 +439,13 @@ export const userTokenStoreSuite = <E>(
           // writing the first one again makes the second the least recently written
           yield* store.store(users[0]!, makeToken("again"), demo)
           yield* store.store(users[capacity]!, makeToken("last"), demo)
-          assert.isTrue(Option.isSome(yield* store.get(users[0]!, demo)))
-          assert.isTrue(Option.isNone(yield* store.get(users[1]!, demo)))
-          assert.isTrue(Option.isSome(yield* store.get(users[capacity]!, demo)))
+          assert.isTrue(Option.isSome(yield* store.get(users[0]!, demo)), "the user written again was dropped")
+          assert.isTrue(
+            Option.isNone(yield* store.get(users[1]!, demo)),
+            "the least recently written user was not dropped at capacity"
+          )
+          assert.isTrue(Option.isSome(yield* store.get(users[capacity]!, demo)), "the newest user was dropped")
         }))
     }
   })
+}
