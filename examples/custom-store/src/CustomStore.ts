@@ -75,13 +75,22 @@ export const make = (options: Options) =>
       const text = yield* fs.readFileString(path).pipe(Effect.mapError(storeError("connect")))
       document = yield* Effect.try({
         try: () => JSON.parse(text) as Document,
-        catch: () => new TokenError.TokenStoreError({ store: "json-file", operation: "connect", reason: "not JSON", transient: false })
+        catch: () =>
+          new TokenError.TokenStoreError({
+            store: "json-file",
+            operation: "connect",
+            reason: "not JSON",
+            transient: false
+          })
       })
     }
 
     // one writer at a time: each write reads the document, changes it, and saves it whole
     const semaphore = yield* Effect.makeSemaphore(1)
-    const update = (operation: TokenError.StoreOperation, change: (users: Document["users"], now: number) => Document["users"]) =>
+    const update = (
+      operation: TokenError.StoreOperation,
+      change: (users: Document["users"], now: number) => Document["users"]
+    ) =>
       semaphore.withPermits(1)(
         Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis

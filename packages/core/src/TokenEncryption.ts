@@ -29,6 +29,7 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as internal from "./internal/tokenEncryption.js"
@@ -73,6 +74,29 @@ export interface Options {
 }
 
 /**
+ * Marks the errors of this module (see `isTokenEncryptionError`).
+ *
+ * @since 0.2.0
+ * @category type ids
+ */
+export const ErrorTypeId: unique symbol = Symbol.for("@effect-atm/core/TokenEncryption/Error")
+
+/**
+ * @since 0.2.0
+ * @category type ids
+ */
+export type ErrorTypeId = typeof ErrorTypeId
+
+/**
+ * Whether `u` is an `InvalidEncryptionKey` or a `TokenDecryptionError`.
+ *
+ * @since 0.2.0
+ * @category guards
+ */
+export const isTokenEncryptionError = (u: unknown): u is InvalidEncryptionKey | TokenDecryptionError =>
+  Predicate.hasProperty(u, ErrorTypeId)
+
+/**
  * A configured key is unusable (not base64, not 32 bytes, a malformed or duplicate id). Raised when the layer is
  * built.
  *
@@ -84,6 +108,11 @@ export class InvalidEncryptionKey extends Schema.TaggedError<InvalidEncryptionKe
   field: Schema.String,
   reason: Schema.String
 }) {
+  /**
+   * @since 0.2.0
+   */
+  readonly [ErrorTypeId]: ErrorTypeId = ErrorTypeId
+
   override get message(): string {
     return `The token encryption key at "${this.field}" is invalid: ${this.reason}. ` +
       `A key is 32 random bytes in base64 (e.g. from \`openssl rand -base64 32\`).`
@@ -119,6 +148,11 @@ export class TokenDecryptionError extends Schema.TaggedError<TokenDecryptionErro
   reason: DecryptionFailure,
   keyId: Schema.optional(Schema.String)
 }) {
+  /**
+   * @since 0.2.0
+   */
+  readonly [ErrorTypeId]: ErrorTypeId = ErrorTypeId
+
   override get message(): string {
     const key = this.keyId === undefined ? "" : ` (key id "${this.keyId}")`
     switch (this.reason) {

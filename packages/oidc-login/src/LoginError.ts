@@ -6,7 +6,22 @@
  * @since 0.1.0
  */
 import type { InvalidTokenResponse, TokenStoreError } from "@effect-atm/core/TokenError"
+import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
+
+/**
+ * Marks every error of this module (see `isLoginError`).
+ *
+ * @since 0.2.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("@effect-atm/oidc-login/LoginError")
+
+/**
+ * @since 0.2.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
 
 /**
  * The callback came without a sign-in this browser started: no pre-login cookie (`missing-cookie`), a cookie that
@@ -19,6 +34,11 @@ import * as Schema from "effect/Schema"
 export class LoginRequestNotFound extends Schema.TaggedError<LoginRequestNotFound>()("LoginRequestNotFound", {
   reason: Schema.Literal("missing-cookie", "invalid-cookie", "expired-or-used")
 }) {
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
   /**
    * The status of the error page.
    *
@@ -48,6 +68,11 @@ export class StateMismatch extends Schema.TaggedError<StateMismatch>()("StateMis
   missing: Schema.Boolean
 }) {
   /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
+  /**
    * The status of the error page.
    *
    * @since 0.1.0
@@ -72,6 +97,11 @@ export class AuthorizationFailed extends Schema.TaggedError<AuthorizationFailed>
   error: Schema.String,
   errorDescription: Schema.optional(Schema.String)
 }) {
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
   /**
    * The status of the error page.
    *
@@ -104,6 +134,11 @@ export class InvalidAuthorizationResponse
   })
 {
   /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
+  /**
    * The status of the error page.
    *
    * @since 0.1.0
@@ -128,6 +163,11 @@ export class CodeExchangeFailed extends Schema.TaggedError<CodeExchangeFailed>()
   error: Schema.String,
   errorDescription: Schema.optional(Schema.String)
 }) {
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
   /**
    * The status of the error page.
    *
@@ -157,6 +197,11 @@ export class IdTokenRejected extends Schema.TaggedError<IdTokenRejected>()("IdTo
   reason: Schema.String
 }) {
   /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
+  /**
    * The status of the error page.
    *
    * @since 0.1.0
@@ -181,6 +226,11 @@ export class ProviderUnavailable extends Schema.TaggedError<ProviderUnavailable>
   reason: Schema.String
 }) {
   /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
+  /**
    * The status of the error page.
    *
    * @since 0.1.0
@@ -202,9 +252,14 @@ export class ProviderUnavailable extends Schema.TaggedError<ProviderUnavailable>
  */
 export class SessionStoreError extends Schema.TaggedError<SessionStoreError>()("SessionStoreError", {
   store: Schema.String,
-  operation: Schema.String,
+  operation: Schema.Literal("connect", "get", "set", "remove", "setPending", "takePending"),
   reason: Schema.String
 }) {
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
   /**
    * The status of the error page.
    *
@@ -230,6 +285,11 @@ export class InvalidLoginConfiguration
     reason: Schema.String
   })
 {
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
   override get message(): string {
     return `The OpenID Connect login configuration is invalid at "${this.field}": ${this.reason}.`
   }
@@ -252,3 +312,28 @@ export type CallbackError =
   | SessionStoreError
   | InvalidTokenResponse
   | TokenStoreError
+
+/**
+ * Any error of this module.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export type LoginError =
+  | LoginRequestNotFound
+  | StateMismatch
+  | AuthorizationFailed
+  | InvalidAuthorizationResponse
+  | CodeExchangeFailed
+  | IdTokenRejected
+  | ProviderUnavailable
+  | SessionStoreError
+  | InvalidLoginConfiguration
+
+/**
+ * Whether `u` is one of this module's errors.
+ *
+ * @since 0.2.0
+ * @category guards
+ */
+export const isLoginError = (u: unknown): u is LoginError => Predicate.hasProperty(u, TypeId)

@@ -26,7 +26,7 @@ import type { PendingLogin, Session } from "./Session.js"
  * const SessionJson = Schema.parseJson(Session.Session)
  * const PendingJson = Schema.parseJson(Session.PendingLogin)
  *
- * const failed = (operation: string) => (cause: unknown) =>
+ * const failed = (operation: LoginError.SessionStoreError["operation"]) => (cause: unknown) =>
  *   new LoginError.SessionStoreError({ store: "redis", operation, reason: String(cause) })
  *
  * const RedisSessionStore = Layer.effect(
