@@ -1,7 +1,7 @@
 import { UserTokenStore } from "@effect-atm/core"
-import { userTokenStoreSuite } from "../../../test/support/userTokenStoreSuite.js"
+import { UserTokenStoreSuite } from "@effect-atm/testing"
 
-userTokenStoreSuite("memory", UserTokenStore.layerMemory({ capacity: 100, timeToLive: "1 hour" }), {
+UserTokenStoreSuite.run("memory", UserTokenStore.layerMemory({ capacity: 100, timeToLive: "1 hour" }), {
   clockExpiry: "1 hour",
   capacity: 100
 })

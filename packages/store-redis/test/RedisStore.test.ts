@@ -1,5 +1,6 @@
 import { AccessToken, AccessTokenStore, TokenEncryption, TokenLock, UserTokenStore } from "@effect-atm/core"
 import { RedisConnection, RedisStore, RedisTokenLock } from "@effect-atm/store-redis"
+import { AccessTokenStoreSuite, TokenLockSuite, UserTokenStoreSuite } from "@effect-atm/testing"
 import { assert, describe, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
@@ -17,8 +18,8 @@ import {
   redisUrl,
   runId
 } from "../../../test/support/stores.js"
-import { makeToken, uniqueUser, userTokenStoreSuite } from "../../../test/support/userTokenStoreSuite.js"
 
+const { makeToken, uniqueUser } = UserTokenStoreSuite
 const id = runId()
 const prefixFor = (label: string) => `test:${id}:${label}:`
 const demo = { resource: "urn:effect-atm:demo-api" }
@@ -26,11 +27,36 @@ const demo = { resource: "urn:effect-atm:demo-api" }
 const redis = (prefix: string, options?: Partial<RedisStore.Options>) =>
   RedisStore.layer({ url: redisUrl, prefix, ...options }).pipe(Layer.provide(deleteRedisKeysAfter(prefix)))
 
-userTokenStoreSuite("Redis", redis(prefixFor("plain")))
+UserTokenStoreSuite.run("Redis", redis(prefixFor("plain")))
 
-userTokenStoreSuite(
+UserTokenStoreSuite.run(
   "Redis, encrypted",
   redis(prefixFor("enc")).pipe(Layer.provide(encryption({ key: { key: keys.a } })))
+)
+
+/** The shared client-credentials store on a connection of its own, its keys removed afterwards. */
+const redisClients = (prefix: string) =>
+  RedisStore.layerAccessTokenStore({ prefix }).pipe(
+    Layer.provide(RedisConnection.layer({ url: redisUrl })),
+    Layer.provide(deleteRedisKeysAfter(prefix))
+  )
+
+AccessTokenStoreSuite.run(
+  "Redis shared client-credentials store",
+  redisClients(prefixFor("cc-plain")).pipe(Layer.provide(TokenEncryption.layerPlaintext))
+)
+
+AccessTokenStoreSuite.run(
+  "Redis shared client-credentials store, encrypted",
+  redisClients(prefixFor("cc-enc")).pipe(Layer.provide(encryption({ key: { key: keys.a } })))
+)
+
+TokenLockSuite.run(
+  "RedisTokenLock",
+  RedisTokenLock.layer({ prefix: prefixFor("locks") }).pipe(
+    Layer.provide(RedisConnection.layer({ url: redisUrl })),
+    Layer.provide(deleteRedisKeysAfter(prefixFor("locks")))
+  )
 )
 
 /** The services of a Redis layer, built in the test's scope: one "instance" of an application. */

@@ -1,5 +1,6 @@
 import { TokenEncryption, UserTokenStore } from "@effect-atm/core"
 import { SqlStore } from "@effect-atm/store-sql"
+import { UserTokenStoreSuite } from "@effect-atm/testing"
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
@@ -23,8 +24,8 @@ import {
   sqliteQuery,
   tempDir
 } from "../../../test/support/stores.js"
-import { makeToken, uniqueUser, userTokenStoreSuite } from "../../../test/support/userTokenStoreSuite.js"
 
+const { makeToken, uniqueUser } = UserTokenStoreSuite
 const id = runId()
 const suiteDir = tempDir("sql-suite")
 const dir = tempDir("sql")
@@ -36,11 +37,11 @@ const pg = (prefix: string, options?: Partial<SqlStore.PgOptions>) =>
     Layer.provide(dropPgTablesAfter(prefix))
   )
 
-userTokenStoreSuite("SQLite in memory", SqlStore.layerSqlite({ filename: ":memory:", timeToLive: "1 hour" }), {
+UserTokenStoreSuite.run("SQLite in memory", SqlStore.layerSqlite({ filename: ":memory:", timeToLive: "1 hour" }), {
   clockExpiry: "1 hour"
 })
 
-userTokenStoreSuite(
+UserTokenStoreSuite.run(
   "SQLite file",
   SqlStore.layerSqlite({ filename: Path.join(suiteDir, "tokens.db"), timeToLive: "1 hour" }).pipe(
     Layer.provide(removeDirAfter(suiteDir))
@@ -48,9 +49,9 @@ userTokenStoreSuite(
   { clockExpiry: "1 hour" }
 )
 
-userTokenStoreSuite("PostgreSQL", pg(`t${id}_plain_`), { clockExpiry: "1 hour" })
+UserTokenStoreSuite.run("PostgreSQL", pg(`t${id}_plain_`), { clockExpiry: "1 hour" })
 
-userTokenStoreSuite(
+UserTokenStoreSuite.run(
   "PostgreSQL, encrypted",
   pg(`t${id}_enc_`).pipe(Layer.provide(encryption({ key: { key: keys.a } }))),
   { clockExpiry: "1 hour" }

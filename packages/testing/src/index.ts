@@ -1,4 +1,12 @@
 /**
- * @since 0.1.0
+ * @since 0.2.0
  */
-export {}
+export * as AccessTokenStoreSuite from "./AccessTokenStoreSuite.js"
+/**
+ * @since 0.2.0
+ */
+export * as TokenLockSuite from "./TokenLockSuite.js"
+/**
+ * @since 0.2.0
+ */
+export * as UserTokenStoreSuite from "./UserTokenStoreSuite.js"
