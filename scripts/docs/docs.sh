@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # API reference from JSDoc, with @effect/docgen, for every publishable package (the ones with a docgen.json), one
 # after the other: packages/<name>/docs/modules/*.md. Fails (after trying them all) if an export lacks @since or an
-# @example does not type-check. `npm run docs` runs all of them; `npm run docs -- core store-sql` some.
+# @example does not type-check. Then type-checks the code of the guides (docs/*.md, see guides.mjs).
+# `npm run docs` runs all of them; `npm run docs -- core store-sql` some packages (and no guides).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -28,6 +29,12 @@ for dir in "${dirs[@]}"; do
     failed+=("$dir")
   fi
 done
+
+# the guides' code, when all packages are documented
+if [ "$#" -eq 0 ]; then
+  printf '\n== docs: docs/*.md\n'
+  node scripts/docs/guides.mjs || failed+=("docs/*.md")
+fi
 
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "docs failed: ${failed[*]}" >&2
