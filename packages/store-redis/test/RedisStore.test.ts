@@ -27,7 +27,7 @@ const demo = { resource: "urn:effect-atm:demo-api" }
 const redis = (prefix: string, options?: Partial<RedisStore.Options>) =>
   RedisStore.layer({ url: redisUrl, prefix, ...options }).pipe(Layer.provide(deleteRedisKeysAfter(prefix)))
 
-UserTokenStoreSuite.run("Redis", redis(prefixFor("plain")))
+UserTokenStoreSuite.run("Redis", redis(prefixFor("plain")).pipe(Layer.provide(TokenEncryption.layerPlaintext)))
 
 UserTokenStoreSuite.run(
   "Redis, encrypted",
@@ -60,10 +60,15 @@ TokenLockSuite.run(
 )
 
 /** The services of a Redis layer, built in the test's scope: one "instance" of an application. */
+/** Builds a store in the test's scope; without encryption of its own, it stores plain JSON. */
 const instance = <E>(
-  layer: Layer.Layer<UserTokenStore.UserTokenStore | AccessTokenStore.AccessTokenStore | TokenLock.TokenLock, E>
+  layer: Layer.Layer<
+    UserTokenStore.UserTokenStore | AccessTokenStore.AccessTokenStore | TokenLock.TokenLock,
+    E,
+    TokenEncryption.TokenEncryption
+  >
 ) =>
-  Effect.map(Layer.build(layer), (context) => ({
+  Effect.map(Layer.build(Layer.provide(layer, TokenEncryption.layerPlaintext)), (context) => ({
     users: Context.get(context, UserTokenStore.UserTokenStore),
     clients: Context.get(context, AccessTokenStore.AccessTokenStore),
     lock: Context.get(context, TokenLock.TokenLock)

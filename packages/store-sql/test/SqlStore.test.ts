@@ -37,19 +37,27 @@ const pg = (prefix: string, options?: Partial<SqlStore.PgOptions>) =>
     Layer.provide(dropPgTablesAfter(prefix))
   )
 
-UserTokenStoreSuite.run("SQLite in memory", SqlStore.layerSqlite({ filename: ":memory:", timeToLive: "1 hour" }), {
-  clockExpiry: "1 hour"
-})
-
 UserTokenStoreSuite.run(
-  "SQLite file",
-  SqlStore.layerSqlite({ filename: Path.join(suiteDir, "tokens.db"), timeToLive: "1 hour" }).pipe(
-    Layer.provide(removeDirAfter(suiteDir))
+  "SQLite in memory",
+  SqlStore.layerSqlite({ filename: ":memory:", timeToLive: "1 hour" }).pipe(
+    Layer.provide(TokenEncryption.layerPlaintext)
   ),
   { clockExpiry: "1 hour" }
 )
 
-UserTokenStoreSuite.run("PostgreSQL", pg(`t${id}_plain_`), { clockExpiry: "1 hour" })
+UserTokenStoreSuite.run(
+  "SQLite file",
+  SqlStore.layerSqlite({ filename: Path.join(suiteDir, "tokens.db"), timeToLive: "1 hour" }).pipe(
+    Layer.provide([removeDirAfter(suiteDir), TokenEncryption.layerPlaintext])
+  ),
+  { clockExpiry: "1 hour" }
+)
+
+UserTokenStoreSuite.run(
+  "PostgreSQL",
+  pg(`t${id}_plain_`).pipe(Layer.provide(TokenEncryption.layerPlaintext)),
+  { clockExpiry: "1 hour" }
+)
 
 UserTokenStoreSuite.run(
   "PostgreSQL, encrypted",
@@ -60,14 +68,19 @@ UserTokenStoreSuite.run(
 const secrets = ["at-secret", "rt-secret", "id-secret"]
 
 /** Runs `f` with a store of its own, released afterwards. */
+/** Runs `f` on a store; a store without encryption of its own stores plain JSON. */
 const storeWith = <A, E, E2>(
-  layer: Layer.Layer<UserTokenStore.UserTokenStore, E>,
+  layer: Layer.Layer<UserTokenStore.UserTokenStore, E, TokenEncryption.TokenEncryption>,
   f: (store: UserTokenStore.UserTokenStore["Type"]) => Effect.Effect<A, E2>
-) => Effect.provide(Effect.flatMap(UserTokenStore.UserTokenStore, f), layer)
+) =>
+  Effect.provide(Effect.flatMap(UserTokenStore.UserTokenStore, f), Layer.provide(layer, TokenEncryption.layerPlaintext))
 
-/** Builds a store in the test's scope. */
-const build = <E>(layer: Layer.Layer<UserTokenStore.UserTokenStore, E>) =>
-  Effect.map(Layer.build(layer), Context.get(UserTokenStore.UserTokenStore))
+/** Builds a store in the test's scope (plain JSON unless it has encryption of its own). */
+const build = <E>(layer: Layer.Layer<UserTokenStore.UserTokenStore, E, TokenEncryption.TokenEncryption>) =>
+  Effect.map(
+    Layer.build(Layer.provide(layer, TokenEncryption.layerPlaintext)),
+    Context.get(UserTokenStore.UserTokenStore)
+  )
 
 describe("SqlStore", () => {
   it.scoped("with encryption on, no row holds a token in plain text; every value names its key", () =>
