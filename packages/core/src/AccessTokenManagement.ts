@@ -92,6 +92,7 @@ export const layerServer = (
       UserTokens.layer({ ...options, client }),
       ClientCredentialsTokens.layer({
         renewBefore: options.renewBefore,
+        backoff: options.backoff,
         clients: { ...options.clients, [appClient]: app }
       })
     )

@@ -28,13 +28,14 @@
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import { type AccessToken, parametersKey, type TokenRequestOptions } from "./AccessToken.js"
 import { AccessTokenStore, layerMemory as accessTokenStoreMemory } from "./AccessTokenStore.js"
 import { renewalLock } from "./internal/deployment.js"
+import * as validate from "./internal/options.js"
 import * as TokenCache from "./TokenCache.js"
 import { config as tokenClientConfig, decodeClient, tokenClientFields } from "./TokenClient.js"
 import { Grant, TokenEndpoint } from "./TokenEndpoint.js"
@@ -133,6 +134,13 @@ export interface Options {
   readonly clients: Readonly<Record<string, ClientCredentialsClientInput | ClientCredentialsClient>>
   /** Renew a token this long before it expires (capped at half its lifetime). Default: 60 seconds. */
   readonly renewBefore?: Duration.DurationInput | undefined
+  /**
+   * How a client backs off after the provider failed transiently: calls fail fast with the same error (or get
+   * the still-valid token) instead of asking again. `false` turns it off. Default: `TokenCache.defaultBackoff`.
+   *
+   * @since 0.2.0
+   */
+  readonly backoff?: TokenCache.Backoff | false | undefined
 }
 
 interface Key {
@@ -170,6 +178,13 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   const endpoint = yield* TokenEndpoint
   const store = yield* AccessTokenStore
   const lock = yield* renewalLock("ClientCredentialsTokens", store, yield* TokenLock)
+  const renewBefore = yield* validate.duration(
+    "ClientCredentialsTokens",
+    "renewBefore",
+    options.renewBefore,
+    "60 seconds"
+  )
+  const backoff = yield* validate.backoff("ClientCredentialsTokens", options.backoff)
   const clients = new Map<string, ClientCredentialsClient>()
   for (const [name, input] of Object.entries(options.clients)) {
     clients.set(name, yield* decode(name, input))
@@ -187,7 +202,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
         Effect.withSpan("ClientCredentialsTokens.renew", { attributes: { "atm.client": key.name } })
       )
   }, {
-    renewBefore: options.renewBefore ?? Duration.seconds(60),
+    renewBefore,
+    backoff,
     lock,
     // only this manager replaces these tokens: serve hits from memory, even over a shared store
     memoize: true

@@ -3,7 +3,11 @@
  *
  * - concurrent callers of one key share one renewal; different keys never wait on each other;
  * - a token is handed out only while it is fresh (see `AccessToken.isFresh`), never once it is expired;
- * - failures are never remembered: the next call tries again;
+ * - after a transient failure (see `TokenError.isTransient`) a key backs off: calls within a jittered, exponentially
+ *   growing window (and at least the provider's `Retry-After`) fail fast with the same error instead of asking the
+ *   provider again; the window resets on success. Other failures are neither backed off nor remembered;
+ * - a token inside its renewal window that is not yet expired is still handed out while its renewal fails
+ *   transiently, and the renewal is retried in the background when the backoff window ends;
  * - renewal runs in the cache's own scope, so an interrupted caller does not interrupt the others' renewal;
  * - renewals of one lock key (e.g. one user, whose resources share a refresh token) run one at a time, and each
  *   re-reads the backing store first, renewing only if the token there is still the stale (or rejected) one.
@@ -39,7 +43,44 @@ export interface Backend<K, V, E> {
   readonly accessToken: (value: V) => AccessToken | undefined
   /** Obtains a new value (given the current one, e.g. for its refresh token) and stores it. */
   readonly renew: (key: K, current: Option.Option<V>) => Effect.Effect<V, E>
+  /**
+   * Whether a failure may pass by itself, so that the key backs off and a still-valid token is served meanwhile.
+   * Default: `TokenError.isTransient` for the library's errors, `false` for anything else.
+   *
+   * @since 0.2.0
+   */
+  readonly isTransient?: ((error: E | TokenStoreError) => boolean) | undefined
 }
+
+/**
+ * How a key backs off after a transient failure: the first window is `initial`, each further failure doubles it up
+ * to `max`, and each window is shortened by a random part of up to `jitter` (0 to 1) so that instances do not
+ * return to the provider in step. A provider's `Retry-After` (a `retryAfter` in milliseconds on the error) makes
+ * a window at least that long, up to `max` or 5 minutes, whichever is longer.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Backoff {
+  /** The first window. Default: 1 second. */
+  readonly initial?: Duration.DurationInput | undefined
+  /** The longest window. Default: 30 seconds. */
+  readonly max?: Duration.DurationInput | undefined
+  /** The largest part of a window removed at random, from 0 (none) to 1. Default: 0.2. */
+  readonly jitter?: number | undefined
+}
+
+/**
+ * The backoff used when none is configured: 1 second, doubling up to 30 seconds, with 20% jitter.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const defaultBackoff: {
+  readonly initial: Duration.Duration
+  readonly max: Duration.Duration
+  readonly jitter: number
+} = internal.defaultBackoff
 
 /**
  * @since 0.1.0
@@ -81,6 +122,13 @@ export interface Options {
   readonly memoize?: boolean | undefined
   /** Serializes renewals across processes (see `TokenLock`). */
   readonly lock?: TokenLock["Type"] | undefined
+  /**
+   * Backoff after transient failures (see `Backoff`); `false` asks the backend again on every call. Default:
+   * `defaultBackoff`.
+   *
+   * @since 0.2.0
+   */
+  readonly backoff?: Backoff | false | undefined
 }
 
 /**

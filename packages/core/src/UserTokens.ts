@@ -30,6 +30,7 @@ import type { AccessToken, TokenRequestOptions } from "./AccessToken.js"
 import type { User } from "./CurrentUser.js"
 import * as internal from "./internal/userTokens.js"
 import { OidcEvents } from "./OidcEvents.js"
+import type * as TokenCache from "./TokenCache.js"
 import type { TokenClient } from "./TokenClient.js"
 import type { TokenEndpoint } from "./TokenEndpoint.js"
 import type {
@@ -104,6 +105,14 @@ export interface Options {
   readonly resource?: string | undefined
   /** Refresh this long before expiry (capped at half the token's lifetime). Default: 60 seconds. */
   readonly renewBefore?: Duration.DurationInput | undefined
+  /**
+   * How a user's token backs off after the provider failed transiently: calls fail fast with the same error (or
+   * get the still-valid token) instead of asking again. `false` turns it off. Default:
+   * `TokenCache.defaultBackoff`.
+   *
+   * @since 0.2.0
+   */
+  readonly backoff?: TokenCache.Backoff | false | undefined
 }
 
 /**

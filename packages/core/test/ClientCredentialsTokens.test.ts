@@ -1,4 +1,10 @@
-import { AccessTokenHttpClient, AccessTokenStore, ClientCredentialsTokens, TokenLock } from "@effect-atm/core"
+import {
+  AccessTokenHttpClient,
+  AccessTokenStore,
+  ClientCredentialsTokens,
+  TokenError,
+  TokenLock
+} from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as HttpClient from "@effect/platform/HttpClient"
 import { assert, describe, layer } from "@effect/vitest"
@@ -221,6 +227,7 @@ layer(identity({ accessTokenTtl: 300 }))("client credentials against the embedde
         const error = yield* Fiber.join(fiber)
         assert.strictEqual(error._tag, "TokenEndpointTimeout")
         assert.include(error.message, "did not complete within 2000 ms")
+        yield* TestClock.adjust("1 second") // the backoff window after a transient failure
         yield* recovers("basic").pipe(Effect.zipRight(Effect.void))
       }).pipe(Effect.provide(clientCredentials())))
 
@@ -239,6 +246,8 @@ layer(identity({ accessTokenTtl: 300 }))("client credentials against the embedde
           const error = yield* Effect.flip(tokens.get("basic"))
           assert.strictEqual(error._tag, tag)
           assert.include(error.message, text)
+          // a transient failure is backed off: the next call within the window fails fast
+          if (TokenError.isTransient(error)) yield* TestClock.adjust("1 second")
           const token = yield* tokens.get("basic")
           assert.strictEqual(yield* requests, 2)
           assert.strictEqual(value(yield* tokens.get("basic")), value(token))

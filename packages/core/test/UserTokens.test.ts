@@ -358,6 +358,7 @@ layer(identity({ accessTokenTtl: 300 }))("user tokens against the embedded provi
         const error = yield* Effect.flip(tokens.get().pipe(CurrentUser.provide(user)))
         assert.strictEqual(error._tag, "TokenEndpointUnavailable")
         assertSameSecret(value((yield* stored(user)).refreshToken!), response.refresh_token!)
+        yield* TestClock.adjust("1 second") // the backoff window after a transient failure
         const token = yield* tokens.get().pipe(CurrentUser.provide(user))
         assert.strictEqual(claims(value(token.accessToken)).sub, "ivan")
       }).pipe(Effect.provide(userTokens())))
@@ -461,6 +462,7 @@ layer(identity({ accessTokenTtl: 300 }))("user tokens against the embedded provi
           yield* provider.setTokenFault({ _tag: "ServerError", status: 502 }, { times: 1 })
           const error = yield* Effect.flip(tokens.get().pipe(CurrentUser.provide(user)))
           yield* Effect.logError("refresh failed", error)
+          yield* TestClock.adjust("1 second") // the backoff window after a transient failure
           const token = yield* tokens.get().pipe(CurrentUser.provide(user))
           const entry = yield* stored(user)
           yield* Effect.log("refreshed", token, entry)

@@ -1,13 +1,61 @@
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
+import * as Random from "effect/Random"
 import type * as Scope from "effect/Scope"
 import { type AccessToken, isFresh, isSameToken } from "../AccessToken.js"
-import type { Backend, Options, TokenCache } from "../TokenCache.js"
-import type { TokenStoreError } from "../TokenError.js"
+import type { Backend, Backoff, Options, TokenCache } from "../TokenCache.js"
+import { isTokenError, isTransient, type TokenStoreError } from "../TokenError.js"
+
+/** @internal */
+export const defaultBackoff = {
+  initial: Duration.seconds(1),
+  max: Duration.seconds(30),
+  jitter: 0.2
+}
+
+/** A provider's `Retry-After` is honoured up to this long (or the backoff's `max`, if longer). */
+const retryAfterCap = 300_000
+
+/** The `retryAfter` (milliseconds) an error may carry, read defensively: anything else counts as none. */
+const retryAfterOf = (error: unknown): number => {
+  if (typeof error !== "object" || error === null || !("retryAfter" in error)) return 0
+  const value = (error as { readonly retryAfter: unknown }).retryAfter
+  return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0
+}
+
+const defaultIsTransient = (error: unknown): boolean => isTokenError(error) && isTransient(error)
+
+interface BackoffEntry<E> {
+  readonly error: E
+  readonly until: number
+  readonly attempt: number
+}
+
+/** The window after `attempt` consecutive transient failures (1 = the first), in milliseconds. */
+const backoffWindow = (backoff: ResolvedBackoff, attempt: number, error: unknown, random: number): number => {
+  const exponential = Math.min(backoff.max, backoff.initial * 2 ** Math.min(attempt - 1, 52))
+  const jittered = exponential * (1 - backoff.jitter * random)
+  return Math.max(jittered, Math.min(retryAfterOf(error), Math.max(backoff.max, retryAfterCap)))
+}
+
+interface ResolvedBackoff {
+  readonly initial: number
+  readonly max: number
+  readonly jitter: number
+}
+
+const resolveBackoff = (backoff: Backoff | false | undefined): ResolvedBackoff | undefined =>
+  backoff === false ? undefined : {
+    initial: Duration.toMillis(Duration.decode(backoff?.initial ?? defaultBackoff.initial)),
+    max: Duration.toMillis(Duration.decode(backoff?.max ?? defaultBackoff.max)),
+    jitter: Math.min(1, Math.max(0, backoff?.jitter ?? defaultBackoff.jitter))
+  }
 
 interface LockEntry {
   readonly semaphore: Effect.Semaphore
@@ -30,6 +78,37 @@ export const make = <K, V, E>(
       if (memo === undefined) return
       if (memo.size >= 10_000 && !memo.has(id)) memo.delete(memo.keys().next().value!)
       memo.set(id, value)
+    }
+
+    const backoff = resolveBackoff(options.backoff)
+    const transient: (error: E | TokenStoreError) => boolean = backend.isTransient ?? defaultIsTransient
+    const backoffs = new Map<string, BackoffEntry<E | TokenStoreError>>()
+    /** Keys whose renewal is scheduled to run again in the background when their window ends. */
+    const retries = new Set<string>()
+
+    /** Records the outcome of a renewal for the key's backoff. */
+    const settle = (id: string, exit: Exit.Exit<V, E | TokenStoreError>, now: number, random: number) => {
+      if (exit._tag === "Success") {
+        backoffs.delete(id)
+        return
+      }
+      const failure = Cause.failureOption(exit.cause)
+      if (failure._tag === "None") return // interrupted or died: nothing learnt about the provider
+      if (backoff === undefined || !transient(failure.value)) {
+        backoffs.delete(id)
+        return
+      }
+      const previous = backoffs.get(id)
+      // a failure long after the last window closed starts again from the first window
+      const attempt = previous !== undefined && now - previous.until < backoff.max
+        ? previous.attempt + 1
+        : 1
+      if (backoffs.size >= 10_000 && previous === undefined) backoffs.delete(backoffs.keys().next().value!)
+      backoffs.set(id, {
+        error: failure.value,
+        attempt,
+        until: now + backoffWindow(backoff, attempt, failure.value, random)
+      })
     }
 
     const freshToken = (value: V, now: number): AccessToken | undefined => {
@@ -75,9 +154,17 @@ export const make = <K, V, E>(
         })
       )
 
-    /** Joins the renewal in flight for the key, or starts one in the cache's scope. */
-    const flight = (key: K, rejected: AccessToken | undefined): Effect.Effect<V, E | TokenStoreError> =>
-      Effect.suspend(() => {
+    /**
+     * Joins the renewal in flight for the key, or starts one in the cache's scope — unless the key is backing off,
+     * then fails at once with the error that started the window. `held` is a value still valid (inside its renewal
+     * window, not expired) that callers are served while renewal fails: its renewal is retried in the background.
+     */
+    const flight = (
+      key: K,
+      rejected: AccessToken | undefined,
+      held?: V
+    ): Effect.Effect<V, E | TokenStoreError> =>
+      Effect.clockWith((clock) => {
         const id = backend.keyOf(key)
         const running = flights.get(id)
         if (running !== undefined) {
@@ -88,27 +175,78 @@ export const make = <K, V, E>(
             return token !== undefined && isSameToken(token, rejected) ? flight(key, rejected) : Effect.succeed(value)
           })
         }
+        const backingOff = backoffs.get(id)
+        if (backingOff !== undefined && clock.unsafeCurrentTimeMillis() < backingOff.until) {
+          const error = Effect.fail(backingOff.error)
+          return held === undefined ? error : Effect.zipRight(scheduleRetry(key, id, held), error)
+        }
         const deferred = Deferred.unsafeMake<V, E | TokenStoreError>(FiberId.none)
         flights.set(id, deferred)
         return renewal(key, rejected).pipe(
           Effect.onExit((exit) =>
-            Effect.sync(() => {
-              // leave the map before completing, so that no caller ever joins a finished (or failed) flight
-              if (flights.get(id) === deferred) flights.delete(id)
-              if (exit._tag === "Success") remember(id, exit.value)
-              Deferred.unsafeDone(deferred, exit)
-            })
+            Effect.flatMap(Random.next, (random) =>
+              Effect.sync(() => {
+                // leave the map before completing, so that no caller ever joins a finished (or failed) flight
+                if (flights.get(id) === deferred) flights.delete(id)
+                if (exit._tag === "Success") remember(id, exit.value)
+                settle(id, exit, clock.unsafeCurrentTimeMillis(), random)
+                Deferred.unsafeDone(deferred, exit)
+              })).pipe(
+                Effect.zipRight(
+                  exit._tag === "Failure" && held !== undefined ? scheduleRetry(key, id, held) : Effect.void
+                )
+              )
           ),
           Effect.forkIn(scope),
           Effect.zipRight(Deferred.await(deferred))
         )
       })
 
+    /**
+     * While a backing-off key holds a value that is not expired yet, renews it again in the background when the
+     * window ends (once per window), so that a recovered provider is noticed before the value expires.
+     */
+    function scheduleRetry(key: K, id: string, held: V): Effect.Effect<void> {
+      return Effect.clockWith((clock) => {
+        const window = backoffs.get(id)
+        const token = backend.accessToken(held)
+        if (window === undefined || token === undefined || retries.has(id)) return Effect.void
+        if (window.until >= token.expiresAt) return Effect.void // expired by then: callers renew it themselves
+        retries.add(id)
+        return Effect.sleep(Math.max(0, window.until - clock.unsafeCurrentTimeMillis())).pipe(
+          Effect.zipRight(Effect.sync(() => retries.delete(id))),
+          Effect.zipRight(Effect.suspend(() => flight(key, undefined, held))),
+          Effect.ignore,
+          Effect.onInterrupt(() => Effect.sync(() => retries.delete(id))),
+          // scheduled from a renewal's exit handler, which is uninterruptible: the retry must not inherit that
+          Effect.interruptible,
+          Effect.forkIn(scope),
+          Effect.asVoid
+        )
+      })
+    }
+
+    /** A value inside its renewal window: renew it, but hand it out while it is unexpired and renewal fails. */
+    const renewHeld = (key: K, held: V, now: number): Effect.Effect<V, E | TokenStoreError> => {
+      const token = backend.accessToken(held)
+      if (token === undefined || now >= token.expiresAt) return flight(key, undefined)
+      return flight(key, undefined, held).pipe(
+        Effect.catchIf(transient, (error) =>
+          Effect.clockWith((clock) =>
+            clock.unsafeCurrentTimeMillis() < token.expiresAt ? Effect.succeed(held) : Effect.fail(error)
+          ))
+      )
+    }
+
     const read = (key: K): Effect.Effect<V, E | TokenStoreError> =>
       Effect.flatMap(backend.read(key), (current) => {
-        if (Option.isNone(current)) return flight(key, undefined)
+        if (Option.isNone(current)) {
+          return flight(key, undefined)
+        }
         return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          if (freshToken(current.value, now) === undefined) return flight(key, undefined)
+          if (freshToken(current.value, now) === undefined) {
+            return renewHeld(key, current.value, now)
+          }
           remember(backend.keyOf(key), current.value)
           return Effect.succeed(current.value)
         })
@@ -130,13 +268,15 @@ export const make = <K, V, E>(
         ? flight(key, rejected)
         : Effect.flatMap(
           backend.read(key),
-          (current) => flight(key, Option.isSome(current) ? backend.accessToken(current.value) : undefined)
+          (current) =>
+            flight(key, Option.isSome(current) ? backend.accessToken(current.value) : undefined)
         )
 
     return {
       get,
       renew,
-      withLock: (lockKey) => (effect) => withLock(lockKey, effect),
+      withLock: (lockKey) => (effect) =>
+        withLock(lockKey, effect),
       forget: (key) => Effect.sync(() => memo?.delete(backend.keyOf(key))),
       inFlight: Effect.sync(() => flights.size)
     } satisfies TokenCache<K, V, E>

@@ -11,6 +11,7 @@ import { TokenLock } from "../TokenLock.js"
 import { UserToken } from "../UserToken.js"
 import type { Options, UserTokens } from "../UserTokens.js"
 import { renewalLock } from "./deployment.js"
+import * as validate from "./options.js"
 
 type GetOptions = UserTokens.GetOptions
 import { UserTokenStore } from "../UserTokenStore.js"
@@ -29,6 +30,8 @@ export const make = (options: Options) =>
     const store = yield* UserTokenStore
     const lock = yield* renewalLock("UserTokens", store, yield* TokenLock)
     const client = yield* TokenClient.decode(options.client)
+    const renewBefore = yield* validate.duration("UserTokens", "renewBefore", options.renewBefore, "60 seconds")
+    const backoff = yield* validate.backoff("UserTokens", options.backoff)
 
     const paramsFor = (get: GetOptions | undefined): TokenRequestOptions => {
       const resource = get?.resource ?? options.resource
@@ -94,7 +97,7 @@ export const make = (options: Options) =>
       read: (key) => store.get(key.storeKey, key.params),
       accessToken: (token) => token.accessToken,
       renew: refresh
-    }, { renewBefore: options.renewBefore ?? "60 seconds", lock })
+    }, { renewBefore, backoff, lock })
 
     const accessTokenOf = (key: Key) => (token: UserToken) =>
       token.accessToken === undefined

@@ -1,0 +1,88 @@
+import { ClientCredentialsTokens, TokenEndpoint, UserTokens } from "@effect-atm/core"
+import { assert, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+
+// building a manager never calls the endpoint: a stub is enough to check the options
+const endpoint = Layer.succeed(TokenEndpoint.TokenEndpoint, {} as TokenEndpoint.TokenEndpoint["Type"])
+const client = { tokenEndpoint: "http://127.0.0.1:1/token", clientId: "worker", clientSecret: Redacted.make("s") }
+
+const clientCredentials = (options: Partial<ClientCredentialsTokens.Options>) =>
+  ClientCredentialsTokens.layerMemory({ clients: { worker: client }, ...options }).pipe(Layer.provide(endpoint))
+const userTokens = (options: Partial<UserTokens.Options>) =>
+  UserTokens.layerMemory({ client, ...options }).pipe(Layer.provide(endpoint))
+
+/** Builds the layer and returns the typed failure: never a defect, never a success. */
+const buildFailure = <A, E>(layer: Layer.Layer<A, E>) =>
+  Effect.gen(function*() {
+    const exit = yield* Effect.exit(Effect.scoped(Layer.build(layer)))
+    assert.isTrue(Exit.isFailure(exit), "the layer must not build")
+    if (Exit.isSuccess(exit)) throw new Error("unreachable")
+    assert.isFalse(Cause.isDie(exit.cause), "a typed failure, not a defect")
+    const failure = Cause.failureOption(exit.cause)
+    if (failure._tag === "None") throw new Error("no typed failure")
+    return failure.value
+  })
+
+const invalid: ReadonlyArray<readonly [string, unknown]> = [
+  ["negative", -60_000],
+  ["NaN", Number.NaN],
+  ["infinite", Number.POSITIVE_INFINITY],
+  ["unparseable", "soon"],
+  ["a negative string", "-5 seconds"],
+  ["a negative bigint", -1n],
+  ["not a duration", { seconds: 5 }]
+]
+
+describe("strict options", () => {
+  for (const [what, renewBefore] of invalid) {
+    it.effect(`renewBefore that is ${what} fails the client-credentials layer naming the field`, () =>
+      Effect.gen(function*() {
+        const error = yield* buildFailure(clientCredentials({ renewBefore: renewBefore as never }))
+        assert.strictEqual(error._tag, "InvalidClientConfiguration")
+        assert.strictEqual(error.field, "renewBefore")
+        assert.include(error.message, "non-negative, finite duration")
+      }))
+
+    it.effect(`renewBefore that is ${what} fails the user-token layer naming the field`, () =>
+      Effect.gen(function*() {
+        const error = yield* buildFailure(userTokens({ renewBefore: renewBefore as never }))
+        assert.strictEqual(error._tag, "InvalidClientConfiguration")
+        assert.strictEqual(error.field, "renewBefore")
+      }))
+  }
+
+  const backoffs: ReadonlyArray<readonly [string, unknown, string]> = [
+    ["a negative initial window", { initial: -1 }, "backoff.initial"],
+    ["a zero initial window", { initial: 0 }, "backoff.initial"],
+    ["an unparseable max", { max: "a while" }, "backoff.max"],
+    ["a max shorter than initial", { initial: "10 seconds", max: "1 second" }, "backoff.max"],
+    ["jitter above 1", { jitter: 2 }, "backoff.jitter"],
+    ["NaN jitter", { jitter: Number.NaN }, "backoff.jitter"],
+    ["not an object", "fast", "backoff"]
+  ]
+  for (const [what, backoff, field] of backoffs) {
+    it.effect(`backoff with ${what} fails the layer naming ${field}`, () =>
+      Effect.gen(function*() {
+        const error = yield* buildFailure(clientCredentials({ backoff: backoff as never }))
+        assert.strictEqual(error._tag, "InvalidClientConfiguration")
+        assert.strictEqual(error.field, field)
+        const userError = yield* buildFailure(userTokens({ backoff: backoff as never }))
+        assert.strictEqual(userError.field, field)
+      }))
+  }
+
+  it.effect("valid durations in every form are accepted", () =>
+    Effect.gen(function*() {
+      for (const renewBefore of [0, 30_000, "30 seconds", "1.5 minutes", [30, 0], 30_000_000_000n]) {
+        yield* Effect.scoped(Layer.build(clientCredentials({ renewBefore: renewBefore as never })))
+      }
+      yield* Effect.scoped(Layer.build(clientCredentials({ backoff: false })))
+      yield* Effect.scoped(
+        Layer.build(userTokens({ backoff: { initial: "500 millis", max: "1 minute", jitter: 0 } }))
+      )
+    }))
+})
