@@ -14,6 +14,7 @@ import {
   UserTokens
 } from "@effect-atm/core"
 import { RedisStore } from "@effect-atm/store-redis"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
@@ -65,7 +66,11 @@ const TokensLive = Layer.mergeAll(
       }
     }
   })
-).pipe(Layer.provideMerge(TokenEndpoint.layer({ timeout: "10 seconds" })), Layer.provide(StoreLive))
+).pipe(
+  Layer.provideMerge(TokenEndpoint.layer({ timeout: "10 seconds" })),
+  Layer.provide(StoreLive),
+  Layer.provide(FetchHttpClient.layer)
+)
 
 const runtime = ManagedRuntime.make(TokensLive)
 

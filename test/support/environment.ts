@@ -8,6 +8,7 @@ import {
 } from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -62,7 +63,7 @@ export const clientCredentials = (
 ): Layer.Layer<
   ClientCredentialsTokens.ClientCredentialsTokens | TokenEndpoint.TokenEndpoint,
   never,
-  IdentityProvider.IdentityProvider
+  IdentityProvider.IdentityProvider | HttpClient.HttpClient
 > =>
   Layer.unwrapEffect(
     Effect.map(IdentityProvider.IdentityProvider, (provider) =>

@@ -1,6 +1,7 @@
 import { TokenEncryption, TokenEndpoint, UserTokens } from "@effect-atm/core"
 import { IdentityProvider } from "@effect-atm/dev-identity"
 import { RedisStore } from "@effect-atm/store-redis"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -149,7 +150,7 @@ export const webUserTokens = Layer.unwrapEffect(
     UserTokens.layer({
       client: { issuer: provider.issuer, clientId: "web", clientSecret: Redacted.make("web-secret") },
       resource: IdentityProvider.Resources.demoApi
-    }).pipe(Layer.provide(TokenEndpoint.layer())))
+    }).pipe(Layer.provide(TokenEndpoint.layer()), Layer.provide(FetchHttpClient.layer)))
 )
 
 /**

@@ -20,7 +20,7 @@ import * as AccessTokenManagement from "@effect-atm/core/AccessTokenManagement"
 import * as AccessTokenStore from "@effect-atm/core/AccessTokenStore"
 import * as CurrentUser from "@effect-atm/core/CurrentUser"
 import * as TokenClient from "@effect-atm/core/TokenClient"
-import type { InvalidClientConfiguration } from "@effect-atm/core/TokenError"
+import type { DiscoveryFailed, InvalidClientConfiguration } from "@effect-atm/core/TokenError"
 import * as TokenLock from "@effect-atm/core/TokenLock"
 import * as UserTokenStore from "@effect-atm/core/UserTokenStore"
 import * as DemoApi from "@effect-atm/dev-identity/DemoApi"
@@ -213,7 +213,7 @@ const securityHeaders = (issuer: string) => <E, R>(app: HttpRouter.HttpRouter<E,
  */
 export const layer = (
   options: Options = {}
-): Layer.Layer<RealtimeApp, ServeError | InvalidClientConfiguration | InvalidLoginConfiguration> => {
+): Layer.Layer<RealtimeApp, ServeError | InvalidClientConfiguration | DiscoveryFailed | InvalidLoginConfiguration> => {
   const interval = Duration.decode(options.interval ?? Duration.seconds(2))
 
   const DevIdentityLive = DemoApi.layer().pipe(Layer.provideMerge(IdentityProvider.layer({
@@ -284,7 +284,9 @@ export const layer = (
   const SessionStoreLive = SessionStore.layerMemory()
   // one process: client-credentials tokens in memory, renewals exclusive within the process
   const TokenManagementLive = TokensLive.pipe(
-    Layer.provideMerge(Layer.mergeAll(TokenStoreLive, AccessTokenStore.layerMemory(), TokenLock.layerMemory))
+    Layer.provideMerge(Layer.mergeAll(TokenStoreLive, AccessTokenStore.layerMemory(), TokenLock.layerMemory)),
+    // the token endpoint speaks to the provider through the application's HttpClient
+    Layer.provide(FetchHttpClient.layer)
   )
   const ServicesLive = Layer.mergeAll(LoginLive.pipe(Layer.provideMerge(SessionStoreLive)), DemoApiClientLive).pipe(
     Layer.provideMerge(TokenManagementLive)

@@ -107,8 +107,8 @@ const Live = Layer.unwrapEffect(
   )
 ).pipe(
   Layer.provide([
-    TokenEndpoint.layerDefault,
-    NodeHttpClient.layerUndici,
+    // the token endpoint speaks to the provider through the application's HttpClient
+    Layer.provideMerge(TokenEndpoint.layerDefault, NodeHttpClient.layerUndici),
     // one process: tokens in memory, renewals exclusive within the process (a cluster would share a Redis store
     // and a RedisTokenLock instead)
     AccessTokenStore.layerMemory(),

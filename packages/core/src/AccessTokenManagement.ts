@@ -3,6 +3,8 @@
  *
  * @since 0.1.0
  */
+import type * as HttpClient from "@effect/platform/HttpClient"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as AccessTokenStore from "./AccessTokenStore.js"
@@ -10,7 +12,7 @@ import * as ClientCredentialsTokens from "./ClientCredentialsTokens.js"
 import type { OidcEvents } from "./OidcEvents.js"
 import * as TokenClient from "./TokenClient.js"
 import * as TokenEndpoint from "./TokenEndpoint.js"
-import type { InvalidClientConfiguration } from "./TokenError.js"
+import type { DiscoveryFailed, InvalidClientConfiguration } from "./TokenError.js"
 import * as TokenLock from "./TokenLock.js"
 import * as UserTokens from "./UserTokens.js"
 import * as UserTokenStore from "./UserTokenStore.js"
@@ -34,6 +36,69 @@ export interface ServerOptions extends UserTokens.Options {
   /** The scope of the app's own client-credentials tokens. */
   readonly appScope?: string | undefined
   readonly endpoint?: TokenEndpoint.Options | undefined
+  /**
+   * When the clients' provider metadata is discovered: `"eager"` (the default) when the layer is built, so that an
+   * unreachable, mismatched or malformed issuer fails the layer with `DiscoveryFailed` at start-up; `"lazy"` at
+   * the first request (e.g. when the application must start while the provider is down).
+   *
+   * @since 0.2.0
+   */
+  readonly discovery?: Discovery | undefined
+}
+
+/**
+ * When provider metadata is discovered: at layer build (`"eager"`, the default) or at the first request.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Discovery = "eager" | "lazy"
+
+/**
+ * Options of `layerClientCredentials`: the clients, the endpoint and when to discover.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ClientCredentialsOptions extends ClientCredentialsTokens.Options {
+  readonly endpoint?: TokenEndpoint.Options | undefined
+  /** See `ServerOptions.discovery`. Default: `"eager"`. */
+  readonly discovery?: Discovery | undefined
+}
+
+interface DiscoverableClient {
+  readonly clientId: string
+  readonly issuer?: string | undefined
+  readonly tokenEndpoint?: string | undefined
+  readonly allowInsecureRequests?: boolean | undefined
+}
+
+/** The managers over the endpoint, then (eagerly) the discovery of every client that names only an issuer. */
+const withEndpoint = <A, E, R>(
+  managers: Layer.Layer<A, E, R>,
+  options: { readonly endpoint?: TokenEndpoint.Options | undefined; readonly discovery?: Discovery | undefined },
+  clients: ReadonlyArray<DiscoverableClient>
+): Layer.Layer<
+  A | TokenEndpoint.TokenEndpoint,
+  E | DiscoveryFailed,
+  Exclude<R, TokenEndpoint.TokenEndpoint> | HttpClient.HttpClient
+> => {
+  const layer = Layer.provideMerge(managers, TokenEndpoint.layer(options.endpoint))
+  if (options.discovery === "lazy") return layer
+  return Layer.tap(layer, (context) => {
+    const endpoint = Context.get(context as Context.Context<TokenEndpoint.TokenEndpoint>, TokenEndpoint.TokenEndpoint)
+    return Effect.forEach(
+      clients.filter((client) => client.tokenEndpoint === undefined && client.issuer !== undefined),
+      (client) =>
+        endpoint.metadata({
+          clientId: client.clientId,
+          issuer: client.issuer,
+          authentication: "none",
+          allowInsecureRequests: client.allowInsecureRequests ?? false
+        }),
+      { concurrency: "unbounded", discard: true }
+    )
+  })
 }
 
 /**
@@ -79,8 +144,8 @@ export const layerServer = (
   | OidcEvents
   | ClientCredentialsTokens.ClientCredentialsTokens
   | TokenEndpoint.TokenEndpoint,
-  InvalidClientConfiguration,
-  Stores
+  InvalidClientConfiguration | DiscoveryFailed,
+  Stores | HttpClient.HttpClient
 > =>
   Layer.unwrapEffect(Effect.map(TokenClient.decode(options.client), (client) => {
     const app = new ClientCredentialsTokens.ClientCredentialsClient({
@@ -96,7 +161,7 @@ export const layerServer = (
         clients: { ...options.clients, [appClient]: app }
       })
     )
-    return Layer.provideMerge(managers, TokenEndpoint.layer(options.endpoint))
+    return withEndpoint(managers, options, [client, ...Object.values(options.clients ?? {})])
   }))
 
 /**
@@ -112,7 +177,8 @@ export const layerServerMemory = (
   | OidcEvents
   | ClientCredentialsTokens.ClientCredentialsTokens
   | TokenEndpoint.TokenEndpoint,
-  InvalidClientConfiguration
+  InvalidClientConfiguration | DiscoveryFailed,
+  HttpClient.HttpClient
 > => layerServer(options).pipe(Layer.provide(layerStoresMemory))
 
 /**
@@ -123,12 +189,12 @@ export const layerServerMemory = (
  * @category layers
  */
 export const layerClientCredentials = (
-  options: ClientCredentialsTokens.Options & { readonly endpoint?: TokenEndpoint.Options | undefined }
+  options: ClientCredentialsOptions
 ): Layer.Layer<
   ClientCredentialsTokens.ClientCredentialsTokens | TokenEndpoint.TokenEndpoint,
-  InvalidClientConfiguration,
-  AccessTokenStore.AccessTokenStore | TokenLock.TokenLock
-> => Layer.provideMerge(ClientCredentialsTokens.layer(options), TokenEndpoint.layer(options.endpoint))
+  InvalidClientConfiguration | DiscoveryFailed,
+  AccessTokenStore.AccessTokenStore | TokenLock.TokenLock | HttpClient.HttpClient
+> => withEndpoint(ClientCredentialsTokens.layer(options), options, Object.values(options.clients))
 
 /**
  * `layerClientCredentials` for one process: an in-memory token store and the process-local lock.
@@ -149,10 +215,11 @@ export const layerClientCredentials = (
  * @category layers
  */
 export const layerClientCredentialsMemory = (
-  options: ClientCredentialsTokens.Options & { readonly endpoint?: TokenEndpoint.Options | undefined }
+  options: ClientCredentialsOptions
 ): Layer.Layer<
   ClientCredentialsTokens.ClientCredentialsTokens | TokenEndpoint.TokenEndpoint,
-  InvalidClientConfiguration
+  InvalidClientConfiguration | DiscoveryFailed,
+  HttpClient.HttpClient
 > =>
   layerClientCredentials(options).pipe(
     Layer.provide([AccessTokenStore.layerMemory(), TokenLock.layerMemory])

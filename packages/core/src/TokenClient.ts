@@ -32,12 +32,19 @@ export const HttpUrl = Schema.String.pipe(
 )
 
 /**
- * How the client authenticates at the token endpoint.
+ * How the client authenticates at the token endpoint. `client_secret_basic_unencoded` sends the id and secret in
+ * the Basic header without the form-encoding RFC 6749 §2.3.1 requires, for providers that do not decode it (a
+ * secret with `-`, `_`, `%` or `+` then fails there with `client_secret_basic`).
  *
  * @since 0.1.0
  * @category models
  */
-export const ClientAuthentication = Schema.Literal("client_secret_basic", "client_secret_post", "none")
+export const ClientAuthentication = Schema.Literal(
+  "client_secret_basic",
+  "client_secret_basic_unencoded",
+  "client_secret_post",
+  "none"
+)
 
 /**
  * @since 0.1.0
@@ -158,8 +165,13 @@ export const configFields = {
   ),
   clientId: Config.string("CLIENT_ID").pipe(Config.withDescription("OAuth client id")),
   clientSecret: Config.option(Config.redacted("CLIENT_SECRET")).pipe(Config.withDescription("OAuth client secret")),
-  authentication: Config.option(Config.literal("client_secret_basic", "client_secret_post", "none")("AUTHENTICATION"))
-    .pipe(Config.withDescription("client_secret_basic (default), client_secret_post or none")),
+  authentication: Config.option(
+    Config.literal("client_secret_basic", "client_secret_basic_unencoded", "client_secret_post", "none")(
+      "AUTHENTICATION"
+    )
+  ).pipe(
+    Config.withDescription("client_secret_basic (default), client_secret_basic_unencoded, client_secret_post or none")
+  ),
   allowInsecureRequests: Config.option(Config.boolean("ALLOW_INSECURE_REQUESTS")).pipe(
     Config.withDescription("Allow plain http:// endpoints off the loopback interface (default false)")
   )

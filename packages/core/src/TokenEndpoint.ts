@@ -1,20 +1,23 @@
 /**
  * The only module that speaks OAuth to a provider: token requests (client credentials, refresh token), revocation
- * and discovery, over openid-client. Maps every failure to a typed `TokenEndpointError`, aborts the HTTP request
- * when the calling fiber is interrupted, and enforces a timeout.
+ * and discovery, over openid-client and the application's `HttpClient` (so proxies, TLS settings, tracing and test
+ * transports apply). Maps every failure to a typed `TokenEndpointError` (the decision table is in docs/errors.md),
+ * aborts the HTTP request when the calling fiber is interrupted, enforces a timeout and bounds the response size.
  *
  * @since 0.1.0
  */
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import type { AccessToken, TokenRequestOptions } from "./AccessToken.js"
 import * as internal from "./internal/tokenEndpoint.js"
 import type { TokenClientLike } from "./TokenClient.js"
-import type { InvalidTokenResponse, Operation, TokenEndpointError } from "./TokenError.js"
+import type { DiscoveryFailed, InvalidTokenResponse, Operation, TokenEndpointError } from "./TokenError.js"
 
 /**
  * How a token is obtained: the grant and its parameters, as data.
@@ -34,8 +37,8 @@ export type Grant = Data.TaggedEnum<{
 export const Grant = Data.taggedEnum<Grant>()
 
 /**
- * A successful token response, decoded and checked: the access token (with its expiry computed from
- * `expires_in` at receipt), and the refresh and ID tokens when the provider sent them.
+ * A successful token response, decoded and checked: the access token (its expiry is `expires_in` counted from
+ * when the request was sent), and the refresh and ID tokens when the provider sent them.
  *
  * @since 0.1.0
  * @category models
@@ -72,8 +75,11 @@ export class TokenEndpoint extends Context.Tag("@effect-atm/core/TokenEndpoint")
     token: Redacted.Redacted<string>,
     hint: "refresh_token" | "access_token"
   ) => Effect.Effect<void, TokenEndpointError>
-  /** The provider's metadata for a client: discovered once per issuer (failures are not remembered). */
-  readonly metadata: (client: TokenClientLike) => Effect.Effect<ServerMetadata, TokenEndpointError>
+  /**
+   * The provider's metadata for a client: discovered once per issuer (failures are not remembered), or built from
+   * `tokenEndpoint` and `revocationEndpoint` when those are configured.
+   */
+  readonly metadata: (client: TokenClientLike) => Effect.Effect<ServerMetadata, DiscoveryFailed>
   /** Decodes a token response obtained elsewhere (e.g. the code exchange of a login) the way `request` does. */
   readonly decode: (
     client: TokenClientLike,
@@ -97,31 +103,63 @@ export interface Options {
   readonly defaultLifetime?: Duration.DurationInput | undefined
   /** How long discovered metadata is kept. Default: 1 hour. */
   readonly metadataTimeToLive?: Duration.DurationInput | undefined
+  /**
+   * The largest response body read from the provider, in bytes. A longer one is abandoned unread and the request
+   * fails with `InvalidTokenResponse`. Default: 1 MiB.
+   *
+   * @since 0.2.0
+   */
+  readonly maxResponseBytes?: number | undefined
 }
 
 /**
- * Builds the token endpoint service.
+ * Builds the token endpoint service over the application's `HttpClient`.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make: (options?: Options) => Effect.Effect<TokenEndpoint["Type"]> = internal.make
+export const make: (options?: Options) => Effect.Effect<TokenEndpoint["Type"], never, HttpClient.HttpClient> =
+  internal.make
 
 /**
- * The token endpoint over openid-client and the platform's `fetch`.
+ * The token endpoint over openid-client and the application's `HttpClient` (e.g. `FetchHttpClient.layer` or
+ * `NodeHttpClient.layerUndici`): every request to the provider — discovery, token, revocation — goes through it.
+ *
+ * @example
+ * ```ts
+ * import { TokenEndpoint } from "@effect-atm/core"
+ * import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+ * import { Layer } from "effect"
+ *
+ * const EndpointLive = TokenEndpoint.layer({ timeout: "10 seconds" }).pipe(Layer.provide(FetchHttpClient.layer))
+ * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: Options): Layer.Layer<TokenEndpoint> => Layer.effect(TokenEndpoint, make(options))
+export const layer = (options?: Options): Layer.Layer<TokenEndpoint, never, HttpClient.HttpClient> =>
+  Layer.effect(TokenEndpoint, make(options))
 
 /**
- * The default: a 10 second timeout and a 5 minute default lifetime.
+ * The default: a 10 second timeout and a 5 minute default lifetime, over the application's `HttpClient`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerDefault: Layer.Layer<TokenEndpoint> = layer()
+export const layerDefault: Layer.Layer<TokenEndpoint, never, HttpClient.HttpClient> = layer()
+
+/**
+ * The refresh token of a successful (2xx) refresh response that was otherwise unusable (an unsupported
+ * `token_type`, no `access_token`, an ID token that does not check out), when the error is such a failure: the
+ * provider may have rotated the refresh token, so the caller must store this one before reporting the error, or
+ * the next refresh presents a spent token and the provider revokes the grant. It is kept beside the error, not in
+ * it, so that no rendering of the error shows it.
+ *
+ * @since 0.2.0
+ * @category accessors
+ */
+export const rotatedRefreshToken: (error: TokenEndpointError) => Option.Option<Redacted.Redacted<string>> =
+  internal.rotatedRefreshToken
 
 /**
  * @since 0.1.0

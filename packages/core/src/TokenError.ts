@@ -60,7 +60,14 @@ export class TokenRequestRejected extends Schema.TaggedError<TokenRequestRejecte
   endpoint: Schema.String,
   status: Schema.Number,
   error: Schema.String,
-  errorDescription: Schema.optional(Schema.String)
+  errorDescription: Schema.optional(Schema.String),
+  /**
+   * True when the response had no usable OAuth error body (empty, HTML, not an error object): `error` was then
+   * inferred from the HTTP status (see the decision table in docs/errors.md).
+   */
+  inferred: Schema.optional(Schema.Boolean),
+  /** How long the provider asked the client to wait (`Retry-After`), in milliseconds. */
+  retryAfter: Schema.optional(Schema.Number)
 }) {
   /**
    * @since 0.2.0
@@ -69,10 +76,16 @@ export class TokenRequestRejected extends Schema.TaggedError<TokenRequestRejecte
 
   override get message(): string {
     const description = this.errorDescription ? ` (${this.errorDescription})` : ""
+    const error = this.inferred
+      ? `HTTP ${this.status} and no OAuth error in the response body (taken as "${this.error}")`
+      : `HTTP ${this.status} "${this.error}"${description}`
     return `The ${describe(this.operation)} of client "${this.clientId}" was rejected by ${this.endpoint} ` +
-      `with HTTP ${this.status} "${this.error}"${description}. ${hintFor(this.error)}`
+      `with ${error}. ${hintFor(this.error)}${retryAfterHint(this.retryAfter)}`
   }
 }
+
+const retryAfterHint = (retryAfter: number | undefined): string =>
+  retryAfter === undefined ? "" : ` The provider asked to wait ${Math.ceil(retryAfter / 1000)} s before retrying.`
 
 const hintFor = (error: string): string => {
   switch (error) {
@@ -102,7 +115,9 @@ export class TokenEndpointUnavailable
     clientId: Schema.String,
     endpoint: Schema.String,
     status: Schema.optional(Schema.Number),
-    reason: Schema.String
+    reason: Schema.String,
+    /** How long the provider asked the client to wait (`Retry-After`), in milliseconds. */
+    retryAfter: Schema.optional(Schema.Number)
   })
 {
   /**
@@ -113,7 +128,8 @@ export class TokenEndpointUnavailable
   override get message(): string {
     const status = this.status === undefined ? "" : ` (HTTP ${this.status})`
     return `The ${describe(this.operation)} of client "${this.clientId}" to ${this.endpoint} failed${status}: ` +
-      `${this.reason}. The provider may be down or unreachable; the next call tries again.`
+      `${this.reason}. The provider may be down or unreachable; the next call tries again.` +
+      retryAfterHint(this.retryAfter)
   }
 }
 
@@ -165,6 +181,45 @@ export class InvalidTokenResponse extends Schema.TaggedError<InvalidTokenRespons
 }
 
 /**
+ * The provider's metadata could not be discovered: the well-known document is unreachable, is not a metadata
+ * document, or names another issuer than the one configured. Raised when a layer that discovers eagerly is built
+ * (the default), or at the first request with `discovery: "lazy"`. `transient` is true only when the provider
+ * could not be reached or answered with a server error; a mismatched or malformed document is a misconfiguration.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class DiscoveryFailed extends Schema.TaggedError<DiscoveryFailed>()("DiscoveryFailed", {
+  clientId: Schema.String,
+  /** The issuer configured for the client. */
+  issuer: Schema.String,
+  /** The metadata document that was fetched. */
+  discoveryUrl: Schema.String,
+  /** The issuer the document names, when it names another one. */
+  foundIssuer: Schema.optional(Schema.String),
+  status: Schema.optional(Schema.Number),
+  reason: Schema.String,
+  transient: Schema.Boolean
+}) {
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
+  override get message(): string {
+    const status = this.status === undefined ? "" : ` (HTTP ${this.status})`
+    const hint = this.foundIssuer !== undefined
+      ? `The document names issuer "${this.foundIssuer}" but "${this.issuer}" is configured: configure the issuer ` +
+        `exactly as the provider names itself (scheme, host, path, trailing slash), or give tokenEndpoint instead.`
+      : this.transient
+      ? "The provider may be down or unreachable; the next attempt discovers again."
+      : "Check the issuer URL (it must be the issuer identifier, without /.well-known/…), or give tokenEndpoint " +
+        "instead of discovering."
+    return `Discovery for client "${this.clientId}" at ${this.discoveryUrl} failed${status}: ${this.reason}. ${hint}`
+  }
+}
+
+/**
  * Any failure of a request to the token endpoint.
  *
  * @since 0.1.0
@@ -175,6 +230,7 @@ export type TokenEndpointError =
   | TokenEndpointUnavailable
   | TokenEndpointTimeout
   | InvalidTokenResponse
+  | DiscoveryFailed
 
 /**
  * A client configuration is invalid. Raised when the layer that holds it is built, naming the client and field.
@@ -393,6 +449,12 @@ export const isInvalidTokenResponse = guard("InvalidTokenResponse")
  * @since 0.2.0
  * @category guards
  */
+export const isDiscoveryFailed = guard("DiscoveryFailed")
+
+/**
+ * @since 0.2.0
+ * @category guards
+ */
 export const isInvalidClientConfiguration = guard("InvalidClientConfiguration")
 
 /**
@@ -449,6 +511,7 @@ export const isTransient = (error: TokenError): boolean => {
     case "TokenRequestRejected":
       return transientOAuthErrors.has(error.error)
     case "TokenStoreError":
+    case "DiscoveryFailed":
       return error.transient
     default:
       return false

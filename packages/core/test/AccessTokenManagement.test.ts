@@ -9,6 +9,8 @@ import {
   UserTokens,
   UserTokenStore
 } from "@effect-atm/core"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
@@ -33,8 +35,11 @@ const sharedAccessTokenStore = Layer.sync(AccessTokenStore.AccessTokenStore, () 
   distributed: true
 }))
 
-const warningsWhileBuilding = <A, E>(layer: Layer.Layer<A, E>) =>
-  captureLogs(Effect.scoped(Layer.build(layer))).pipe(
+// these layers are built, never used: no provider to discover
+const lazy = { discovery: "lazy" } as const
+
+const warningsWhileBuilding = <A, E>(layer: Layer.Layer<A, E, HttpClient.HttpClient>) =>
+  captureLogs(Effect.scoped(Layer.build(Layer.provide(layer, FetchHttpClient.layer)))).pipe(
     Effect.map(({ exit, lines }) => {
       assert.isTrue(Exit.isSuccess(exit), "the layer builds")
       return lines.filter((line) => line.includes("level=WARN") && line.includes("TokenLock"))
@@ -45,7 +50,7 @@ describe("AccessTokenManagement", () => {
   it.effect("a store shared by several processes with a process-local lock warns once per manager at start-up", () =>
     Effect.gen(function*() {
       const local = yield* warningsWhileBuilding(
-        AccessTokenManagement.layerServer({ client }).pipe(
+        AccessTokenManagement.layerServer({ client, ...lazy }).pipe(
           Layer.provide([sharedUserStore, sharedAccessTokenStore, TokenLock.layerMemory])
         )
       )
@@ -53,13 +58,13 @@ describe("AccessTokenManagement", () => {
       assert.include(local[0], "RedisTokenLock")
 
       const distributed = yield* warningsWhileBuilding(
-        AccessTokenManagement.layerServer({ client }).pipe(
+        AccessTokenManagement.layerServer({ client, ...lazy }).pipe(
           Layer.provide([sharedUserStore, sharedAccessTokenStore, distributedLock])
         )
       )
       assert.deepStrictEqual(distributed, [], "a distributed lock: no warning")
 
-      const memory = yield* warningsWhileBuilding(AccessTokenManagement.layerServerMemory({ client }))
+      const memory = yield* warningsWhileBuilding(AccessTokenManagement.layerServerMemory({ client, ...lazy }))
       assert.deepStrictEqual(memory, [], "memory stores in one process: no warning")
     }))
 
@@ -67,6 +72,7 @@ describe("AccessTokenManagement", () => {
     Effect.gen(function*() {
       const exit = yield* Effect.exit(Effect.scoped(Layer.build(
         AccessTokenManagement.layerServerMemory({ client: { issuer: "https://login.example.com", clientId: "web" } })
+          .pipe(Layer.provide(FetchHttpClient.layer))
       )))
       assert.isTrue(Exit.isFailure(exit))
       if (Exit.isFailure(exit)) {
@@ -95,7 +101,8 @@ describe("AccessTokenManagement", () => {
       yield* Effect.flatMap(ClientCredentialsTokens.ClientCredentialsTokens, (tokens) => tokens.invalidate("api")).pipe(
         Effect.provide(
           ClientCredentialsTokens.layer({ clients: { api: client } }).pipe(
-            Layer.provide([recording, TokenEndpoint.layerDefault, TokenLock.layerMemory])
+            Layer.provide([recording, TokenEndpoint.layerDefault, TokenLock.layerMemory]),
+            Layer.provide(FetchHttpClient.layer)
           )
         )
       )
@@ -169,7 +176,10 @@ describe("TokenError", () => {
   it.effect("UserTokens.layerMemory needs nothing but the endpoint", () =>
     Effect.gen(function*() {
       const exit = yield* Effect.exit(Effect.scoped(Layer.build(
-        UserTokens.layerMemory({ client }).pipe(Layer.provide(TokenEndpoint.layerDefault))
+        UserTokens.layerMemory({ client }).pipe(
+          Layer.provide(TokenEndpoint.layerDefault),
+          Layer.provide(FetchHttpClient.layer)
+        )
       )))
       assert.isTrue(Exit.isSuccess(exit))
     }))

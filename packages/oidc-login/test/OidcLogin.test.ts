@@ -3,6 +3,7 @@ import * as UserTokens from "@effect-atm/core/UserTokens"
 import * as OidcLogin from "@effect-atm/oidc-login/OidcLogin"
 import * as Session from "@effect-atm/oidc-login/Session"
 import * as SessionStore from "@effect-atm/oidc-login/SessionStore"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { assert, describe, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
@@ -383,7 +384,7 @@ describe("OidcLogin", () => {
       const dependencies = Layer.mergeAll(
         UserTokens.layerMemory({ client }),
         SessionStore.layerMemory()
-      ).pipe(Layer.provideMerge(TokenEndpoint.layer()))
+      ).pipe(Layer.provideMerge(TokenEndpoint.layer()), Layer.provide(FetchHttpClient.layer))
       const load = (values: Record<string, string>) =>
         OidcLogin.OidcLogin.pipe(
           Effect.provide(OidcLogin.layerConfig().pipe(Layer.provide(dependencies))),

@@ -130,7 +130,8 @@ export const make = (options: HarnessOptions = {}): Effect.Effect<Harness, unkno
       .pipe(Layer.provide([
         Layer.succeed(UserTokenStore.UserTokenStore, tokens),
         AccessTokenStore.layerMemory(),
-        TokenLock.layerMemory
+        TokenLock.layerMemory,
+        FetchHttpClient.layer
       ]))
     const loginLayer = OidcLogin.layer({
       client,

@@ -7,6 +7,7 @@ import { AccessTokenStore, ClientCredentialsTokens, TokenEndpoint, TokenLock, Us
 import { IdentityProvider } from "@effect-atm/dev-identity"
 import { RedisStore } from "@effect-atm/store-redis"
 import { UserTokenStoreSuite } from "@effect-atm/testing"
+import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import { assert, describe, it } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -77,7 +78,7 @@ describe("Redis outage", () => {
             }
           }
         }).pipe(
-          Layer.provide(TokenEndpoint.layer()),
+          Layer.provide(TokenEndpoint.layer().pipe(Layer.provide(FetchHttpClient.layer))),
           Layer.provideMerge(
             RedisStore.layer({ url: redis.url, prefix: "outage:", commandTimeout: `${commandTimeout} millis` })
           ),

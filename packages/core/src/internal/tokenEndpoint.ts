@@ -1,14 +1,21 @@
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Cache from "effect/Cache"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Runtime from "effect/Runtime"
+import * as Stream from "effect/Stream"
 import * as oidc from "openid-client"
 import { AccessToken, toFormParameters } from "../AccessToken.js"
 import type { TokenClientLike } from "../TokenClient.js"
 import type { Grant, ServerMetadata, TokenEndpoint, TokenResponse } from "../TokenEndpoint.js"
 import {
+  DiscoveryFailed,
   InvalidTokenResponse,
   type Operation,
   type TokenEndpointError,
@@ -44,12 +51,20 @@ const allowsInsecure = (client: TokenClientLike): boolean =>
 
 const endpointOf = (client: TokenClientLike): string => client.tokenEndpoint ?? client.issuer ?? "(unknown endpoint)"
 
+/** `client_secret_basic` without the form-encoding of RFC 6749 §2.3.1, for providers that do not decode it. */
+const clientSecretBasicUnencoded = (secret: string | undefined): oidc.ClientAuth => (_as, client, _body, headers) => {
+  const credentials = Buffer.from(`${client.client_id}:${secret ?? ""}`, "utf8").toString("base64")
+  headers.set("authorization", `Basic ${credentials}`)
+}
+
 const clientAuth = (client: TokenClientLike): oidc.ClientAuth => {
   // The secret is unwrapped here, for the header or form body of this one request.
   const secret = client.clientSecret === undefined ? undefined : Redacted.value(client.clientSecret)
   switch (client.authentication) {
     case "client_secret_basic":
       return oidc.ClientSecretBasic(secret)
+    case "client_secret_basic_unencoded":
+      return clientSecretBasicUnencoded(secret)
     case "client_secret_post":
       return oidc.ClientSecretPost(secret)
     case "none":
@@ -57,16 +72,157 @@ const clientAuth = (client: TokenClientLike): oidc.ClientAuth => {
   }
 }
 
-/** A fetch that is aborted with the Effect fiber that issued it. */
-const fetchWith = (signal: AbortSignal): oidc.CustomFetch => (url, options) =>
-  fetch(url, { ...options, signal: options.signal ? AbortSignal.any([signal, options.signal]) : signal } as RequestInit)
+/**
+ * What the transport saw of one exchange with the provider, for the classification of a failure and for what
+ * openid-client does not hand back when it rejects a response.
+ */
+interface Exchange {
+  status?: number
+  retryAfter?: string | undefined
+  /** a refresh token in a 2xx token response: kept even when the rest of the response is unusable */
+  rotatedRefreshToken?: Redacted.Redacted<string>
+  /** an ID token taken out of the response before openid-client checks it against an unknown issuer */
+  uncheckedIdToken?: Redacted.Redacted<string>
+}
 
-const configuration = (client: TokenClientLike, metadata: ServerMetadata, signal: AbortSignal) => {
+/** A failure of the transport itself (no usable HTTP response), thrown through openid-client to `mapError`. */
+class TransportFailure extends Error {
+  constructor(readonly reason: string, readonly tooLarge: boolean) {
+    super(reason)
+  }
+}
+
+const findTransportFailure = (error: unknown): TransportFailure | undefined => {
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; depth++) {
+    if (current instanceof TransportFailure) return current
+    current = (current as { cause?: unknown }).cause
+  }
+  return undefined
+}
+
+const nullBodyStatuses = new Set([101, 103, 204, 205, 304])
+
+const bodyText = (body: unknown): string | undefined =>
+  body === undefined || body === null
+    ? undefined
+    : typeof body === "string"
+    ? body
+    : body instanceof URLSearchParams
+    ? body.toString()
+    : String(body)
+
+/** What a token response holds that must survive openid-client rejecting it; `stripIdToken` takes the ID token out. */
+const inspectTokenResponse = (bytes: Uint8Array, exchange: Exchange, stripIdToken: boolean): Uint8Array => {
+  let json: unknown
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes))
+  } catch {
+    return bytes
+  }
+  if (typeof json !== "object" || json === null) return bytes
+  const body = json as Record<string, unknown>
+  if (typeof body.refresh_token === "string" && body.refresh_token.length > 0) {
+    exchange.rotatedRefreshToken = Redacted.make(body.refresh_token)
+  }
+  if (stripIdToken && typeof body.id_token === "string" && body.id_token.length > 0) {
+    exchange.uncheckedIdToken = Redacted.make(body.id_token)
+    delete body.id_token
+    return new TextEncoder().encode(JSON.stringify(body))
+  }
+  return bytes
+}
+
+/**
+ * openid-client's `customFetch` over the application's `HttpClient`: proxies, TLS settings, tracing and test
+ * transports apply. The request runs on the calling fiber's runtime (its clock, tracer, services) and is interrupted
+ * with `signal`. The body is read up to `maxBytes`: a longer one is abandoned, not buffered.
+ */
+const transport = (options: {
+  readonly http: HttpClient.HttpClient
+  readonly runtime: Runtime.Runtime<never>
+  readonly signal: AbortSignal
+  readonly maxBytes: number
+  readonly exchange: Exchange
+  readonly tokenResponse: boolean
+  readonly stripIdToken: boolean
+}): oidc.CustomFetch =>
+async (url, init) => {
+  const { exchange, maxBytes } = options
+  const tooLarge = () =>
+    new TransportFailure(`the response is larger than ${maxBytes} bytes; it was not read further`, true)
+  const headers: Record<string, string> = {}
+  new Headers(init.headers as HeadersInit).forEach((value, name) => {
+    headers[name] = value
+  })
+  const body = bodyText(init.body)
+  let request = HttpClientRequest.make(init.method as "GET" | "POST")(url, { headers })
+  if (body !== undefined) {
+    request = HttpClientRequest.bodyText(request, body, headers["content-type"] ?? "application/x-www-form-urlencoded")
+  }
+  const effect = Effect.gen(function*() {
+    const response = yield* options.http.execute(request)
+    exchange.status = response.status
+    exchange.retryAfter = response.headers["retry-after"]
+    const declared = Number(response.headers["content-length"])
+    if (Number.isFinite(declared) && declared > maxBytes) return yield* Effect.fail(tooLarge())
+    const chunks: Array<Uint8Array> = []
+    let size = 0
+    yield* Stream.runForEach(response.stream, (chunk) => {
+      size += chunk.length
+      if (size > maxBytes) return Effect.fail(tooLarge())
+      chunks.push(chunk)
+      return Effect.void
+    })
+    let bytes = Buffer.concat(chunks) as Uint8Array
+    if (options.tokenResponse && response.status >= 200 && response.status < 300) {
+      bytes = inspectTokenResponse(bytes, exchange, options.stripIdToken)
+    }
+    const responseHeaders = new Headers(response.headers as Record<string, string>)
+    responseHeaders.delete("content-length")
+    responseHeaders.delete("content-encoding")
+    return new Response(nullBodyStatuses.has(response.status) ? null : bytes as unknown as BodyInit, {
+      status: response.status,
+      headers: responseHeaders
+    })
+  })
+  const exit = await Runtime.runPromiseExit(options.runtime, effect, { signal: options.signal })
+  if (Exit.isSuccess(exit)) return exit.value
+  if (Exit.isInterrupted(exit)) throw new DOMException("The request was aborted", "AbortError")
+  const failure = Cause.squash(exit.cause)
+  if (failure instanceof TransportFailure) throw failure
+  // an HttpClientError carries the request (its Authorization header): keep only its reason and its cause
+  const reason = (failure as { reason?: unknown }).reason
+  const cause = (failure as { cause?: unknown }).cause
+  throw new TransportFailure(
+    `${typeof reason === "string" ? `${reason} error` : "transport error"}: ${describeCause(cause ?? failure)}`,
+    false
+  )
+}
+
+interface Transport {
+  readonly http: HttpClient.HttpClient
+  readonly maxBytes: number
+}
+
+const configuration = (
+  client: TokenClientLike,
+  metadata: ServerMetadata,
+  fetch: oidc.CustomFetch
+) => {
   const config = new oidc.Configuration(metadata as oidc.ServerMetadata, client.clientId, {}, clientAuth(client))
   config.timeout = 0 // the Effect timeout governs, so that a timeout is a typed error and not an abort
-  config[oidc.customFetch] = fetchWith(signal)
+  config[oidc.customFetch] = fetch
   if (allowsInsecure(client)) oidc.allowInsecureRequests(config)
   return config
+}
+
+/** `Retry-After` in milliseconds from `now`: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
+export const parseRetryAfter = (value: string | undefined, now: number): number | undefined => {
+  if (value === undefined) return undefined
+  const trimmed = value.trim()
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000
+  const date = Date.parse(trimmed)
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now)
 }
 
 const describeCause = (cause: unknown): string => {
@@ -79,44 +235,151 @@ const describeCause = (cause: unknown): string => {
   return "unknown failure"
 }
 
-/** Maps whatever openid-client threw to a typed error, without copying any response body (it may hold tokens). */
-const mapError =
-  (client: TokenClientLike, operation: Operation, endpoint: string) => (error: unknown): TokenEndpointError => {
-    const base = { operation, clientId: client.clientId, endpoint }
-    if (error instanceof oidc.ResponseBodyError) {
-      return error.status >= 500
-        ? new TokenEndpointUnavailable({ ...base, status: error.status, reason: `server error "${error.error}"` })
-        : new TokenRequestRejected({
-          ...base,
-          status: error.status,
-          error: error.error,
-          ...(error.error_description ? { errorDescription: error.error_description } : {})
-        })
-    }
-    if (error instanceof oidc.WWWAuthenticateChallengeError) {
-      const challenge = error.cause[0]
-      return new TokenRequestRejected({
+const inferredError = (operation: Operation, status: number): string =>
+  operation === "refresh_token" ? "invalid_grant" : status === 400 ? "invalid_request" : "invalid_client"
+
+/**
+ * Maps whatever openid-client threw to a typed error, without copying any response body (it may hold tokens). The
+ * decision table is in docs/errors.md ("How provider answers are classified").
+ */
+const mapError = (
+  client: TokenClientLike,
+  operation: Operation,
+  endpoint: string,
+  exchange: Exchange,
+  now: number
+) =>
+(error: unknown): TokenEndpointError => {
+  const base = { operation, clientId: client.clientId, endpoint }
+  const retryAfter = parseRetryAfter(exchange.retryAfter, now)
+  const after = retryAfter === undefined ? {} : { retryAfter }
+  const transportFailure = findTransportFailure(error)
+  if (transportFailure !== undefined) {
+    return transportFailure.tooLarge
+      ? new InvalidTokenResponse({ ...base, reason: transportFailure.reason })
+      : new TokenEndpointUnavailable({ ...base, reason: transportFailure.reason })
+  }
+  if (error instanceof oidc.ResponseBodyError) {
+    return error.status >= 500
+      ? new TokenEndpointUnavailable({
         ...base,
         status: error.status,
-        error: challenge?.parameters.error ?? "invalid_client",
-        ...(challenge?.parameters.error_description
-          ? { errorDescription: challenge.parameters.error_description }
-          : {})
+        reason: `server error "${error.error}"`,
+        ...after
       })
-    }
-    if (error instanceof oidc.ClientError) {
-      const response = error.cause instanceof Response ? error.cause : undefined
-      if (response !== undefined && response.status >= 500) {
-        return new TokenEndpointUnavailable({ ...base, status: response.status, reason: "server error" })
-      }
-      if (error.code === "OAUTH_ABORT" || error.code === "OAUTH_TIMEOUT") {
-        return new TokenEndpointUnavailable({ ...base, reason: "request aborted" })
-      }
-      const status = response === undefined ? "" : ` (HTTP ${response.status})`
-      return new InvalidTokenResponse({ ...base, reason: `${error.message}${status} [${error.code ?? "no code"}]` })
-    }
-    return new TokenEndpointUnavailable({ ...base, reason: describeCause(error) })
+      : new TokenRequestRejected({
+        ...base,
+        status: error.status,
+        error: error.error,
+        ...(error.error_description ? { errorDescription: error.error_description } : {}),
+        ...after
+      })
   }
+  if (error instanceof oidc.WWWAuthenticateChallengeError) {
+    const challenge = error.cause[0]
+    return new TokenRequestRejected({
+      ...base,
+      status: error.status,
+      error: challenge?.parameters.error ?? "invalid_client",
+      ...(challenge?.parameters.error_description
+        ? { errorDescription: challenge.parameters.error_description }
+        : {}),
+      ...after
+    })
+  }
+  if (error instanceof oidc.ClientError) {
+    if (error.code === "OAUTH_ABORT" || error.code === "OAUTH_TIMEOUT") {
+      return new TokenEndpointUnavailable({ ...base, reason: "request aborted" })
+    }
+    const status = exchange.status
+    if (status !== undefined && (status < 200 || status >= 300)) {
+      // no usable OAuth error body: classify by status
+      if (status >= 500 || status === 429) {
+        const reason = status === 429 ? "too many requests" : "server error"
+        return new TokenEndpointUnavailable({ ...base, status, reason, ...after })
+      }
+      if (status === 401 || status === 403 || (status === 400 && operation !== "discovery")) {
+        return new TokenRequestRejected({
+          ...base,
+          status,
+          error: inferredError(operation, status),
+          inferred: true,
+          ...after
+        })
+      }
+      return new InvalidTokenResponse({ ...base, reason: `unexpected HTTP ${status} [${error.code ?? "no code"}]` })
+    }
+    return new InvalidTokenResponse({ ...base, reason: `${error.message} [${error.code ?? "no code"}]` })
+  }
+  return new TokenEndpointUnavailable({ ...base, reason: describeCause(error) })
+}
+
+/** The well-known URL openid-client fetches for an issuer (OpenID Connect Discovery: appended to the path). */
+export const discoveryUrl = (issuer: string): string => {
+  const url = new URL(issuer)
+  url.pathname = `${url.pathname}/.well-known/openid-configuration`.replace("//", "/")
+  return url.href
+}
+
+const discoveryFailure = (
+  clientId: string,
+  issuer: string,
+  error: unknown,
+  mapped: TokenEndpointError
+): DiscoveryFailed => {
+  const base = { clientId, issuer, discoveryUrl: discoveryUrl(issuer) }
+  // a document that names another issuer: openid-client reports the comparison with the document it read
+  const comparison = error instanceof oidc.ClientError ? error.cause : undefined
+  const found = (comparison as { cause?: { attribute?: unknown; body?: { issuer?: unknown } } } | undefined)?.cause
+  if (
+    error instanceof oidc.ClientError && error.code === "OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED" &&
+    found?.attribute === "issuer" && typeof found.body?.issuer === "string"
+  ) {
+    return new DiscoveryFailed({
+      ...base,
+      foundIssuer: found.body.issuer,
+      reason: "the metadata document names another issuer",
+      transient: false
+    })
+  }
+  switch (mapped._tag) {
+    case "TokenEndpointUnavailable":
+      return new DiscoveryFailed({
+        ...base,
+        ...(mapped.status === undefined ? {} : { status: mapped.status }),
+        reason: mapped.reason,
+        transient: true
+      })
+    case "TokenEndpointTimeout":
+      return new DiscoveryFailed({ ...base, reason: `no answer within ${mapped.timeoutMillis} ms`, transient: true })
+    case "TokenRequestRejected":
+      return new DiscoveryFailed({
+        ...base,
+        status: mapped.status,
+        reason: `the request was refused (HTTP ${mapped.status})`,
+        transient: false
+      })
+    case "InvalidTokenResponse":
+      return new DiscoveryFailed({
+        ...base,
+        reason: `not a usable metadata document: ${mapped.reason}`,
+        transient: false
+      })
+    case "DiscoveryFailed":
+      return mapped
+  }
+}
+
+const rotations = new WeakMap<object, Redacted.Redacted<string>>()
+
+/**
+ * The refresh token of a 2xx refresh response that was unusable otherwise: the provider may have rotated it, so it
+ * must be stored. Kept beside the error, never in it, so that no rendering of the error shows it.
+ *
+ * @internal
+ */
+export const rotatedRefreshToken = (error: unknown): Option.Option<Redacted.Redacted<string>> =>
+  typeof error === "object" && error !== null ? Option.fromNullable(rotations.get(error)) : Option.none()
 
 const isString = (u: unknown): u is string => typeof u === "string" && u.length > 0
 
@@ -164,59 +427,104 @@ export const make = (options?: {
   readonly timeout?: Duration.DurationInput | undefined
   readonly defaultLifetime?: Duration.DurationInput | undefined
   readonly metadataTimeToLive?: Duration.DurationInput | undefined
-}): Effect.Effect<TokenEndpoint["Type"]> =>
+  readonly maxResponseBytes?: number | undefined
+}): Effect.Effect<TokenEndpoint["Type"], never, HttpClient.HttpClient> =>
   Effect.gen(function*() {
     const timeout = Duration.decode(options?.timeout ?? Duration.seconds(10))
     const defaultLifetime = Duration.decode(options?.defaultLifetime ?? Duration.minutes(5))
     const metadataTimeToLive = Duration.decode(options?.metadataTimeToLive ?? Duration.hours(1))
+    const io: Transport = {
+      http: yield* HttpClient.HttpClient,
+      maxBytes: options?.maxResponseBytes ?? 1024 * 1024
+    }
 
-    /** Runs one openid-client call: interruptible, timed out, and with its failures typed. */
+    /**
+     * Runs one openid-client call over the application's `HttpClient`: interruptible, timed out, and with its
+     * failures typed. `onFailure` sees the typed error and what the transport saw.
+     */
     const call = <A>(
       client: TokenClientLike,
       operation: Operation,
       endpoint: string,
-      f: (signal: AbortSignal) => Promise<A>
-    ): Effect.Effect<A, TokenEndpointError> =>
-      Effect.tryPromise({ try: f, catch: mapError(client, operation, endpoint) }).pipe(
-        Effect.timeoutFail({
-          duration: timeout,
-          onTimeout: () =>
-            new TokenEndpointTimeout({
-              operation,
-              clientId: client.clientId,
-              endpoint,
-              timeoutMillis: Duration.toMillis(timeout)
+      f: (fetch: oidc.CustomFetch, exchange: Exchange) => Promise<A>,
+      flags?: { readonly tokenResponse?: boolean; readonly stripIdToken?: boolean }
+    ): Effect.Effect<
+      [A, Exchange],
+      { readonly error: TokenEndpointError; readonly cause: unknown; exchange: Exchange }
+    > =>
+      Effect.flatMap(Effect.runtime<never>(), (runtime) => {
+        const exchange: Exchange = {}
+        return Effect.tryPromise({
+          try: (signal) =>
+            f(
+              transport({
+                ...io,
+                runtime,
+                signal,
+                exchange,
+                tokenResponse: flags?.tokenResponse ?? false,
+                stripIdToken: flags?.stripIdToken ?? false
+              }),
+              exchange
+            ),
+          catch: (cause) => cause
+        }).pipe(
+          Effect.map((a): [A, Exchange] => [a, exchange]),
+          Effect.catchAll((cause) =>
+            Effect.flatMap(
+              Clock.currentTimeMillis,
+              (now) =>
+                Effect.fail({ error: mapError(client, operation, endpoint, exchange, now)(cause), cause, exchange })
+            )
+          ),
+          Effect.timeoutFail({
+            duration: timeout,
+            onTimeout: () => ({
+              error: new TokenEndpointTimeout({
+                operation,
+                clientId: client.clientId,
+                endpoint,
+                timeoutMillis: Duration.toMillis(timeout)
+              }),
+              cause: undefined,
+              exchange
             })
-        })
-      )
+          })
+        )
+      })
 
     const discovered = yield* Cache.makeWith({
       capacity: 256,
       lookup: (key: string) => {
-        const [issuer, clientId] = JSON.parse(key) as [string, string]
-        const client = { clientId, issuer, authentication: "none", allowInsecureRequests: false } as const
-        return call(client, "discovery", issuer, (signal) =>
+        const [issuer, clientId, insecure] = JSON.parse(key) as [string, string, boolean]
+        const client = { clientId, issuer, authentication: "none", allowInsecureRequests: insecure } as const
+        return call(client, "discovery", discoveryUrl(issuer), (fetch) =>
           oidc.discovery(new URL(issuer), clientId, undefined, undefined, {
-            [oidc.customFetch]: fetchWith(signal),
-            timeout: Duration.toSeconds(timeout),
+            [oidc.customFetch]: fetch,
+            timeout: 0,
             ...(allowsInsecure(client) ? { execute: [oidc.allowInsecureRequests] } : {})
-          })).pipe(Effect.map((config): ServerMetadata =>
-            config.serverMetadata()
-          ))
+          })).pipe(
+            Effect.map(([config]): ServerMetadata =>
+              config.serverMetadata()
+            ),
+            Effect.mapError((failure) =>
+              discoveryFailure(clientId, issuer, failure.cause, failure.error)
+            )
+          )
       },
       // failures are never remembered: the next call discovers again
-      timeToLive: (exit) =>
-        Exit.isSuccess(exit) ? metadataTimeToLive : Duration.zero
+      timeToLive: (exit) => Exit.isSuccess(exit) ? metadataTimeToLive : Duration.zero
     })
 
-    const metadata = (client: TokenClientLike): Effect.Effect<ServerMetadata, TokenEndpointError> =>
+    const metadata = (client: TokenClientLike): Effect.Effect<ServerMetadata, DiscoveryFailed> =>
       client.tokenEndpoint !== undefined
         ? Effect.succeed({
+          // without an issuer, the origin stands in; ID tokens are then not checked against it (see `request`)
           issuer: client.issuer ?? new URL(client.tokenEndpoint).origin,
           token_endpoint: client.tokenEndpoint,
           ...(client.revocationEndpoint ? { revocation_endpoint: client.revocationEndpoint } : {})
         })
-        : discovered.get(JSON.stringify([client.issuer, client.clientId]))
+        : discovered.get(JSON.stringify([client.issuer, client.clientId, client.allowInsecureRequests]))
 
     const request = (client: TokenClientLike, grant: Grant): Effect.Effect<TokenResponse, TokenEndpointError> => {
       const operation: Operation = grant._tag === "ClientCredentials" ? "client_credentials" : "refresh_token"
@@ -224,20 +532,37 @@ export const make = (options?: {
         const server = yield* metadata(client)
         const endpoint = server.token_endpoint ?? endpointOf(client)
         const form = toFormParameters(grant.options)
-        const raw = yield* call(client, operation, endpoint, (signal) => {
-          const config = configuration(client, server, signal)
+        // expiry counts from when the request was sent: the token may have been issued any time after
+        const sentAt = yield* Clock.currentTimeMillis
+        const [raw, exchange] = yield* call(client, operation, endpoint, (fetch) => {
+          const config = configuration(client, server, fetch)
           return grant._tag === "ClientCredentials"
             ? oidc.clientCredentialsGrant(config, form)
             : oidc.refreshTokenGrant(config, Redacted.value(grant.refreshToken), form)
-        })
-        const now = yield* Clock.currentTimeMillis
-        return yield* decodeResponse(client, operation, endpoint, raw, now, defaultLifetime)
+        }, {
+          tokenResponse: true,
+          // no issuer configured: an ID token cannot be checked against one (the origin of the token endpoint is
+          // not the issuer when the issuer has a path), so openid-client does not see it; it is kept unchecked
+          stripIdToken: client.issuer === undefined
+        }).pipe(Effect.catchAll((failure) => remember(failure.error, failure.exchange)))
+        const response = exchange.uncheckedIdToken === undefined
+          ? raw as RawTokenResponse
+          : { ...raw as RawTokenResponse, id_token: Redacted.value(exchange.uncheckedIdToken) }
+        return yield* decodeResponse(client, operation, endpoint, response, sentAt, defaultLifetime).pipe(
+          Effect.catchAll((error) => remember(error, exchange))
+        )
       }).pipe(
         Effect.withSpan("TokenEndpoint.request", {
           kind: "client",
           attributes: { "oauth.grant_type": operation, "oauth.client_id": client.clientId }
         })
       )
+    }
+
+    /** Fails with `error`, keeping beside it the refresh token of a 2xx response that could not be used. */
+    const remember = <E extends TokenEndpointError>(error: E, exchange: Exchange): Effect.Effect<never, E> => {
+      if (exchange.rotatedRefreshToken !== undefined) rotations.set(error, exchange.rotatedRefreshToken)
+      return Effect.fail(error)
     }
 
     const revoke = (client: TokenClientLike, token: Redacted.Redacted<string>, hint: string) =>
@@ -247,10 +572,12 @@ export const make = (options?: {
         if (endpoint === undefined) {
           return
         }
-        yield* call(client, "revocation", endpoint, (signal) =>
-          oidc.tokenRevocation(configuration(client, server, signal), Redacted.value(token), {
+        yield* call(client, "revocation", endpoint, (fetch) =>
+          oidc.tokenRevocation(configuration(client, server, fetch), Redacted.value(token), {
             token_type_hint: hint
-          }))
+          })).pipe(Effect.mapError((failure) =>
+            failure.error
+          ))
       }).pipe(
         Effect.withSpan("TokenEndpoint.revoke", {
           kind: "client",
@@ -261,8 +588,7 @@ export const make = (options?: {
     const decode = (client: TokenClientLike, operation: Operation, response: RawTokenResponse) =>
       Effect.flatMap(
         Clock.currentTimeMillis,
-        (now) =>
-          decodeResponse(client, operation, endpointOf(client), response, now, defaultLifetime)
+        (now) => decodeResponse(client, operation, endpointOf(client), response, now, defaultLifetime)
       )
 
     return { request, revoke, metadata, decode }

@@ -11,6 +11,7 @@ import { TokenLock } from "../TokenLock.js"
 import { UserToken } from "../UserToken.js"
 import type { Options, UserTokens } from "../UserTokens.js"
 import { renewalLock } from "./deployment.js"
+import { rotatedRefreshToken } from "./tokenEndpoint.js"
 import * as validate from "./options.js"
 
 type GetOptions = UserTokens.GetOptions
@@ -77,6 +78,15 @@ export const make = (options: Options) =>
                     Effect.zipRight(new SignInRequired({ subject: key.user.subject, reason: "refresh-token-rejected" }))
                   )
                   : Effect.fail(error)
+            ),
+            // a 2xx answer that rotated the refresh token but is unusable otherwise: the old refresh token is
+            // spent, so the new one is stored before the error is reported
+            Effect.tapError((error) =>
+              Option.match(rotatedRefreshToken(error), {
+                onNone: () => Effect.void,
+                onSome: (rotated) =>
+                  store.store(key.storeKey, new UserToken({ ...current.value, refreshToken: rotated }), key.params)
+              })
             )
           )
         const token = new UserToken({

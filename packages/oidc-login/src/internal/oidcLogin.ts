@@ -71,6 +71,11 @@ export const make = (options: Options) =>
       const secret = client.clientSecret === undefined ? undefined : Redacted.value(client.clientSecret)
       const auth = client.authentication === "client_secret_basic"
         ? oidc.ClientSecretBasic(secret)
+        : client.authentication === "client_secret_basic_unencoded"
+        ? ((_as, _client, _body, headers) => {
+          // not form-encoded, for providers that do not decode it (see TokenClient.ClientAuthentication)
+          headers.set("authorization", `Basic ${Buffer.from(`${client.clientId}:${secret ?? ""}`).toString("base64")}`)
+        }) satisfies oidc.ClientAuth
         : client.authentication === "client_secret_post"
         ? oidc.ClientSecretPost(secret)
         : oidc.None()
