@@ -90,11 +90,31 @@ export interface TokenRequestOptions {
   readonly parameters?: Readonly<Record<string, string>> | undefined
 }
 
-const separator = "\u001f"
+const keyPartSafe = /^[A-Za-z0-9._~:/@+-]*$/
+
+/**
+ * One component of a cache or store key, encoded so that keys made of several components never collide: every
+ * UTF-16 code unit outside `A-Z a-z 0-9 . _ ~ : / @ + -` becomes `%` and four hex digits (so `%` itself, the
+ * separators `& = # ;`, spaces and control characters are all escaped). The result is printable ASCII, fit for
+ * Redis keys and SQL columns, and equal components give equal strings: URLs and most subjects stay readable.
+ *
+ * @since 0.2.0
+ * @category keys
+ */
+export const keyPart = (component: string): string => {
+  if (keyPartSafe.test(component)) return component
+  let encoded = ""
+  for (let i = 0; i < component.length; i++) {
+    const char = component[i]!
+    encoded += keyPartSafe.test(char) ? char : `%${component.charCodeAt(i).toString(16).toUpperCase().padStart(4, "0")}`
+  }
+  return encoded
+}
 
 /**
  * A canonical string for a set of request parameters: equal parameters give equal strings whatever the order of
- * the extra parameters.
+ * the extra parameters, and different parameters never give equal strings (each component is encoded with
+ * `keyPart`; segments are joined with `&`). No parameters at all give `""`.
  *
  * @since 0.1.0
  * @category keys
@@ -102,14 +122,15 @@ const separator = "\u001f"
 export const parametersKey = (options: TokenRequestOptions | undefined): string => {
   if (options === undefined) return ""
   const { parameters, resource, scope } = options
-  if (scope === undefined && resource === undefined && parameters === undefined) return ""
-  let key = `s=${scope ?? ""}${separator}r=${resource ?? ""}`
+  const segments: Array<string> = []
+  if (scope !== undefined) segments.push(`s=${keyPart(scope)}`)
+  if (resource !== undefined) segments.push(`r=${keyPart(resource)}`)
   if (parameters !== undefined) {
     for (const name of Object.keys(parameters).sort()) {
-      key += `${separator}${encodeURIComponent(name)}=${encodeURIComponent(parameters[name]!)}`
+      segments.push(`p.${keyPart(name)}=${keyPart(parameters[name]!)}`)
     }
   }
-  return key
+  return segments.join("&")
 }
 
 /**

@@ -32,9 +32,10 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import { type AccessToken, parametersKey, type TokenRequestOptions } from "./AccessToken.js"
+import type { AccessToken, TokenRequestOptions } from "./AccessToken.js"
 import { AccessTokenStore, layerMemory as accessTokenStoreMemory } from "./AccessTokenStore.js"
 import { renewalLock } from "./internal/deployment.js"
+import { clientCredentialsKey } from "./internal/keys.js"
 import * as validate from "./internal/options.js"
 import * as TokenCache from "./TokenCache.js"
 import { config as tokenClientConfig, decodeClient, tokenClientFields } from "./TokenClient.js"
@@ -211,7 +212,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
 
   const makeKey = (name: string, client: ClientCredentialsClient, options: TokenRequestOptions | undefined): Key => {
     const effective = effectiveOptions(client, options)
-    return { name, client, options: effective, id: `${name}\u001e${parametersKey(effective)}` }
+    return { name, client, options: effective, id: clientCredentialsKey(name, effective) }
   }
   // a plain `get(name)` is the hot path of every named HTTP client: its key and its whole lookup are made once,
   // so that a hit is a clock read and a map lookup

@@ -17,6 +17,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Schema from "effect/Schema"
+import { keyPart } from "./AccessToken.js"
 import { NoCurrentUser } from "./TokenError.js"
 
 /**
@@ -43,13 +44,14 @@ export class CurrentUser extends Context.Tag("@effect-atm/core/CurrentUser")<Cur
  * A user has one set of tokens **per sign-in session**: `subject` and `sessionId` together. Signing in from a
  * second browser makes a second grant with its own refresh token, so signing out of one browser (which revokes
  * its refresh token) leaves the other signed in, and the two never race on one rotating refresh token. A user
- * without a session id (a job acting for a subject) is keyed by subject alone.
+ * without a session id (a job acting for a subject) is keyed by subject alone. Both are encoded with
+ * `AccessToken.keyPart`, so that no two users share a key whatever characters their subject and session hold.
  *
  * @since 0.1.0
  * @category keys
  */
 export const storeKey = (user: User): string =>
-  user.sessionId === undefined ? user.subject : `${user.subject}\u001e${user.sessionId}`
+  user.sessionId === undefined ? keyPart(user.subject) : `${keyPart(user.subject)};${keyPart(user.sessionId)}`
 
 /**
  * The current user, or `NoCurrentUser` when the fiber acts for nobody.

@@ -83,12 +83,14 @@ export class UserTokens extends Context.Tag("@effect-atm/core/UserTokens")<UserT
  */
 export declare namespace UserTokens {
   /**
-   * Which of the user's tokens to get: the resource and scope (default: the layer's `resource`).
+   * Which of the user's tokens to get: the resource (default: the layer's `resource`), the scope, and further
+   * token-request parameters sent on refresh (e.g. `audience`). Each is part of the key: tokens for different
+   * options are stored and refreshed apart.
    *
    * @since 0.2.0
    * @category models
    */
-  export interface GetOptions extends Omit<TokenRequestOptions, "parameters"> {
+  export interface GetOptions extends TokenRequestOptions {
     /** Refresh even if the stored access token is fresh. */
     readonly forceRenewal?: boolean | undefined
   }

@@ -1,6 +1,6 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { AccessToken, parametersKey, type TokenRequestOptions } from "../AccessToken.js"
+import { AccessToken, type TokenRequestOptions } from "../AccessToken.js"
 import * as CurrentUser from "../CurrentUser.js"
 import type { OidcEvents } from "../OidcEvents.js"
 import * as TokenCache from "../TokenCache.js"
@@ -11,8 +11,9 @@ import { TokenLock } from "../TokenLock.js"
 import { UserToken } from "../UserToken.js"
 import type { Options, UserTokens } from "../UserTokens.js"
 import { renewalLock } from "./deployment.js"
-import { rotatedRefreshToken } from "./tokenEndpoint.js"
+import { userTokenKey } from "./keys.js"
 import * as validate from "./options.js"
+import { rotatedRefreshToken } from "./tokenEndpoint.js"
 
 type GetOptions = UserTokens.GetOptions
 import { UserTokenStore } from "../UserTokenStore.js"
@@ -38,19 +39,22 @@ export const make = (options: Options) =>
       const resource = get?.resource ?? options.resource
       return {
         ...(resource === undefined ? {} : { resource }),
-        ...(get?.scope === undefined ? {} : { scope: get.scope })
+        ...(get?.scope === undefined ? {} : { scope: get.scope }),
+        ...(get?.parameters === undefined ? {} : { parameters: get.parameters })
       }
     }
 
     const makeKey = (user: CurrentUser.User, get: GetOptions | undefined): Key => {
       const storeKey = CurrentUser.storeKey(user)
       const params = paramsFor(get)
-      return { user, storeKey, params, id: `${storeKey}\u001d${parametersKey(params)}` }
+      return { user, storeKey, params, id: userTokenKey(storeKey, params) }
     }
     // the key of a plain `get()` per user object: a connection provides one User for its lifetime
     const defaultKeys = new WeakMap<CurrentUser.User, Key>()
     const keyFor = (user: CurrentUser.User, get: GetOptions | undefined): Key => {
-      if (get !== undefined && (get.resource !== undefined || get.scope !== undefined)) return makeKey(user, get)
+      if (
+        get !== undefined && (get.resource !== undefined || get.scope !== undefined || get.parameters !== undefined)
+      ) return makeKey(user, get)
       let key = defaultKeys.get(user)
       if (key === undefined) {
         key = makeKey(user, undefined)
