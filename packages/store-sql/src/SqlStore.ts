@@ -30,8 +30,8 @@
 import { TokenStoreError } from "@effect-atm/core/TokenError"
 import { UserTokenStore } from "@effect-atm/core/UserTokenStore"
 import * as Reactivity from "@effect/experimental/Reactivity"
-import * as PgClient from "@effect/sql-pg/PgClient"
-import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import type * as PgClient from "@effect/sql-pg/PgClient"
+import type * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
@@ -105,13 +105,34 @@ export const make: (
 export const layer = (options?: Options): Layer.Layer<UserTokenStore, TokenStoreError, SqlClient.SqlClient> =>
   Layer.scoped(UserTokenStore, make(options))
 
+const messageOf = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "object" && cause !== null && "message" in cause
+    ? String(cause.message)
+    : "unknown failure"
+
 const connectError = (store: string) => (cause: unknown) =>
-  new TokenStoreError({
-    store,
-    operation: "connect",
-    reason: cause instanceof Error ? cause.message : typeof cause === "object" && cause !== null && "message" in cause
-      ? String(cause.message)
-      : "unknown failure"
+  new TokenStoreError({ store, operation: "connect", reason: messageOf(cause) })
+
+/**
+ * The drivers are optional peers, loaded by the layer that needs them: PostgreSQL users install no SQLite (native
+ * code), SQLite users no `pg`.
+ */
+const loadDriver = <A>(store: string, driver: string, load: () => Promise<A>): Effect.Effect<A, TokenStoreError> =>
+  Effect.tryPromise({
+    try: load,
+    catch: (cause) => {
+      const code = typeof cause === "object" && cause !== null && "code" in cause ? cause.code : undefined
+      const missing = (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") &&
+        messageOf(cause).includes(`'${driver}'`)
+      return new TokenStoreError({
+        store,
+        operation: "start",
+        reason: missing
+          ? `${driver} is not installed (an optional peer dependency of @effect-atm/store-sql): npm install ${driver}`
+          : `${driver} could not be loaded (${messageOf(cause)}): npm install ${driver}`,
+        transient: false
+      })
+    }
   })
 
 /**
@@ -134,13 +155,18 @@ export const layerSqlite = (options: SqliteOptions): Layer.Layer<UserTokenStore,
   Layer.scoped(
     UserTokenStore,
     Effect.gen(function*() {
+      const Sqlite = yield* loadDriver(
+        "sqlite",
+        "@effect/sql-sqlite-node",
+        () => import("@effect/sql-sqlite-node/SqliteClient")
+      )
       if (options.filename !== ":memory:" && options.filename !== "") {
         yield* Effect.try({
           try: () => Fs.mkdirSync(Path.dirname(Path.resolve(options.filename)), { recursive: true }),
           catch: connectError("sqlite")
         })
       }
-      const client = yield* SqliteClient.make(options).pipe(
+      const client = yield* Sqlite.make(options).pipe(
         // better-sqlite3 throws when the file cannot be opened
         Effect.catchAllDefect((defect) => Effect.fail(connectError("sqlite")(defect))),
         Effect.provide(Reactivity.layer)
@@ -165,7 +191,8 @@ export const layerPg = (options: PgOptions): Layer.Layer<UserTokenStore, TokenSt
   Layer.scoped(
     UserTokenStore,
     Effect.gen(function*() {
-      const client = yield* PgClient.make(options).pipe(
+      const Pg = yield* loadDriver("postgresql", "@effect/sql-pg", () => import("@effect/sql-pg/PgClient"))
+      const client = yield* Pg.make(options).pipe(
         Effect.mapError(connectError("postgresql")),
         Effect.provide(Reactivity.layer)
       )
