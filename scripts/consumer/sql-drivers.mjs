@@ -1,10 +1,12 @@
 // @effect-atm/store-sql for a PostgreSQL user, who installs @effect/sql-pg and not @effect/sql-sqlite-node (native
 // better-sqlite3): the package loads, the SQLite layer fails with a TokenStoreError that says what to install, and the
 // PostgreSQL layer loads its driver (then finds no server on port 1, as intended). Run by scripts/consumer-test.sh.
+import { TokenEncryption } from "@effect-atm/core"
 import { SqlStore } from "@effect-atm/store-sql"
 import { Effect, Layer, Redacted } from "effect"
 
-const buildError = (layer) => Effect.flip(Effect.scoped(Layer.build(layer)))
+const buildError = (layer) =>
+  Effect.flip(Effect.scoped(Layer.build(layer.pipe(Layer.provide(TokenEncryption.layerPlaintext)))))
 
 const main = Effect.gen(function*() {
   const sqlite = yield* buildError(SqlStore.layerSqlite({ filename: ":memory:" }))
