@@ -6,7 +6,7 @@
  * P2: cached token get, operations per second, beside a plain Map lookup in the same run.
  * P3: time until 10,000 cold concurrent callers all have a token, and how many requests reached the provider.
  */
-import { AccessTokenHttpClient, AccessTokenManagement, ClientCredentialsTokens } from "@effect-atm/core"
+import { AccessToken, AccessTokenHttpClient, AccessTokenManagement, ClientCredentialsTokens } from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
@@ -38,7 +38,10 @@ const p1 = Effect.gen(function*() {
     AccessTokenHttpClient.clientCredentialsSource(tokens, "bench")
   )
   const token = yield* tokens.get("bench")
-  const fixed = HttpClient.mapRequest(http, HttpClientRequest.setHeader("authorization", token.authorization))
+  const fixed = HttpClient.mapRequest(
+    http,
+    HttpClientRequest.setHeader("authorization", AccessToken.authorization(token))
+  )
   const url = `${api.url}/data`
   const one = (client: HttpClient.HttpClient.With<unknown>) =>
     Effect.gen(function*() {

@@ -23,12 +23,17 @@ export class AccessToken extends Schema.Class<AccessToken>("@effect-atm/core/Acc
   expiresAt: Schema.Number,
   scope: Schema.optional(Schema.String),
   resource: Schema.optional(Schema.String)
-}) {
-  /** The value of an `Authorization` header carrying this token. The only place the secret is unwrapped. */
-  get authorization(): string {
-    return `${this.tokenType} ${Redacted.value(this.accessToken)}`
-  }
-}
+}) {}
+
+/**
+ * The value of an `Authorization` header carrying the token: the only place the secret is unwrapped. A function
+ * rather than a getter on the token, so that no rendering of a token (`util.inspect` with `getters: true`
+ * included) can show it.
+ *
+ * @since 0.2.0
+ * @category encoding
+ */
+export const authorization = (token: AccessToken): string => `${token.tokenType} ${Redacted.value(token.accessToken)}`
 
 /**
  * Whether two tokens carry the same secret: how the library tells "the token that was rejected" from "a token

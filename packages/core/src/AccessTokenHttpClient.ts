@@ -27,9 +27,10 @@ import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
-import type { AccessToken, TokenRequestOptions } from "./AccessToken.js"
+import { type AccessToken, authorization, type TokenRequestOptions } from "./AccessToken.js"
 import { type ClientCredentialsTokenError, ClientCredentialsTokens } from "./ClientCredentialsTokens.js"
 import { CurrentUser } from "./CurrentUser.js"
+import { errorWithoutToken, ResponseWithoutToken } from "./internal/withoutToken.js"
 import type { NoCurrentUser } from "./TokenError.js"
 import { type UserTokenError, UserTokens } from "./UserTokens.js"
 
@@ -50,6 +51,9 @@ export interface TokenSource<E, R> {
  * replace that token — only if it is still the current one — and retry the request once; a second 401 is
  * returned as it is. Requests with a streaming body cannot be replayed: give such requests a buffered body.
  *
+ * Responses and `HttpClientError`s come back carrying the request as the caller made it, without the
+ * `Authorization` header: logging or serializing them never shows the token.
+ *
  * @since 0.1.0
  * @category middleware
  */
@@ -62,8 +66,12 @@ export const withAccessToken: {
     source: TokenSource<E2, R2>
   ): HttpClient.HttpClient.With<E | E2, R | R2>
 } = dual(2, <E, R, E2, R2>(self: HttpClient.HttpClient.With<E, R>, source: TokenSource<E2, R2>) => {
+  // what the middleware hands back — responses, and errors carrying a request — never holds the token it added
   const send = (request: HttpClientRequest.HttpClientRequest, token: AccessToken) =>
-    self.execute(HttpClientRequest.setHeader(request, "authorization", token.authorization))
+    self.execute(HttpClientRequest.setHeader(request, "authorization", authorization(token))).pipe(
+      Effect.map((response) => new ResponseWithoutToken(response, request)),
+      Effect.mapError((error) => errorWithoutToken(error, request))
+    )
   return HttpClient.makeWith(
     Effect.flatMap((request: HttpClientRequest.HttpClientRequest) =>
       Effect.flatMap(source.get, (token) =>

@@ -108,6 +108,28 @@ export const checkTokenClient = (
   return undefined
 }
 
+/** Fields that hold secrets: a wrong value there is described, never shown. */
+const secretFields: ReadonlySet<string> = new Set(["clientSecret"])
+
+/**
+ * The reason of a decoding issue without the value it was about: a secret given as a plain string (an easy
+ * mistake) must not reach a log through the error that refuses it, and other strings (a URL with credentials in
+ * it) are not shown either.
+ */
+const safeReason = (issue: ParseResult.ArrayFormatterIssue, input: unknown): string => {
+  const field = issue.path.at(-1)
+  if (typeof field === "string" && secretFields.has(field)) {
+    return "must be a Redacted value: give it as Redacted.make(secret) or read it with Config.redacted (the value " +
+      "given is not shown)"
+  }
+  let actual: unknown = input
+  for (const key of issue.path) {
+    actual = typeof actual === "object" && actual !== null ? (actual as Record<PropertyKey, unknown>)[key] : undefined
+  }
+  if (typeof actual !== "string" || actual.length === 0) return issue.message
+  return issue.message.replaceAll(JSON.stringify(actual), "(a string, not shown)").replaceAll(actual, "(not shown)")
+}
+
 /**
  * Decodes a client configuration and runs its cross-field checks, failing with an error that names the client
  * and the offending field.
@@ -128,7 +150,7 @@ export const decodeClient = <A extends TokenClientLike, I>(
         new InvalidClientConfiguration({
           client: name,
           field: issue?.path.join(".") || "(root)",
-          reason: issue?.message ?? "invalid"
+          reason: issue === undefined ? "invalid" : safeReason(issue, input)
         })
       )
     }
