@@ -88,12 +88,20 @@ export class IdentityProvider extends Context.Tag("@effect-atm/dev-identity/Iden
  * A fault injected into the token endpoint with `setTokenFault`.
  *
  * - `Delay`: waits `millis`, then lets the request proceed.
- * - `ServerError`: answers `status` (default 503) with an HTML body.
+ * - `ServerError`: answers `status` (default 503; 429 works too) with an HTML body, and a `Retry-After` header
+ *   when `retryAfter` is given (seconds, or an HTTP date as a string).
+ * - `EmptyBody`: answers `status` (e.g. 400, 401, 403) with an empty body, as some providers reject a client or a
+ *   refresh token.
+ * - `HugeBody`: answers 200 `application/json` with a body of `bytes` bytes (a token response that never ends).
+ * - `Downtime`: answers `status` (default 503) to every request for `millis` (wall clock) from when it is set,
+ *   then clears itself; `times` does not apply.
  * - `NonJson`: answers 200 `text/html`.
  * - `MalformedJson`: answers 200 `application/json` that is JSON but not a token response (`{"foo":1}`).
  * - `TruncatedJson`: answers 200 `application/json` whose body is not valid JSON.
  * - `WrongTokenType`: lets the request proceed, then rewrites `token_type` to `"mac"`.
  * - `MissingExpiresIn`: lets the request proceed, then removes `expires_in`.
+ * - `MissingAccessToken`: lets the request proceed, then removes `access_token` (a rotated `refresh_token`
+ *   stays in the response).
  *
  * Faulted requests are counted by `tokenRequests` like any other.
  *
@@ -119,12 +127,21 @@ export class IdentityProvider extends Context.Tag("@effect-atm/dev-identity/Iden
  */
 export type TokenEndpointFault =
   | { readonly _tag: "Delay"; readonly millis: number }
-  | { readonly _tag: "ServerError"; readonly status?: number | undefined }
+  | {
+    readonly _tag: "ServerError"
+    readonly status?: number | undefined
+    /** @since 0.2.0 */
+    readonly retryAfter?: number | string | undefined
+  }
   | { readonly _tag: "NonJson" }
   | { readonly _tag: "MalformedJson" }
   | { readonly _tag: "TruncatedJson" }
   | { readonly _tag: "WrongTokenType" }
   | { readonly _tag: "MissingExpiresIn" }
+  | { readonly _tag: "MissingAccessToken" }
+  | { readonly _tag: "EmptyBody"; readonly status: number }
+  | { readonly _tag: "HugeBody"; readonly bytes: number }
+  | { readonly _tag: "Downtime"; readonly millis: number; readonly status?: number | undefined }
 
 /**
  * Client metadata as registered with oidc-provider (snake_case, e.g. `client_id`, `client_secret`,
@@ -163,6 +180,13 @@ export interface Options {
   readonly accessTokenTtl?: number | undefined
   /** refresh token lifetime in seconds (default 86400); every rotated refresh token gets this lifetime again */
   readonly refreshTokenTtl?: number | undefined
+  /**
+   * Whether a refresh rotates the refresh token (default true). With false, a refresh answers without a new
+   * refresh token and the same one stays valid, as many providers do.
+   *
+   * @since 0.2.0
+   */
+  readonly rotateRefreshTokens?: boolean | undefined
   /** more clients, registered next to the built-in ones */
   readonly clients?: ReadonlyArray<ClientMetadata> | undefined
   /** more resources, next to `urn:effect-atm:demo-api` and `urn:effect-atm:other-api` (same key replaces) */

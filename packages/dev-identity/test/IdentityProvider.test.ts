@@ -196,6 +196,45 @@ layer(IdentityProvider.layer({ accessTokenTtl: ACCESS_TOKEN_TTL }))("IdentityPro
       assert.strictEqual(yield* op.tokenRequests({ clientId: "machine-post" }), 4)
     }))
 
+  it.effect("faults: EmptyBody, Retry-After, HugeBody, MissingAccessToken and Downtime", () =>
+    Effect.gen(function*() {
+      const op = yield* reset
+      const form = { grant_type: "client_credentials", client_id: "machine-post", client_secret: "machine-post-secret" }
+
+      for (const status of [400, 401, 403]) {
+        yield* op.setTokenFault({ _tag: "EmptyBody", status }, { times: 1 })
+        const empty = yield* rawTokenRequest(op, form)
+        assert.strictEqual(empty.status, status)
+        assert.strictEqual(empty.text, "", "no body at all, not even an OAuth error")
+      }
+
+      yield* op.setTokenFault({ _tag: "ServerError", status: 429, retryAfter: 7 }, { times: 1 })
+      const throttled = yield* rawTokenRequest(op, form)
+      assert.strictEqual(throttled.status, 429)
+      assert.strictEqual(throttled.retryAfter, "7")
+      const date = "Tue, 01 Jan 2030 00:02:00 GMT"
+      yield* op.setTokenFault({ _tag: "ServerError", retryAfter: date }, { times: 1 })
+      assert.strictEqual((yield* rawTokenRequest(op, form)).retryAfter, date)
+
+      yield* op.setTokenFault({ _tag: "HugeBody", bytes: 3_000_000 }, { times: 1 })
+      const huge = yield* rawTokenRequest(op, form)
+      assert.strictEqual(huge.status, 200)
+      assert.strictEqual(huge.text.length, 3_000_000)
+
+      yield* op.setTokenFault({ _tag: "MissingAccessToken" }, { times: 1 })
+      const noAccessToken = JSON.parse((yield* rawTokenRequest(op, form)).text)
+      assert.isUndefined(noAccessToken.access_token)
+      assert.strictEqual(noAccessToken.token_type, "Bearer")
+
+      yield* op.setTokenFault({ _tag: "Downtime", millis: 60_000 }, { times: 1 })
+      assert.strictEqual((yield* rawTokenRequest(op, form)).status, 503)
+      assert.strictEqual((yield* rawTokenRequest(op, form)).status, 503, "downtime lasts its time, not `times`")
+      yield* op.setTokenFault({ _tag: "Downtime", millis: 0 })
+      assert.strictEqual((yield* rawTokenRequest(op, form)).status, 200, "downtime over: the fault clears itself")
+      assert.strictEqual((yield* rawTokenRequest(op, form)).status, 200)
+      assert.strictEqual(yield* op.tokenRequests({ clientId: "machine-post" }), 11, "every request counted")
+    }))
+
   it.effect("authorization code flow via authorize(): access, refresh and ID token", () =>
     Effect.gen(function*() {
       const op = yield* reset

@@ -80,6 +80,7 @@ export const rawTokenRequest = (op: Provider, body: Record<string, string>, basi
     return {
       status: response.status,
       contentType: response.headers.get("content-type") ?? "",
+      retryAfter: response.headers.get("retry-after") ?? undefined,
       text: await response.text()
     }
   })

@@ -328,9 +328,11 @@ const discoveryFailure = (
   mapped: TokenEndpointError
 ): DiscoveryFailed => {
   const base = { clientId, issuer, discoveryUrl: discoveryUrl(issuer) }
-  // a document that names another issuer: openid-client reports the comparison with the document it read
-  const comparison = error instanceof oidc.ClientError ? error.cause : undefined
-  const found = (comparison as { cause?: { attribute?: unknown; body?: { issuer?: unknown } } } | undefined)?.cause
+  // a document that names another issuer: openid-client reports the comparison with the document it read,
+  // directly or inside the error it wraps
+  type Comparison = { attribute?: unknown; body?: { issuer?: unknown }; cause?: Comparison } | undefined
+  const comparison = (error instanceof oidc.ClientError ? error.cause : undefined) as Comparison
+  const found = comparison?.attribute === undefined ? comparison?.cause : comparison
   if (
     error instanceof oidc.ClientError && error.code === "OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED" &&
     found?.attribute === "issuer" && typeof found.body?.issuer === "string"
@@ -378,8 +380,23 @@ const rotations = new WeakMap<object, Redacted.Redacted<string>>()
  *
  * @internal
  */
-export const rotatedRefreshToken = (error: unknown): Option.Option<Redacted.Redacted<string>> =>
-  typeof error === "object" && error !== null ? Option.fromNullable(rotations.get(error)) : Option.none()
+export const rotatedRefreshToken = (error: unknown): Option.Option<Redacted.Redacted<string>> => {
+  const original = unwrap(error)
+  return typeof original === "object" && original !== null
+    ? Option.fromNullable(rotations.get(original))
+    : Option.none()
+}
+
+/** The error itself, not the proxies by which Effect attaches the spans it failed in. */
+const unwrap = <E>(error: E): E => {
+  let current = error
+  for (let depth = 0; depth < 16; depth++) {
+    const original = Cause.originalError(current)
+    if (original === current) break
+    current = original
+  }
+  return current
+}
 
 const isString = (u: unknown): u is string => typeof u === "string" && u.length > 0
 
@@ -561,7 +578,7 @@ export const make = (options?: {
 
     /** Fails with `error`, keeping beside it the refresh token of a 2xx response that could not be used. */
     const remember = <E extends TokenEndpointError>(error: E, exchange: Exchange): Effect.Effect<never, E> => {
-      if (exchange.rotatedRefreshToken !== undefined) rotations.set(error, exchange.rotatedRefreshToken)
+      if (exchange.rotatedRefreshToken !== undefined) rotations.set(unwrap(error), exchange.rotatedRefreshToken)
       return Effect.fail(error)
     }
 

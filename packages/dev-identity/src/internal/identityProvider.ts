@@ -271,7 +271,7 @@ export const make = (options: Options = {}) =>
       },
       interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
       issueRefreshToken: (_ctx, client) => client.grantTypeAllowed("refresh_token"),
-      rotateRefreshToken: true,
+      rotateRefreshToken: options.rotateRefreshTokens ?? true,
       pkce: { required: () => true },
       clientBasedCORS: (_ctx, origin) => isLoopback(origin),
       renderError: (ctx, out) => {

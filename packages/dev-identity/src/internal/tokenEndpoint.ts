@@ -20,6 +20,7 @@ export class TokenEndpointState {
   >()
   private fault: TokenEndpointFault | undefined = undefined
   private remaining: number | undefined = undefined
+  private until: number | undefined = undefined
 
   record(grantType: string | undefined, clientId: string | undefined): void {
     const key = `${grantType ?? ""}\u0000${clientId ?? ""}`
@@ -44,13 +45,19 @@ export class TokenEndpointState {
 
   setFault(fault: TokenEndpointFault | undefined, times: number | undefined): void {
     this.fault = fault
-    this.remaining = fault === undefined ? undefined : times
+    this.remaining = fault === undefined || fault._tag === "Downtime" ? undefined : times
+    this.until = fault?._tag === "Downtime" ? Date.now() + fault.millis : undefined
   }
 
   /** the fault for the request being handled, if any; consumes one of its `times` */
   takeFault(): TokenEndpointFault | undefined {
     const fault = this.fault
     if (fault === undefined) return undefined
+    if (this.until !== undefined && Date.now() >= this.until) {
+      this.fault = undefined
+      this.until = undefined
+      return undefined
+    }
     if (this.remaining !== undefined) {
       this.remaining--
       if (this.remaining <= 0) {
@@ -136,11 +143,28 @@ async (ctx, next) => {
       return proceed()
     }
     case "ServerError":
+    case "Downtime":
       return shortCircuit(() => {
         const status = fault.status ?? 503
         ctx.status = status
         ctx.type = "text/html; charset=utf-8"
         ctx.body = faultPage(status)
+        if (fault._tag === "ServerError" && fault.retryAfter !== undefined) {
+          ctx.set("Retry-After", String(fault.retryAfter))
+        }
+      })
+    case "EmptyBody":
+      return shortCircuit(() => {
+        ctx.status = fault.status
+        ctx.body = ""
+        ctx.remove("Content-Type")
+      })
+    case "HugeBody":
+      return shortCircuit(() => {
+        ctx.status = 200
+        ctx.type = "application/json; charset=utf-8"
+        const prefix = "{\"access_token\":\""
+        ctx.body = Buffer.concat([Buffer.from(prefix), Buffer.alloc(Math.max(0, fault.bytes - prefix.length), 0x61)])
       })
     case "NonJson":
       return shortCircuit(() => {
@@ -161,11 +185,13 @@ async (ctx, next) => {
         ctx.body = "{\"access_token\":\"eyJhbGciOiJSUzI1NiJ9.eyJzdWIi"
       })
     case "WrongTokenType":
-    case "MissingExpiresIn": {
+    case "MissingExpiresIn":
+    case "MissingAccessToken": {
       await proceed()
       const body = ctx.body as Record<string, unknown> | undefined
       if (ctx.status === 200 && typeof body === "object" && body !== null && !Buffer.isBuffer(body)) {
         if (fault._tag === "WrongTokenType") body.token_type = "mac"
+        else if (fault._tag === "MissingAccessToken") delete body.access_token
         else delete body.expires_in
       }
       return
