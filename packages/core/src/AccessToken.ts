@@ -61,6 +61,23 @@ export const renewAt = (token: AccessToken, renewBefore: Duration.Duration): num
 /**
  * Whether a token may be handed out at `now` (epoch millis) without renewing it first.
  *
+ * @example
+ * ```ts
+ * import { AccessToken } from "@effect-atm/core"
+ * import { Duration, Redacted } from "effect"
+ *
+ * // a 5-minute token, issued at 0
+ * const token = new AccessToken.AccessToken({
+ *   accessToken: Redacted.make("…"),
+ *   tokenType: "Bearer",
+ *   issuedAt: 0,
+ *   expiresAt: 300_000
+ * })
+ * AccessToken.renewAt(token, Duration.seconds(60)) // 240000: a minute before expiry
+ * AccessToken.isFresh(token, 200_000, Duration.seconds(60)) // true
+ * AccessToken.isFresh(token, 250_000, Duration.seconds(60)) // false: renewed before it is handed out
+ * ```
+ *
  * @since 0.1.0
  * @category expiry
  */
@@ -120,6 +137,17 @@ export const keyPart = (component: string): string => {
  * A canonical string for a set of request parameters: equal parameters give equal strings whatever the order of
  * the extra parameters, and different parameters never give equal strings (each component is encoded with
  * `keyPart`; segments are joined with `&`). No parameters at all give `""`.
+ *
+ * @example
+ * ```ts
+ * import { AccessToken } from "@effect-atm/core"
+ *
+ * AccessToken.parametersKey({ scope: "api.read", resource: "https://api.example.com" })
+ * // "s=api.read&r=https://api.example.com"
+ * AccessToken.parametersKey({ parameters: { b: "2", a: "1" } }) === AccessToken.parametersKey({ parameters: { a: "1", b: "2" } })
+ * // true
+ * AccessToken.parametersKey(undefined) // ""
+ * ```
  *
  * @since 0.1.0
  * @category keys

@@ -54,6 +54,26 @@ export interface TokenSource<E, R> {
  * Responses and `HttpClientError`s come back carrying the request as the caller made it, without the
  * `Authorization` header: logging or serializing them never shows the token.
  *
+ * The named client layers use it; use it directly for a client you build yourself.
+ *
+ * @example
+ * ```ts
+ * import { AccessTokenHttpClient, ClientCredentialsTokens } from "@effect-atm/core"
+ * import { HttpClient } from "@effect/platform"
+ * import { Effect } from "effect"
+ *
+ * // a client for one call site, with the token of the "reports" client and a scope of its own
+ * const exportReport = Effect.gen(function*() {
+ *   const tokens = yield* ClientCredentialsTokens.ClientCredentialsTokens
+ *   const client = (yield* HttpClient.HttpClient).pipe(
+ *     AccessTokenHttpClient.withAccessToken(
+ *       AccessTokenHttpClient.clientCredentialsSource(tokens, "reports", { scope: "reports.export" })
+ *     )
+ *   )
+ *   return yield* client.post("https://reports.example.com/exports")
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category middleware
  */
@@ -203,6 +223,23 @@ export type UserHttpClient = HttpClient.HttpClient.With<HttpClientError.HttpClie
  * defaults of `UserTokens`): the counterpart of .NET's `AddUserAccessTokenHttpClient`. The user is looked up per
  * request; on a fiber without one, requests fail with `NoCurrentUser`. `layerCurrentUser` makes that a compile
  * error instead.
+ *
+ * @example
+ * ```ts
+ * import { AccessTokenHttpClient, CurrentUser } from "@effect-atm/core"
+ * import { Context, Effect } from "effect"
+ *
+ * class OrdersApi extends Context.Tag("OrdersApi")<OrdersApi, AccessTokenHttpClient.UserHttpClient>() {}
+ *
+ * const OrdersApiLive = AccessTokenHttpClient.layerUser(OrdersApi, {
+ *   baseUrl: "https://orders.example.com",
+ *   resource: "https://orders.example.com" // a token for this API, beside the default resource's
+ * })
+ *
+ * // Effect<HttpClientResponse, HttpClientError | UserTokenError, OrdersApi>: NoCurrentUser is a run-time error here
+ * const orders = Effect.flatMap(OrdersApi, (api) => api.get("/orders"))
+ * const forAlice = orders.pipe(CurrentUser.provide(new CurrentUser.User({ subject: "alice", sessionId: "s-1" })))
+ * ```
  *
  * @since 0.1.0
  * @category layers

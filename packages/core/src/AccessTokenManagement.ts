@@ -185,6 +185,24 @@ export const layerServerMemory = (
  * Everything a worker that calls APIs with its own client-credentials tokens needs, over the `AccessTokenStore`
  * and `TokenLock` in the context.
  *
+ * @example
+ * ```ts
+ * import { AccessTokenManagement, TokenEncryption } from "@effect-atm/core"
+ * import { RedisStore } from "@effect-atm/store-redis"
+ * import { NodeHttpClient } from "@effect/platform-node"
+ * import { Layer, Redacted } from "effect"
+ *
+ * // twenty replicas of a worker share one token per client, and one of them at a time renews it
+ * const TokensLive = AccessTokenManagement.layerClientCredentials({
+ *   clients: {
+ *     catalog: { issuer: "https://login.example.com", clientId: "worker", clientSecret: Redacted.make("…") }
+ *   }
+ * }).pipe(
+ *   Layer.provide(RedisStore.layerConfig().pipe(Layer.provide(TokenEncryption.layerConfig()))),
+ *   Layer.provide(NodeHttpClient.layerUndici)
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category layers
  */

@@ -13,6 +13,22 @@ import { type AccessToken, isSameToken } from "./AccessToken.js"
 import type { TokenStoreError } from "./TokenError.js"
 
 /**
+ * Keys are made by the client-credentials manager (client name and parameters); a store keeps what it is given.
+ * Implement it for a backend of your own — `remove` with `ifToken` must compare and remove atomically, and entries
+ * expire with their token on the Effect `Clock` — and check it with the conformance suite.
+ *
+ * @example
+ * ```ts
+ * // test/MyAccessTokenStore.test.ts
+ * import type { AccessTokenStore } from "@effect-atm/core"
+ * import { AccessTokenStoreSuite } from "@effect-atm/testing"
+ * import type { Layer } from "effect"
+ *
+ * declare const MyAccessTokenStoreLive: Layer.Layer<AccessTokenStore.AccessTokenStore>
+ *
+ * AccessTokenStoreSuite.run("MyAccessTokenStore", MyAccessTokenStoreLive)
+ * ```
+ *
  * @since 0.1.0
  * @category tags
  */

@@ -113,6 +113,7 @@ export class ClientCredentialsTokens extends Context.Tag("@effect-atm/core/Clien
 
 /**
  * @since 0.2.0
+ * @category models
  */
 export declare namespace ClientCredentialsTokens {
   /**
@@ -304,6 +305,21 @@ export const clientConfig = (name: string): Config.Config<ClientCredentialsClien
 /**
  * The manager with clients read from Effect `Config` (see `clientConfig`); an invalid value fails the layer,
  * naming the client and the field.
+ *
+ * @example
+ * ```ts
+ * import { AccessTokenStore, ClientCredentialsTokens, TokenEndpoint, TokenLock } from "@effect-atm/core"
+ * import { NodeHttpClient } from "@effect/platform-node"
+ * import { Layer } from "effect"
+ *
+ * // CATALOG_ISSUER=https://login.example.com CATALOG_CLIENT_ID=worker CATALOG_CLIENT_SECRET=… CATALOG_SCOPE=catalog.read
+ * // BILLING_TOKEN_ENDPOINT=https://billing.example.com/oauth/token BILLING_CLIENT_ID=… BILLING_CLIENT_SECRET=…
+ * const TokensLive = ClientCredentialsTokens.layerConfig(["CATALOG", "BILLING"]).pipe(
+ *   Layer.provide([TokenEndpoint.layerDefault, AccessTokenStore.layerMemory(), TokenLock.layerMemory]),
+ *   Layer.provide(NodeHttpClient.layerUndici)
+ * )
+ * // tokens.get("CATALOG"), AccessTokenHttpClient.layerClientCredentials(Tag, { client: "BILLING", … })
+ * ```
  *
  * @since 0.1.0
  * @category layers

@@ -47,6 +47,15 @@ export class CurrentUser extends Context.Tag("@effect-atm/core/CurrentUser")<Cur
  * without a session id (a job acting for a subject) is keyed by subject alone. Both are encoded with
  * `AccessToken.keyPart`, so that no two users share a key whatever characters their subject and session hold.
  *
+ * @example
+ * ```ts
+ * import { CurrentUser } from "@effect-atm/core"
+ *
+ * CurrentUser.storeKey(new CurrentUser.User({ subject: "alice", sessionId: "s-1" })) // "alice;s-1"
+ * CurrentUser.storeKey(new CurrentUser.User({ subject: "alice", sessionId: "s-2" })) // "alice;s-2": another grant
+ * CurrentUser.storeKey(new CurrentUser.User({ subject: "auth0|42" })) // "auth0%007C42"
+ * ```
+ *
  * @since 0.1.0
  * @category keys
  */

@@ -18,6 +18,28 @@ import type { RawTokenResponse } from "./TokenEndpoint.js"
 import type { InvalidTokenResponse, TokenStoreError } from "./TokenError.js"
 
 /**
+ * Call it from a login of your own (another framework's OpenID Connect handler, a custom callback); with
+ * `@effect-atm/oidc-login` it is called for you.
+ *
+ * @example
+ * ```ts
+ * import { CurrentUser, OidcEvents } from "@effect-atm/core"
+ * import { Effect } from "effect"
+ *
+ * // the provider's token response of the code exchange, after your login validated its ID token
+ * declare const tokenResponse: { access_token: string; token_type: string; expires_in: number; refresh_token: string }
+ * declare const idTokenClaims: { sub: string; sid: string }
+ *
+ * const user = new CurrentUser.User({ subject: idTokenClaims.sub, sessionId: idTokenClaims.sid })
+ *
+ * // in the callback, before the session cookie is set
+ * const onTokenValidated = Effect.flatMap(OidcEvents.OidcEvents, (events) =>
+ *   events.tokenValidated(user, tokenResponse, { resource: "https://api.example.com" }))
+ *
+ * // at sign-out: the refresh token is revoked at the provider and the user's tokens cleared
+ * const onSigningOut = Effect.flatMap(OidcEvents.OidcEvents, (events) => events.signingOut(user))
+ * ```
+ *
  * @since 0.1.0
  * @category tags
  */

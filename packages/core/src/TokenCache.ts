@@ -134,6 +134,36 @@ export interface Options {
 /**
  * Makes a token cache over a backend. Renewals are forked into the scope, which interrupts them when it closes.
  *
+ * The managers are built on it; build one yourself for tokens they do not cover.
+ *
+ * @example
+ * ```ts
+ * import { AccessToken, TokenCache, TokenClient, TokenEndpoint, TokenError } from "@effect-atm/core"
+ * import { Effect, Option } from "effect"
+ *
+ * // one client-credentials client per tenant, known only at run time
+ * interface Tenant {
+ *   readonly id: string
+ *   readonly client: TokenClient.TokenClient
+ * }
+ *
+ * const makeTenantTokens = Effect.gen(function*() {
+ *   const endpoint = yield* TokenEndpoint.TokenEndpoint
+ *   const stored = new Map<string, AccessToken.AccessToken>()
+ *   const cache = yield* TokenCache.make<Tenant, AccessToken.AccessToken, TokenError.TokenEndpointError>({
+ *     keyOf: (tenant) => AccessToken.keyPart(tenant.id),
+ *     read: (tenant) => Effect.sync(() => Option.fromNullable(stored.get(tenant.id))),
+ *     accessToken: (token) => token,
+ *     renew: (tenant) =>
+ *       endpoint.request(tenant.client, TokenEndpoint.Grant.ClientCredentials({})).pipe(
+ *         Effect.map((response) => response.accessToken),
+ *         Effect.tap((token) => Effect.sync(() => stored.set(tenant.id, token)))
+ *       )
+ *   }, { renewBefore: "60 seconds" })
+ *   return (tenant: Tenant) => cache.get(tenant) // scoped: renewals end with the scope
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */

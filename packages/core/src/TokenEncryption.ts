@@ -180,6 +180,23 @@ export class TokenDecryptionError extends Schema.TaggedError<TokenDecryptionErro
 export const make: (options: Options) => Effect.Effect<TokenEncryption["Type"], InvalidEncryptionKey> = internal.make
 
 /**
+ * The service from keys given in code (from a secret manager, or generated in tests).
+ *
+ * @example
+ * ```ts
+ * import { TokenEncryption } from "@effect-atm/core"
+ * import { Redacted } from "effect"
+ *
+ * // rotation: seal with "2026-06", still open what "2025-12" sealed
+ * const EncryptionLive = TokenEncryption.layer({
+ *   key: { id: "2026-06", key: Redacted.make("<32 bytes, base64>") },
+ *   previousKeys: [{ id: "2025-12", key: Redacted.make("<32 bytes, base64>") }]
+ * })
+ *
+ * // tests: a fresh key per run
+ * const TestEncryption = TokenEncryption.layer({ key: { key: TokenEncryption.generateKey() } })
+ * ```
+ *
  * @since 0.1.0
  * @category layers
  */
@@ -293,6 +310,20 @@ export interface Codec<A> {
 /**
  * A codec for stored values of `schema` (e.g. `AccessToken`), encrypting with `encryption` unless it is absent or
  * `plaintext`.
+ *
+ * @example
+ * ```ts
+ * import { AccessToken, TokenEncryption } from "@effect-atm/core"
+ * import { Effect } from "effect"
+ *
+ * // in a store of your own: each value is sealed bound to where it is stored
+ * const roundTrip = (user: string, token: AccessToken.AccessToken) =>
+ *   Effect.gen(function*() {
+ *     const codec = TokenEncryption.codec(AccessToken.AccessToken, yield* TokenEncryption.TokenEncryption)
+ *     const stored = yield* codec.encode(token, `access;${user}`) // the string to write
+ *     return yield* codec.decode(stored, `access;${user}`) // under another context: TokenDecryptionError
+ *   })
+ * ```
  *
  * @since 0.1.0
  * @category constructors

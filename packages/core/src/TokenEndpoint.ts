@@ -63,6 +63,29 @@ export interface ServerMetadata {
 }
 
 /**
+ * The managers call it for you; call it directly for a grant they do not make.
+ *
+ * @example
+ * ```ts
+ * import { TokenClient, TokenEndpoint } from "@effect-atm/core"
+ * import { Effect, Redacted } from "effect"
+ *
+ * // a one-off token for an administrative task, not cached
+ * const adminToken = Effect.gen(function*() {
+ *   const endpoint = yield* TokenEndpoint.TokenEndpoint
+ *   const client = yield* TokenClient.decode({
+ *     issuer: "https://login.example.com",
+ *     clientId: "admin-cli",
+ *     clientSecret: Redacted.make("…")
+ *   })
+ *   const response = yield* endpoint.request(
+ *     client,
+ *     TokenEndpoint.Grant.ClientCredentials({ options: { scope: "users.admin" } })
+ *   )
+ *   return response.accessToken // AccessToken: expiry computed, the secret Redacted
+ * })
+ * ```
+ *
  * @since 0.1.0
  * @category tags
  */

@@ -17,6 +17,21 @@ import * as Layer from "effect/Layer"
 import type { TokenStoreError } from "./TokenError.js"
 
 /**
+ * Every manager requires one, so that a deployment states which it has.
+ *
+ * @example
+ * ```ts
+ * import { TokenLock } from "@effect-atm/core"
+ * import { RedisConnection, RedisTokenLock } from "@effect-atm/store-redis"
+ * import { SqlTokenLock } from "@effect-atm/store-sql"
+ * import { PgClient } from "@effect/sql-pg"
+ * import { Config, Layer } from "effect"
+ *
+ * const OneProcess = TokenLock.layerMemory
+ * const WithRedis = RedisTokenLock.layer().pipe(Layer.provide(RedisConnection.layerConfig()))
+ * const WithPostgres = SqlTokenLock.layer().pipe(Layer.provide(PgClient.layerConfig({ url: Config.redacted("DATABASE_URL") })))
+ * ```
+ *
  * @since 0.1.0
  * @category tags
  */

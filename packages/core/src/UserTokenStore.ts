@@ -19,6 +19,22 @@ import * as UserTokenModule from "./UserToken.js"
 import type { UserToken } from "./UserToken.js"
 
 /**
+ * Implement it for a backend of your own (the contract is on each member below) and check it with the
+ * conformance suite.
+ *
+ * @example
+ * ```ts
+ * // test/MyStore.test.ts
+ * import type { UserTokenStore } from "@effect-atm/core"
+ * import { UserTokenStoreSuite } from "@effect-atm/testing"
+ * import type { Layer } from "effect"
+ *
+ * declare const MyStoreLive: Layer.Layer<UserTokenStore.UserTokenStore>
+ *
+ * // entries expire 14 days after their last write, on the Effect Clock
+ * UserTokenStoreSuite.run("MyStore", MyStoreLive, { clockExpiry: "14 days" })
+ * ```
+ *
  * @since 0.1.0
  * @category tags
  */

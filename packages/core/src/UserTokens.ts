@@ -80,6 +80,7 @@ export class UserTokens extends Context.Tag("@effect-atm/core/UserTokens")<UserT
 
 /**
  * @since 0.2.0
+ * @category models
  */
 export declare namespace UserTokens {
   /**
