@@ -12,6 +12,7 @@ import * as Layer from "effect/Layer"
 import { mkdirSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import * as clientCredentials from "./clientCredentials.js"
+import * as outage from "./outage.js"
 import * as stores from "./stores.js"
 import { printTable, type Row } from "./support.js"
 import * as userTokens from "./userTokens.js"
@@ -26,7 +27,8 @@ const suites: Record<
 > = {
   clientCredentials: clientCredentials.run,
   userTokens: userTokens.run,
-  stores: stores.run
+  stores: stores.run,
+  outage: outage.run
 }
 
 const only = process.argv.slice(2)
