@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as AccessTokenStore from "./AccessTokenStore.js"
 import * as ClientCredentialsTokens from "./ClientCredentialsTokens.js"
+import * as validate from "./internal/options.js"
 import type { OidcEvents } from "./OidcEvents.js"
 import * as TokenClient from "./TokenClient.js"
 import * as TokenEndpoint from "./TokenEndpoint.js"
@@ -80,10 +81,16 @@ const withEndpoint = <A, E, R>(
   clients: ReadonlyArray<DiscoverableClient>
 ): Layer.Layer<
   A | TokenEndpoint.TokenEndpoint,
-  E | DiscoveryFailed,
+  E | DiscoveryFailed | InvalidClientConfiguration,
   Exclude<R, TokenEndpoint.TokenEndpoint> | HttpClient.HttpClient
 > => {
-  const layer = Layer.provideMerge(managers, TokenEndpoint.layer(options.endpoint))
+  // the endpoint's durations are checked first: a typed error naming the field, not a defect at the first request
+  const layer = Layer.provideMerge(
+    managers,
+    Layer.unwrapEffect(
+      Effect.as(validate.endpoint("endpoint", options.endpoint), TokenEndpoint.layer(options.endpoint))
+    )
+  )
   if (options.discovery === "lazy") return layer
   return Layer.tap(layer, (context) => {
     const endpoint = Context.get(context as Context.Context<TokenEndpoint.TokenEndpoint>, TokenEndpoint.TokenEndpoint)

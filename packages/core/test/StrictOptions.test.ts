@@ -1,4 +1,5 @@
-import { ClientCredentialsTokens, TokenEndpoint, UserTokens } from "@effect-atm/core"
+import { AccessTokenManagement, ClientCredentialsTokens, TokenEndpoint, UserTokens } from "@effect-atm/core"
+import * as HttpClient from "@effect/platform/HttpClient"
 import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
@@ -72,6 +73,27 @@ describe("strict options", () => {
         assert.strictEqual(error.field, field)
         const userError = yield* buildFailure(userTokens({ backoff: backoff as never }))
         assert.strictEqual(userError.field, field)
+      }))
+  }
+
+  const endpoints: ReadonlyArray<readonly [string, TokenEndpoint.Options, string]> = [
+    ["an unparseable timeout", { timeout: "soon" as never }, "endpoint.timeout"],
+    ["a negative timeout", { timeout: -1 }, "endpoint.timeout"],
+    ["a zero timeout", { timeout: 0 }, "endpoint.timeout"],
+    ["a NaN default lifetime", { defaultLifetime: Number.NaN }, "endpoint.defaultLifetime"],
+    ["a negative metadata time to live", { metadataTimeToLive: "-1 hours" }, "endpoint.metadataTimeToLive"],
+    ["a negative response bound", { maxResponseBytes: -5 }, "endpoint.maxResponseBytes"]
+  ]
+  const unusedHttp = Layer.succeed(HttpClient.HttpClient, HttpClient.make(() => Effect.die("no request expected")))
+  for (const [what, endpointOptions, field] of endpoints) {
+    it.effect(`an endpoint with ${what} fails the managers' layer naming ${field}`, () =>
+      Effect.gen(function*() {
+        const error = yield* buildFailure(
+          AccessTokenManagement.layerClientCredentialsMemory({ clients: { worker: client }, endpoint: endpointOptions })
+            .pipe(Layer.provide(unusedHttp))
+        )
+        assert.strictEqual(error._tag, "InvalidClientConfiguration")
+        if (error._tag === "InvalidClientConfiguration") assert.strictEqual(error.field, field)
       }))
   }
 

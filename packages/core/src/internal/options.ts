@@ -103,3 +103,34 @@ export const backoff = (
       ...(jitter === undefined ? {} : { jitter })
     }
   })
+
+const positive = (owner: string, field: string, input: unknown, fallback: Duration.DurationInput) =>
+  Effect.flatMap(duration(owner, field, input, fallback), (value) =>
+    Duration.toMillis(value) > 0
+      ? Effect.succeed(value)
+      : Effect.fail(new InvalidClientConfiguration({ client: owner, field, reason: "must be longer than zero" })))
+
+/** Validates the token endpoint's options (see `TokenEndpoint.Options`). @internal */
+export const endpoint = (
+  owner: string,
+  input: {
+    readonly timeout?: Duration.DurationInput | undefined
+    readonly defaultLifetime?: Duration.DurationInput | undefined
+    readonly metadataTimeToLive?: Duration.DurationInput | undefined
+    readonly maxResponseBytes?: number | undefined
+  } | undefined
+): Effect.Effect<void, InvalidClientConfiguration> =>
+  Effect.gen(function*() {
+    if (input === undefined) return
+    yield* positive(owner, "endpoint.timeout", input.timeout, 1)
+    yield* positive(owner, "endpoint.defaultLifetime", input.defaultLifetime, 1)
+    yield* duration(owner, "endpoint.metadataTimeToLive", input.metadataTimeToLive, 0)
+    const bytes: unknown = input.maxResponseBytes
+    if (bytes !== undefined && !(typeof bytes === "number" && Number.isSafeInteger(bytes) && bytes > 0)) {
+      return yield* new InvalidClientConfiguration({
+        client: owner,
+        field: "endpoint.maxResponseBytes",
+        reason: `must be a positive whole number of bytes, got ${shown(bytes)}`
+      })
+    }
+  })
