@@ -92,6 +92,23 @@ const describeHandled = (ctx: KoaContext): { grantType: string | undefined; clie
   return { grantType, clientId }
 }
 
+/** The request with its body, already read, readable again by oidc-provider's body parser. */
+const replay = (req: Http.IncomingMessage, body: Buffer): Http.IncomingMessage =>
+  new Proxy(req, {
+    get(target, property) {
+      if (property === "readable") return true
+      if (property === "readableEncoding") return null
+      if (property === "iterator") {
+        return () =>
+          (async function*() {
+            yield body
+          })()
+      }
+      const value: unknown = Reflect.get(target, property, target)
+      return typeof value === "function" ? value.bind(target) : value
+    }
+  })
+
 const faultPage = (status: number) =>
   `<!DOCTYPE html>\n<html><head><title>${status} ${Http.STATUS_CODES[status] ?? "Error"}</title></head>` +
   `<body><h1>${status}</h1><p>The token service failed (fault injected by dev-identity).</p>` +
@@ -135,12 +152,23 @@ async (ctx, next) => {
     case undefined:
       return proceed()
     case "Delay": {
+      // Counted on arrival, from the form read here: a request its client abandons during the delay (a timeout) is
+      // counted while that client still waits, not a delay later in whatever test runs next.
+      const raw = await readBody(ctx.req).catch(() => "")
+      const form = new URLSearchParams(raw)
+      options.state.record(
+        form.get("grant_type") ?? undefined,
+        clientIdFromAuthorization(ctx.get("authorization") || undefined) ?? form.get("client_id") ?? undefined
+      )
+      const gone = new AbortController()
+      ctx.res.once("close", () => gone.abort())
       try {
-        await Timers.setTimeout(fault.millis, undefined, { signal: options.signal })
+        await Timers.setTimeout(fault.millis, undefined, { signal: AbortSignal.any([options.signal, gone.signal]) })
       } catch {
-        return // the provider is shutting down
+        return // the client went away, or the provider is shutting down
       }
-      return proceed()
+      ctx.req = replay(ctx.req, Buffer.from(raw))
+      return next()
     }
     case "ServerError":
     case "Downtime":
