@@ -5,11 +5,13 @@
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as options from "./internal/options.js"
 import { InvalidClientConfiguration } from "./TokenError.js"
 
 const isHttpUrl = (value: string): boolean => {
@@ -159,6 +161,26 @@ export const decodeClient = <A extends TokenClientLike, I>(
       ? Effect.succeed(decoded.right)
       : Effect.fail(new InvalidClientConfiguration({ client: name, ...problem }))
   })
+
+/**
+ * Decodes a duration given in code or configuration strictly: a `Duration`, a non-negative finite number of
+ * milliseconds, a non-negative bigint of nanoseconds, a `[seconds, nanos]` pair, or a string such as
+ * `"30 seconds"`. Effect's own `Duration.decode` turns a negative or NaN number into zero and throws on `"soon"`;
+ * here both are a `Left` with a reason to put in a configuration error (e.g. `must be a non-negative, finite
+ * duration …, got "soon"`).
+ *
+ * @example
+ * ```ts
+ * import { TokenClient } from "@effect-atm/core"
+ *
+ * TokenClient.decodeDuration("30 seconds") // Right(Duration)
+ * TokenClient.decodeDuration(-60_000) // Left("must be a non-negative, finite duration …, got -60000")
+ * ```
+ *
+ * @since 0.2.0
+ * @category validation
+ */
+export const decodeDuration: (input: unknown) => Either.Either<Duration.Duration, string> = options.decodeDuration
 
 /**
  * The input form of a token client, as given in code or read from `config`.

@@ -74,11 +74,18 @@ const encryption = TokenEncryption.TokenEncryption
  */
 export const makeUserTokenStore = (
   options: StoreOptions = {}
-): Effect.Effect<UserTokenStore["Type"], never, RedisConnection.RedisConnection | TokenEncryption.TokenEncryption> =>
-  Effect.zipWith(
-    RedisConnection.RedisConnection,
-    encryption,
-    (client, encryption) => internal.makeUserTokenStore(client, options, encryption)
+): Effect.Effect<
+  UserTokenStore["Type"],
+  TokenStoreError,
+  RedisConnection.RedisConnection | TokenEncryption.TokenEncryption
+> =>
+  Effect.zipRight(
+    internal.checkStoreOptions(options),
+    Effect.zipWith(
+      RedisConnection.RedisConnection,
+      encryption,
+      (client, encryption) => internal.makeUserTokenStore(client, options, encryption)
+    )
   )
 
 /**
@@ -102,7 +109,7 @@ export const makeAccessTokenStore = (
  */
 export const layerUserTokenStore = (
   options?: StoreOptions
-): Layer.Layer<UserTokenStore, never, RedisConnection.RedisConnection | TokenEncryption.TokenEncryption> =>
+): Layer.Layer<UserTokenStore, TokenStoreError, RedisConnection.RedisConnection | TokenEncryption.TokenEncryption> =>
   Layer.effect(UserTokenStore, makeUserTokenStore(options))
 
 /**
@@ -142,7 +149,7 @@ export const layerWithoutConnection = (
   options: StoreOptions & RedisTokenLock.LockOptions = {}
 ): Layer.Layer<
   UserTokenStore | AccessTokenStore | TokenLock,
-  never,
+  TokenStoreError,
   RedisConnection.RedisConnection | TokenEncryption.TokenEncryption
 > => Layer.mergeAll(layerUserTokenStore(options), layerAccessTokenStore(options), RedisTokenLock.layer(options))
 

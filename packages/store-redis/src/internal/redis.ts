@@ -1,5 +1,6 @@
 import { AccessToken, parametersKey } from "@effect-atm/core/AccessToken"
 import { AccessTokenStore } from "@effect-atm/core/AccessTokenStore"
+import { decodeDuration } from "@effect-atm/core/TokenClient"
 import * as TokenEncryption from "@effect-atm/core/TokenEncryption"
 import { type StoreOperation, TokenStoreError } from "@effect-atm/core/TokenError"
 import { TokenLock } from "@effect-atm/core/TokenLock"
@@ -9,6 +10,7 @@ import { UserTokenStore } from "@effect-atm/core/UserTokenStore"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -95,6 +97,23 @@ const checkExec = (operation: StoreOperation) => (replies: Array<[Error | null, 
       error === null ? Effect.void : Effect.fail(new TokenStoreError({ store, operation, reason: error.message })), {
       discard: true
     })
+
+/** The store's options, strictly: a bad time to live fails the layer naming the option. @internal */
+export const checkStoreOptions = (options: StoreOptions): Effect.Effect<void, TokenStoreError> =>
+  Effect.suspend(() => {
+    const decoded = decodeDuration(options.timeToLive ?? defaults.timeToLive)
+    if (Either.isRight(decoded) && Duration.toMillis(decoded.right) > 0) return Effect.void
+    return Effect.fail(
+      new TokenStoreError({
+        store: "redis",
+        operation: "start",
+        transient: false,
+        reason: `the option timeToLive ${
+          Either.isLeft(decoded) ? decoded.left : "must be longer than zero (the provider's refresh token lifetime)"
+        }`
+      })
+    )
+  })
 
 /** @internal */
 export const makeUserTokenStore = (

@@ -1,4 +1,5 @@
 import { AccessToken, parametersKey } from "@effect-atm/core/AccessToken"
+import { decodeDuration } from "@effect-atm/core/TokenClient"
 import * as TokenEncryption from "@effect-atm/core/TokenEncryption"
 import { type StoreOperation, TokenStoreError } from "@effect-atm/core/TokenError"
 import * as UserTokenModule from "@effect-atm/core/UserToken"
@@ -9,6 +10,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { Options } from "../SqlStore.js"
@@ -19,6 +21,14 @@ export const defaults = {
   timeToLive: Duration.days(14),
   purgeInterval: Duration.hours(1)
 } as const
+
+/** A duration option, strictly: a bad one fails the layer naming the option (see `TokenClient.decodeDuration`). */
+const startOption = (store: string, name: string, input: unknown, fallback: Duration.Duration) => {
+  const decoded = decodeDuration(input ?? fallback)
+  return Either.isRight(decoded) ? Effect.succeed(decoded.right) : Effect.fail(
+    new TokenStoreError({ store, operation: "start", transient: false, reason: `the option ${name} ${decoded.left}` })
+  )
+}
 
 const tablePrefixPattern = /^[A-Za-z_][A-Za-z0-9_]{0,40}$/
 
@@ -70,7 +80,18 @@ export const make = (
         reason: `the table prefix "${prefix}" must be a letter or '_' followed by up to 40 letters, digits or '_'`
       })
     }
-    const timeToLive = Duration.toMillis(Duration.decode(options.timeToLive ?? defaults.timeToLive))
+    const timeToLive = Duration.toMillis(
+      yield* startOption(store, "timeToLive", options.timeToLive, defaults.timeToLive)
+    )
+    if (timeToLive <= 0) {
+      return yield* new TokenStoreError({
+        store,
+        operation: "start",
+        transient: false,
+        reason: "the option timeToLive must be longer than zero (set it to the provider's refresh token lifetime)"
+      })
+    }
+    const purgeInterval = yield* startOption(store, "purgeInterval", options.purgeInterval, defaults.purgeInterval)
     const users = sql(`${prefix}user_tokens`)
     const accessTokens = sql(`${prefix}user_access_tokens`)
 
@@ -128,7 +149,6 @@ export const make = (
         }))
       ))
 
-    const purgeInterval = Duration.decode(options.purgeInterval ?? defaults.purgeInterval)
     if (Duration.isFinite(purgeInterval) && Duration.toMillis(purgeInterval) > 0) {
       yield* Effect.sleep(purgeInterval).pipe(
         Effect.zipRight(purge),
