@@ -27,6 +27,7 @@
  *
  * @since 0.1.0
  */
+import type * as TokenEncryption from "@effect-atm/core/TokenEncryption"
 import { TokenStoreError } from "@effect-atm/core/TokenError"
 import { UserTokenStore } from "@effect-atm/core/UserTokenStore"
 import * as Reactivity from "@effect/experimental/Reactivity"
@@ -75,7 +76,11 @@ export interface Options {
  */
 export const make: (
   options?: Options
-) => Effect.Effect<UserTokenStore["Type"], TokenStoreError, SqlClient.SqlClient | Scope.Scope> = internal.make
+) => Effect.Effect<
+  UserTokenStore["Type"],
+  TokenStoreError,
+  SqlClient.SqlClient | TokenEncryption.TokenEncryption | Scope.Scope
+> = internal.make
 
 /**
  * The store over the `SqlClient` provided to it: a pool the application already has, or one shared with
@@ -102,7 +107,9 @@ export const make: (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: Options): Layer.Layer<UserTokenStore, TokenStoreError, SqlClient.SqlClient> =>
+export const layer = (
+  options?: Options
+): Layer.Layer<UserTokenStore, TokenStoreError, SqlClient.SqlClient | TokenEncryption.TokenEncryption> =>
   Layer.scoped(UserTokenStore, make(options))
 
 const messageOf = (cause: unknown): string =>
@@ -151,7 +158,9 @@ export interface SqliteOptions extends Options, Omit<SqliteClient.SqliteClientCo
  * @since 0.1.0
  * @category layers
  */
-export const layerSqlite = (options: SqliteOptions): Layer.Layer<UserTokenStore, TokenStoreError> =>
+export const layerSqlite = (
+  options: SqliteOptions
+): Layer.Layer<UserTokenStore, TokenStoreError, TokenEncryption.TokenEncryption> =>
   Layer.scoped(
     UserTokenStore,
     Effect.gen(function*() {
@@ -187,7 +196,9 @@ export interface PgOptions extends Options, PgClient.PgClientConfig {}
  * @since 0.1.0
  * @category layers
  */
-export const layerPg = (options: PgOptions): Layer.Layer<UserTokenStore, TokenStoreError> =>
+export const layerPg = (
+  options: PgOptions
+): Layer.Layer<UserTokenStore, TokenStoreError, TokenEncryption.TokenEncryption> =>
   Layer.scoped(
     UserTokenStore,
     Effect.gen(function*() {
@@ -236,7 +247,9 @@ export const config: Config.Config<ConfigOptions> = Config.all({
  * @since 0.1.0
  * @category layers
  */
-export const layerFromUrl = (options: ConfigOptions): Layer.Layer<UserTokenStore, TokenStoreError> => {
+export const layerFromUrl = (
+  options: ConfigOptions
+): Layer.Layer<UserTokenStore, TokenStoreError, TokenEncryption.TokenEncryption> => {
   const url = Redacted.value(options.url)
   if (url.startsWith("sqlite:")) {
     const filename = url.slice("sqlite:".length).replace(/^\/\/(?=\/)/, "")
@@ -274,5 +287,5 @@ export const layerFromUrl = (options: ConfigOptions): Layer.Layer<UserTokenStore
  */
 export const layerConfig = (
   options?: Config.Config<ConfigOptions>
-): Layer.Layer<UserTokenStore, TokenStoreError | ConfigError.ConfigError> =>
+): Layer.Layer<UserTokenStore, TokenStoreError | ConfigError.ConfigError, TokenEncryption.TokenEncryption> =>
   Layer.unwrapEffect(Effect.map(options ?? Config.nested(config, "TOKEN_STORE"), layerFromUrl))
