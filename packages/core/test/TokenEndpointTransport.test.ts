@@ -176,6 +176,39 @@ describe("TokenEndpoint over the application's HttpClient", () => {
       assert.strictEqual(accessToken.expiresAt, 300_000, "expires 300 s after sending, not after the 20 s answer")
     }))
 
+  it.effect("interrupting the caller, or the timeout, interrupts the request in the HttpClient", () =>
+    Effect.gen(function*() {
+      let reached = yield* Deferred.make<void>()
+      let interrupted = yield* Deferred.make<void>()
+      const hanging = transport(() =>
+        Effect.suspend(() =>
+          Deferred.succeed(reached, void 0).pipe(
+            Effect.zipRight(Effect.never),
+            Effect.onInterrupt(() => Deferred.succeed(interrupted, void 0))
+          )
+        )
+      )
+      const endpoint = yield* endpointWith(hanging.layer, { timeout: "10 seconds" })
+      const request = endpoint.request(
+        { ...machine, tokenEndpoint: TOKEN_ENDPOINT },
+        TokenEndpoint.Grant.ClientCredentials({})
+      )
+
+      const fiber = yield* Effect.fork(request)
+      yield* Deferred.await(reached)
+      yield* Fiber.interrupt(fiber)
+      yield* Deferred.await(interrupted)
+
+      reached = yield* Deferred.make<void>()
+      interrupted = yield* Deferred.make<void>()
+      const timingOut = yield* Effect.fork(Effect.flip(request))
+      yield* Deferred.await(reached)
+      yield* TestClock.adjust("10 seconds")
+      const error = yield* Fiber.join(timingOut)
+      assert.strictEqual(error._tag, "TokenEndpointTimeout")
+      yield* Deferred.await(interrupted)
+    }))
+
   it.effect("a body larger than maxResponseBytes is abandoned after the bound: InvalidTokenResponse", () =>
     Effect.gen(function*() {
       let pulled = 0
