@@ -28,6 +28,7 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type { AccessToken, TokenRequestOptions } from "./AccessToken.js"
 import type { User } from "./CurrentUser.js"
+import * as validate from "./internal/options.js"
 import * as internal from "./internal/userTokens.js"
 import { OidcEvents } from "./OidcEvents.js"
 import type * as TokenCache from "./TokenCache.js"
@@ -158,4 +159,10 @@ export const layer = (
 export const layerMemory = (
   options: Options & { readonly store?: UserTokenStore.MemoryOptions | undefined }
 ): Layer.Layer<UserTokens | OidcEvents, InvalidClientConfiguration, TokenEndpoint> =>
-  layer(options).pipe(Layer.provide([UserTokenStore.layerMemory(options.store), tokenLockMemory]))
+  Layer.unwrapEffect(
+    // the store's options are checked here, where a typed error can name them
+    Effect.as(
+      validate.memoryStore("UserTokens", options.store),
+      layer(options).pipe(Layer.provide([UserTokenStore.layerMemory(options.store), tokenLockMemory]))
+    )
+  )

@@ -97,6 +97,20 @@ describe("strict options", () => {
       }))
   }
 
+  for (
+    const [what, store, field] of [
+      ["an unparseable time to live", { timeToLive: "soon" }, "store.timeToLive"],
+      ["a negative time to live", { timeToLive: -1 }, "store.timeToLive"],
+      ["a fractional capacity", { capacity: 1.5 }, "store.capacity"]
+    ] as const
+  ) {
+    it.effect(`a memory store with ${what} fails UserTokens.layerMemory naming ${field}`, () =>
+      Effect.gen(function*() {
+        const error = yield* buildFailure(userTokens({ store: store as never } as Partial<UserTokens.Options>))
+        assert.strictEqual(error.field, field)
+      }))
+  }
+
   it.effect("valid durations in every form are accepted", () =>
     Effect.gen(function*() {
       for (const renewBefore of [0, 30_000, "30 seconds", "1.5 minutes", [30, 0], 30_000_000_000n]) {

@@ -134,3 +134,23 @@ export const endpoint = (
       })
     }
   })
+
+/** Validates the in-memory user token store's options (see `UserTokenStore.MemoryOptions`). @internal */
+export const memoryStore = (
+  owner: string,
+  input:
+    | { readonly capacity?: number | undefined; readonly timeToLive?: Duration.DurationInput | undefined }
+    | undefined
+): Effect.Effect<void, InvalidClientConfiguration> =>
+  Effect.gen(function*() {
+    if (input === undefined) return
+    if (input.timeToLive !== undefined) yield* positive(owner, "store.timeToLive", input.timeToLive, 1)
+    const capacity: unknown = input.capacity
+    if (capacity !== undefined && !(typeof capacity === "number" && Number.isSafeInteger(capacity) && capacity > 0)) {
+      return yield* new InvalidClientConfiguration({
+        client: owner,
+        field: "store.capacity",
+        reason: `must be a positive whole number of users, got ${shown(capacity)}`
+      })
+    }
+  })
