@@ -88,10 +88,10 @@ export const withAccessToken: {
 } = dual(2, <E, R, E2, R2>(self: HttpClient.HttpClient.With<E, R>, source: TokenSource<E2, R2>) => {
   // what the middleware hands back — responses, and errors carrying a request — never holds the token it added
   const send = (request: HttpClientRequest.HttpClientRequest, token: AccessToken) =>
-    self.execute(HttpClientRequest.setHeader(request, "authorization", authorization(token))).pipe(
-      Effect.map((response) => new ResponseWithoutToken(response, request)),
-      Effect.mapError((error) => errorWithoutToken(error, request))
-    )
+    Effect.mapBoth(self.execute(HttpClientRequest.setHeader(request, "authorization", authorization(token))), {
+      onSuccess: (response) => new ResponseWithoutToken(response, request),
+      onFailure: (error) => errorWithoutToken(error, request)
+    })
   return HttpClient.makeWith(
     Effect.flatMap((request: HttpClientRequest.HttpClientRequest) =>
       Effect.flatMap(source.get, (token) =>
