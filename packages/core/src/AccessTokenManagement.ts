@@ -109,6 +109,18 @@ const withEndpoint = <A, E, R>(
 }
 
 /**
+ * What `layerServer` provides: both managers, the OIDC events and the token endpoint.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type ServerServices =
+  | UserTokens.UserTokens
+  | OidcEvents
+  | ClientCredentialsTokens.ClientCredentialsTokens
+  | TokenEndpoint.TokenEndpoint
+
+/**
  * What the managers of `layerServer` and `layerClientCredentials` take from the context: where tokens live and
  * how renewals exclude each other.
  *
@@ -147,10 +159,7 @@ export type Stores = UserTokenStore.UserTokenStore | AccessTokenStore.AccessToke
 export const layerServer = (
   options: ServerOptions
 ): Layer.Layer<
-  | UserTokens.UserTokens
-  | OidcEvents
-  | ClientCredentialsTokens.ClientCredentialsTokens
-  | TokenEndpoint.TokenEndpoint,
+  ServerServices,
   InvalidClientConfiguration | DiscoveryFailed,
   Stores | HttpClient.HttpClient
 > =>
@@ -180,10 +189,7 @@ export const layerServer = (
 export const layerServerMemory = (
   options: ServerOptions
 ): Layer.Layer<
-  | UserTokens.UserTokens
-  | OidcEvents
-  | ClientCredentialsTokens.ClientCredentialsTokens
-  | TokenEndpoint.TokenEndpoint,
+  ServerServices,
   InvalidClientConfiguration | DiscoveryFailed,
   HttpClient.HttpClient
 > => layerServer(options).pipe(Layer.provide(layerStoresMemory))

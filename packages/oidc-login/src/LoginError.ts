@@ -301,17 +301,7 @@ export class InvalidLoginConfiguration
  * @since 0.1.0
  * @category errors
  */
-export type CallbackError =
-  | LoginRequestNotFound
-  | StateMismatch
-  | AuthorizationFailed
-  | InvalidAuthorizationResponse
-  | CodeExchangeFailed
-  | IdTokenRejected
-  | ProviderUnavailable
-  | SessionStoreError
-  | InvalidTokenResponse
-  | TokenStoreError
+export type CallbackError = Exclude<LoginError, InvalidLoginConfiguration> | InvalidTokenResponse | TokenStoreError
 
 /**
  * Any error of this module.
