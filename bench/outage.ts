@@ -12,27 +12,17 @@
 import { AccessTokenManagement, ClientCredentialsTokens } from "@effect-atm/core"
 import type { AccessToken } from "@effect-atm/core/AccessToken"
 import { IdentityProvider } from "@effect-atm/dev-identity"
-import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import { fmt, type Row } from "./support.js"
+import { fmt, makeShiftedClock, type Row } from "./support.js"
 
 const outageSeconds = Math.min(55, Math.max(1, Number(process.env.P9_OUTAGE_SECONDS ?? 30) || 30))
 const callers = 200
 const pauseMillis = 10
 
-let clockOffset = 0
-const base = Clock.make()
-const shiftedClock: Clock.Clock = {
-  [Clock.ClockTypeId]: Clock.ClockTypeId,
-  unsafeCurrentTimeMillis: () => base.unsafeCurrentTimeMillis() + clockOffset,
-  currentTimeMillis: Effect.sync(() => base.unsafeCurrentTimeMillis() + clockOffset),
-  unsafeCurrentTimeNanos: () => base.unsafeCurrentTimeNanos() + BigInt(clockOffset) * 1_000_000n,
-  currentTimeNanos: Effect.sync(() => base.unsafeCurrentTimeNanos() + BigInt(clockOffset) * 1_000_000n),
-  sleep: (duration) => base.sleep(duration)
-}
+const shiftedClock = makeShiftedClock()
 
 interface Stats {
   calls: number
@@ -78,7 +68,7 @@ const p9 = Effect.gen(function*() {
   const held = { off: yield* tokens.off.get("bench"), on: yield* tokens.on.get("bench") }
   // into the renewal window (60 s before expiry) of the later of the two tokens: both stay valid ≥ 59 s more
   const latest = Math.max(held.off.expiresAt, held.on.expiresAt)
-  clockOffset += latest - 59_000 - shiftedClock.unsafeCurrentTimeMillis()
+  shiftedClock.shift(latest - 59_000 - shiftedClock.clock.unsafeCurrentTimeMillis())
 
   const count = (which: "off" | "on") => provider.tokenRequests({ clientId: clientIds[which] })
   const before = { off: yield* count("off"), on: yield* count("on") }
@@ -92,7 +82,7 @@ const p9 = Effect.gen(function*() {
     Effect.gen(function*() {
       while (Date.now() < deadline) {
         const result = yield* Effect.either(tokens[which].get("bench"))
-        const now = shiftedClock.unsafeCurrentTimeMillis()
+        const now = shiftedClock.clock.unsafeCurrentTimeMillis()
         const s = stats[which]
         s.calls++
         if (result._tag === "Left") {
@@ -164,4 +154,4 @@ const p9 = Effect.gen(function*() {
   ] satisfies ReadonlyArray<Row>
 })
 
-export const run = Effect.scoped(p9).pipe(Effect.withClock(shiftedClock))
+export const run = Effect.scoped(p9).pipe(Effect.withClock(shiftedClock.clock))

@@ -1,4 +1,5 @@
 /** Shared helpers of the benchmarks: timing, statistics, and the results table. */
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 
 export interface Row {
@@ -52,4 +53,24 @@ export const printTable = (rows: ReadonlyArray<Row>) => {
   console.log(render(header))
   console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`)
   for (const line of lines) console.log(render(line))
+}
+
+/** The real clock, moved forward on demand: to put tokens at expiry (or in their renewal window) without waiting. */
+export const makeShiftedClock = () => {
+  let offset = 0
+  const base = Clock.make()
+  const clock: Clock.Clock = {
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
+    unsafeCurrentTimeMillis: () => base.unsafeCurrentTimeMillis() + offset,
+    currentTimeMillis: Effect.sync(() => base.unsafeCurrentTimeMillis() + offset),
+    unsafeCurrentTimeNanos: () => base.unsafeCurrentTimeNanos() + BigInt(offset) * 1_000_000n,
+    currentTimeNanos: Effect.sync(() => base.unsafeCurrentTimeNanos() + BigInt(offset) * 1_000_000n),
+    sleep: (duration) => base.sleep(duration)
+  }
+  return {
+    clock,
+    shift: (millis: number) => {
+      offset += millis
+    }
+  }
 }

@@ -5,11 +5,13 @@
  */
 import { CurrentUser, UserTokens } from "@effect-atm/core"
 import { IdentityProvider } from "@effect-atm/dev-identity"
-import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import { userTokens } from "../test/support/environment.js"
 import { signIn } from "../test/support/login.js"
-import { fmt, type Row, timed } from "./support.js"
+import { fmt, makeShiftedClock, type Row, timed } from "./support.js"
+
+/** Moved forward to expire every token at once without waiting for it. */
+const shiftedClock = makeShiftedClock()
 
 const p4 = Effect.gen(function*() {
   const provider = yield* IdentityProvider.IdentityProvider
@@ -19,7 +21,7 @@ const p4 = Effect.gen(function*() {
     { concurrency: 16 }
   ))
   yield* provider.resetCounters
-  yield* Effect.sync(() => clockOffset += 301_000) // every access token is now expired
+  yield* Effect.sync(() => shiftedClock.shift(301_000)) // every access token is now expired
   const [settleMs, all] = yield* timed(Effect.all(
     users.flatMap((user) => Array.from({ length: 20 }, () => tokens.get().pipe(CurrentUser.provide(user)))),
     { concurrency: "unbounded" }
@@ -59,21 +61,9 @@ const p5 = (user: CurrentUser.User) =>
     } satisfies Row
   })
 
-/** The real clock, moved forward on demand: to expire every token at once without waiting for it. */
-let clockOffset = 0
-const base = Clock.make()
-const shiftedClock: Clock.Clock = {
-  [Clock.ClockTypeId]: Clock.ClockTypeId,
-  unsafeCurrentTimeMillis: () => base.unsafeCurrentTimeMillis() + clockOffset,
-  currentTimeMillis: Effect.sync(() => base.unsafeCurrentTimeMillis() + clockOffset),
-  unsafeCurrentTimeNanos: () => base.unsafeCurrentTimeNanos() + BigInt(clockOffset) * 1_000_000n,
-  currentTimeNanos: Effect.sync(() => base.unsafeCurrentTimeNanos() + BigInt(clockOffset) * 1_000_000n),
-  sleep: (duration) => base.sleep(duration)
-}
-
 export const run = Effect.gen(function*() {
   const [p4Row, user] = yield* p4
   return [p4Row, yield* p5(user)]
   // 1,000 refreshes at once queue at the provider for seconds: a short client timeout would abandon refreshes the
   // provider still completes, and with rotation that loses the grant
-}).pipe(Effect.provide(userTokens({ endpoint: { timeout: "60 seconds" } })), Effect.withClock(shiftedClock))
+}).pipe(Effect.provide(userTokens({ endpoint: { timeout: "60 seconds" } })), Effect.withClock(shiftedClock.clock))
