@@ -110,6 +110,18 @@ const positive = (owner: string, field: string, input: unknown, fallback: Durati
       ? Effect.succeed(value)
       : Effect.fail(new InvalidClientConfiguration({ client: owner, field, reason: "must be longer than zero" })))
 
+/** An optional count (bytes, users): absent, or a positive whole number. */
+const positiveCount = (owner: string, field: string, input: unknown, unit: string) =>
+  input === undefined || (typeof input === "number" && Number.isSafeInteger(input) && input > 0)
+    ? Effect.void
+    : Effect.fail(
+      new InvalidClientConfiguration({
+        client: owner,
+        field,
+        reason: `must be a positive whole number of ${unit}, got ${shown(input)}`
+      })
+    )
+
 /** Validates the token endpoint's options (see `TokenEndpoint.Options`). @internal */
 export const endpoint = (
   owner: string,
@@ -125,14 +137,7 @@ export const endpoint = (
     yield* positive(owner, "endpoint.timeout", input.timeout, 1)
     yield* positive(owner, "endpoint.defaultLifetime", input.defaultLifetime, 1)
     yield* duration(owner, "endpoint.metadataTimeToLive", input.metadataTimeToLive, 0)
-    const bytes: unknown = input.maxResponseBytes
-    if (bytes !== undefined && !(typeof bytes === "number" && Number.isSafeInteger(bytes) && bytes > 0)) {
-      return yield* new InvalidClientConfiguration({
-        client: owner,
-        field: "endpoint.maxResponseBytes",
-        reason: `must be a positive whole number of bytes, got ${shown(bytes)}`
-      })
-    }
+    yield* positiveCount(owner, "endpoint.maxResponseBytes", input.maxResponseBytes, "bytes")
   })
 
 /** Validates the in-memory user token store's options (see `UserTokenStore.MemoryOptions`). @internal */
@@ -145,12 +150,5 @@ export const memoryStore = (
   Effect.gen(function*() {
     if (input === undefined) return
     if (input.timeToLive !== undefined) yield* positive(owner, "store.timeToLive", input.timeToLive, 1)
-    const capacity: unknown = input.capacity
-    if (capacity !== undefined && !(typeof capacity === "number" && Number.isSafeInteger(capacity) && capacity > 0)) {
-      return yield* new InvalidClientConfiguration({
-        client: owner,
-        field: "store.capacity",
-        reason: `must be a positive whole number of users, got ${shown(capacity)}`
-      })
-    }
+    yield* positiveCount(owner, "store.capacity", input.capacity, "users")
   })
