@@ -251,10 +251,7 @@ export const layerClientCredentialsMemory = (
   ClientCredentialsTokens.ClientCredentialsTokens | TokenEndpoint.TokenEndpoint,
   InvalidClientConfiguration | DiscoveryFailed,
   HttpClient.HttpClient
-> =>
-  layerClientCredentials(options).pipe(
-    Layer.provide([AccessTokenStore.layerMemory(), TokenLock.layerMemory])
-  )
+> => withEndpoint(ClientCredentialsTokens.layerMemory(options), options, Object.values(options.clients))
 
 /**
  * The in-memory stores and the process-local lock, for one process.
