@@ -4,7 +4,6 @@
  * @since 0.1.0
  */
 import type * as HttpClient from "@effect/platform/HttpClient"
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as AccessTokenStore from "./AccessTokenStore.js"
@@ -37,23 +36,16 @@ export interface ServerOptions extends UserTokens.Options {
   /** The scope of the app's own client-credentials tokens. */
   readonly appScope?: string | undefined
   readonly endpoint?: TokenEndpoint.Options | undefined
-  /**
-   * When the clients' provider metadata is discovered: `"eager"` (the default) when the layer is built, so that an
-   * unreachable, mismatched or malformed issuer fails the layer with `DiscoveryFailed` at start-up; `"lazy"` at
-   * the first request (e.g. when the application must start while the provider is down).
-   *
-   * @since 0.2.0
-   */
-  readonly discovery?: Discovery | undefined
 }
 
 /**
- * When provider metadata is discovered: at layer build (`"eager"`, the default) or at the first request.
+ * When provider metadata is discovered: at layer build (`"eager"`, the default) or at the first request. The
+ * managers take it as their `discovery` option.
  *
  * @since 0.2.0
  * @category models
  */
-export type Discovery = "eager" | "lazy"
+export type Discovery = TokenEndpoint.Discovery
 
 /**
  * Options of `layerClientCredentials`: the clients, the endpoint and when to discover.
@@ -63,50 +55,24 @@ export type Discovery = "eager" | "lazy"
  */
 export interface ClientCredentialsOptions extends ClientCredentialsTokens.Options {
   readonly endpoint?: TokenEndpoint.Options | undefined
-  /** See `ServerOptions.discovery`. Default: `"eager"`. */
-  readonly discovery?: Discovery | undefined
 }
 
-interface DiscoverableClient {
-  readonly clientId: string
-  readonly issuer?: string | undefined
-  readonly tokenEndpoint?: string | undefined
-  readonly allowInsecureRequests?: boolean | undefined
-}
-
-/** The managers over the endpoint, then (eagerly) the discovery of every client that names only an issuer. */
+/** The managers over the endpoint (they discover their clients' metadata as they are built, unless told not to). */
 const withEndpoint = <A, E, R>(
   managers: Layer.Layer<A, E, R>,
-  options: { readonly endpoint?: TokenEndpoint.Options | undefined; readonly discovery?: Discovery | undefined },
-  clients: ReadonlyArray<DiscoverableClient>
+  options: { readonly endpoint?: TokenEndpoint.Options | undefined }
 ): Layer.Layer<
   A | TokenEndpoint.TokenEndpoint,
-  E | DiscoveryFailed | InvalidClientConfiguration,
+  E | InvalidClientConfiguration,
   Exclude<R, TokenEndpoint.TokenEndpoint> | HttpClient.HttpClient
-> => {
-  // the endpoint's durations are checked first: a typed error naming the field, not a defect at the first request
-  const layer = Layer.provideMerge(
+> =>
+  Layer.provideMerge(
     managers,
+    // the endpoint's durations are checked first: a typed error naming the field, not a defect at the first request
     Layer.unwrapEffect(
       Effect.as(validate.endpoint("endpoint", options.endpoint), TokenEndpoint.layer(options.endpoint))
     )
   )
-  if (options.discovery === "lazy") return layer
-  return Layer.tap(layer, (context) => {
-    const endpoint = Context.get(context as Context.Context<TokenEndpoint.TokenEndpoint>, TokenEndpoint.TokenEndpoint)
-    return Effect.forEach(
-      clients.filter((client) => client.tokenEndpoint === undefined && client.issuer !== undefined),
-      (client) =>
-        endpoint.metadata({
-          clientId: client.clientId,
-          issuer: client.issuer,
-          authentication: "none",
-          allowInsecureRequests: client.allowInsecureRequests ?? false
-        }),
-      { concurrency: "unbounded", discard: true }
-    )
-  })
-}
 
 /**
  * What `layerServer` provides: both managers, the OIDC events and the token endpoint.
@@ -174,10 +140,11 @@ export const layerServer = (
       ClientCredentialsTokens.layer({
         renewBefore: options.renewBefore,
         backoff: options.backoff,
+        discovery: options.discovery,
         clients: { ...options.clients, [appClient]: app }
       })
     )
-    return withEndpoint(managers, options, [client, ...Object.values(options.clients ?? {})])
+    return withEndpoint(managers, options)
   }))
 
 /**
@@ -225,7 +192,7 @@ export const layerClientCredentials = (
   ClientCredentialsTokens.ClientCredentialsTokens | TokenEndpoint.TokenEndpoint,
   InvalidClientConfiguration | DiscoveryFailed,
   AccessTokenStore.AccessTokenStore | TokenLock.TokenLock | HttpClient.HttpClient
-> => withEndpoint(ClientCredentialsTokens.layer(options), options, Object.values(options.clients))
+> => withEndpoint(ClientCredentialsTokens.layer(options), options)
 
 /**
  * `layerClientCredentials` for one process: an in-memory token store and the process-local lock.
@@ -251,7 +218,7 @@ export const layerClientCredentialsMemory = (
   ClientCredentialsTokens.ClientCredentialsTokens | TokenEndpoint.TokenEndpoint,
   InvalidClientConfiguration | DiscoveryFailed,
   HttpClient.HttpClient
-> => withEndpoint(ClientCredentialsTokens.layerMemory(options), options, Object.values(options.clients))
+> => withEndpoint(ClientCredentialsTokens.layerMemory(options), options)
 
 /**
  * The in-memory stores and the process-local lock, for one process.

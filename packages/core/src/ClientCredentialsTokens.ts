@@ -34,13 +34,14 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type { AccessToken, TokenRequestOptions } from "./AccessToken.js"
 import { AccessTokenStore, layerMemory as accessTokenStoreMemory } from "./AccessTokenStore.js"
-import { renewalLock } from "./internal/deployment.js"
+import { discover, renewalLock } from "./internal/deployment.js"
 import { clientCredentialsKey } from "./internal/keys.js"
 import * as validate from "./internal/options.js"
 import * as TokenCache from "./TokenCache.js"
 import { config as tokenClientConfig, decodeClient, tokenClientFields } from "./TokenClient.js"
-import { Grant, TokenEndpoint } from "./TokenEndpoint.js"
+import { type Discovery, Grant, TokenEndpoint } from "./TokenEndpoint.js"
 import {
+  type DiscoveryFailed,
   type InvalidClientConfiguration,
   type TokenEndpointError,
   type TokenStoreError,
@@ -143,6 +144,14 @@ export interface Options {
    * @since 0.2.0
    */
   readonly backoff?: TokenCache.Backoff | false | undefined
+  /**
+   * When the clients' provider metadata is discovered: `"eager"` (the default) as the layer is built, so that an
+   * unreachable, mismatched or malformed issuer fails the layer with `DiscoveryFailed` at start-up; `"lazy"` at
+   * the first request (when the application must start while the provider is down).
+   *
+   * @since 0.3.0
+   */
+  readonly discovery?: Discovery | undefined
 }
 
 interface Key {
@@ -192,6 +201,8 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     clients.set(name, yield* decode(name, input))
   }
   const names = [...clients.keys()]
+  yield* validate.discovery("ClientCredentialsTokens", options.discovery)
+  yield* discover(endpoint, options.discovery, clients.values())
 
   const cache = yield* TokenCache.make<Key, AccessToken, TokenEndpointError | TokenStoreError>({
     keyOf: (key) => key.id,
@@ -265,8 +276,11 @@ export const make = Effect.fnUntraced(function*(options: Options) {
  */
 export const layer = (
   options: Options
-): Layer.Layer<ClientCredentialsTokens, InvalidClientConfiguration, TokenEndpoint | AccessTokenStore | TokenLock> =>
-  Layer.scoped(ClientCredentialsTokens, make(options))
+): Layer.Layer<
+  ClientCredentialsTokens,
+  InvalidClientConfiguration | DiscoveryFailed,
+  TokenEndpoint | AccessTokenStore | TokenLock
+> => Layer.scoped(ClientCredentialsTokens, make(options))
 
 /**
  * The manager for one process, with an in-memory token store and the process-local lock.
@@ -276,7 +290,7 @@ export const layer = (
  */
 export const layerMemory = (
   options: Options
-): Layer.Layer<ClientCredentialsTokens, InvalidClientConfiguration, TokenEndpoint> =>
+): Layer.Layer<ClientCredentialsTokens, InvalidClientConfiguration | DiscoveryFailed, TokenEndpoint> =>
   layer(options).pipe(Layer.provide([accessTokenStoreMemory(), tokenLockMemory]))
 
 /**
@@ -329,7 +343,7 @@ export const layerConfig = (
   options?: Omit<Options, "clients">
 ): Layer.Layer<
   ClientCredentialsTokens,
-  InvalidClientConfiguration | ConfigError.ConfigError,
+  InvalidClientConfiguration | DiscoveryFailed | ConfigError.ConfigError,
   TokenEndpoint | AccessTokenStore | TokenLock
 > =>
   Layer.unwrapEffect(

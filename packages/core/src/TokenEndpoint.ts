@@ -112,6 +112,17 @@ export class TokenEndpoint extends Context.Tag("@effect-atm/core/TokenEndpoint")
 }>() {}
 
 /**
+ * When the managers discover their clients' provider metadata: `"eager"` (the default) when their layer is built,
+ * so that an unreachable, mismatched or malformed issuer fails the layer with `DiscoveryFailed` at start-up;
+ * `"lazy"` at the first token request (for a provider that may be down while the application starts). Clients
+ * configured with a `tokenEndpoint` are never discovered.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type Discovery = "eager" | "lazy"
+
+/**
  * @since 0.1.0
  * @category models
  */

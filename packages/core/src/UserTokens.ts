@@ -33,8 +33,9 @@ import * as internal from "./internal/userTokens.js"
 import { OidcEvents } from "./OidcEvents.js"
 import type * as TokenCache from "./TokenCache.js"
 import type { TokenClient } from "./TokenClient.js"
-import type { TokenEndpoint } from "./TokenEndpoint.js"
+import type { Discovery, TokenEndpoint } from "./TokenEndpoint.js"
 import type {
+  DiscoveryFailed,
   InvalidClientConfiguration,
   NoCurrentUser,
   SignInRequired,
@@ -117,6 +118,14 @@ export interface Options {
    * @since 0.2.0
    */
   readonly backoff?: TokenCache.Backoff | false | undefined
+  /**
+   * When the clients' provider metadata is discovered: `"eager"` (the default) as the layer is built, so that an
+   * unreachable, mismatched or malformed issuer fails the layer with `DiscoveryFailed` at start-up; `"lazy"` at
+   * the first request (when the application must start while the provider is down).
+   *
+   * @since 0.3.0
+   */
+  readonly discovery?: Discovery | undefined
 }
 
 /**
@@ -127,7 +136,7 @@ export interface Options {
  */
 export const make: (options: Options) => Effect.Effect<
   { readonly tokens: UserTokens["Type"]; readonly events: OidcEvents["Type"] },
-  InvalidClientConfiguration,
+  InvalidClientConfiguration | DiscoveryFailed,
   TokenEndpoint | UserTokenStore.UserTokenStore | TokenLock | Scope.Scope
 > = internal.make
 
@@ -141,7 +150,7 @@ export const layer = (
   options: Options
 ): Layer.Layer<
   UserTokens | OidcEvents,
-  InvalidClientConfiguration,
+  InvalidClientConfiguration | DiscoveryFailed,
   TokenEndpoint | UserTokenStore.UserTokenStore | TokenLock
 > =>
   Layer.scopedContext(
@@ -158,7 +167,7 @@ export const layer = (
  */
 export const layerMemory = (
   options: Options & { readonly store?: UserTokenStore.MemoryOptions | undefined }
-): Layer.Layer<UserTokens | OidcEvents, InvalidClientConfiguration, TokenEndpoint> =>
+): Layer.Layer<UserTokens | OidcEvents, InvalidClientConfiguration | DiscoveryFailed, TokenEndpoint> =>
   Layer.unwrapEffect(
     // the store's options are checked here, where a typed error can name them
     Effect.as(

@@ -100,7 +100,7 @@ describe("AccessTokenManagement", () => {
       })
       yield* Effect.flatMap(ClientCredentialsTokens.ClientCredentialsTokens, (tokens) => tokens.invalidate("api")).pipe(
         Effect.provide(
-          ClientCredentialsTokens.layer({ clients: { api: client } }).pipe(
+          ClientCredentialsTokens.layer({ clients: { api: client }, ...lazy }).pipe(
             Layer.provide([recording, TokenEndpoint.layerDefault, TokenLock.layerMemory]),
             Layer.provide(FetchHttpClient.layer)
           )
@@ -176,7 +176,7 @@ describe("TokenError", () => {
   it.effect("UserTokens.layerMemory needs nothing but the endpoint", () =>
     Effect.gen(function*() {
       const exit = yield* Effect.exit(Effect.scoped(Layer.build(
-        UserTokens.layerMemory({ client }).pipe(
+        UserTokens.layerMemory({ client, ...lazy }).pipe(
           Layer.provide(TokenEndpoint.layerDefault),
           Layer.provide(FetchHttpClient.layer)
         )

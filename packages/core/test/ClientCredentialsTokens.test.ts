@@ -304,7 +304,7 @@ layer(identity({ accessTokenTtl: 300 }))("client credentials against the embedde
         const provider = yield* IdentityProvider.IdentityProvider
         const build = (client: Record<string, unknown>) =>
           Effect.flip(Layer.build(ClientCredentialsTokens.layerMemory({ clients: { broken: client as never } })))
-            .pipe(Effect.scoped)
+            .pipe(Effect.scoped, Effect.filterOrDieMessage(TokenError.isInvalidClientConfiguration, "a config error"))
         const noEndpoint = yield* build({ clientId: "x", clientSecret: Redacted.make("x") })
         assert.strictEqual(noEndpoint.field, "issuer")
         assert.include(noEndpoint.message, `token client "broken"`)

@@ -1,4 +1,4 @@
-import { AccessTokenManagement, ClientCredentialsTokens, TokenEndpoint, UserTokens } from "@effect-atm/core"
+import { AccessTokenManagement, ClientCredentialsTokens, TokenEndpoint, TokenError, UserTokens } from "@effect-atm/core"
 import * as HttpClient from "@effect/platform/HttpClient"
 import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
@@ -28,6 +28,15 @@ const buildFailure = <A, E>(layer: Layer.Layer<A, E>) =>
     return failure.value
   })
 
+/** `buildFailure` that must be an `InvalidClientConfiguration`. */
+const configurationFailure = <A, E extends { readonly _tag: string }>(layer: Layer.Layer<A, E>) =>
+  Effect.map(buildFailure(layer), (error) => {
+    if (!TokenError.isInvalidClientConfiguration(error)) {
+      throw new Error(`expected InvalidClientConfiguration, got ${error._tag}`)
+    }
+    return error
+  })
+
 const invalid: ReadonlyArray<readonly [string, unknown]> = [
   ["negative", -60_000],
   ["NaN", Number.NaN],
@@ -42,7 +51,7 @@ describe("strict options", () => {
   for (const [what, renewBefore] of invalid) {
     it.effect(`renewBefore that is ${what} fails the client-credentials layer naming the field`, () =>
       Effect.gen(function*() {
-        const error = yield* buildFailure(clientCredentials({ renewBefore: renewBefore as never }))
+        const error = yield* configurationFailure(clientCredentials({ renewBefore: renewBefore as never }))
         assert.strictEqual(error._tag, "InvalidClientConfiguration")
         assert.strictEqual(error.field, "renewBefore")
         assert.include(error.message, "non-negative, finite duration")
@@ -50,7 +59,7 @@ describe("strict options", () => {
 
     it.effect(`renewBefore that is ${what} fails the user-token layer naming the field`, () =>
       Effect.gen(function*() {
-        const error = yield* buildFailure(userTokens({ renewBefore: renewBefore as never }))
+        const error = yield* configurationFailure(userTokens({ renewBefore: renewBefore as never }))
         assert.strictEqual(error._tag, "InvalidClientConfiguration")
         assert.strictEqual(error.field, "renewBefore")
       }))
@@ -68,10 +77,10 @@ describe("strict options", () => {
   for (const [what, backoff, field] of backoffs) {
     it.effect(`backoff with ${what} fails the layer naming ${field}`, () =>
       Effect.gen(function*() {
-        const error = yield* buildFailure(clientCredentials({ backoff: backoff as never }))
+        const error = yield* configurationFailure(clientCredentials({ backoff: backoff as never }))
         assert.strictEqual(error._tag, "InvalidClientConfiguration")
         assert.strictEqual(error.field, field)
-        const userError = yield* buildFailure(userTokens({ backoff: backoff as never }))
+        const userError = yield* configurationFailure(userTokens({ backoff: backoff as never }))
         assert.strictEqual(userError.field, field)
       }))
   }
@@ -106,10 +115,19 @@ describe("strict options", () => {
   ) {
     it.effect(`a memory store with ${what} fails UserTokens.layerMemory naming ${field}`, () =>
       Effect.gen(function*() {
-        const error = yield* buildFailure(userTokens({ store: store as never } as Partial<UserTokens.Options>))
+        const error = yield* configurationFailure(userTokens({ store: store as never } as Partial<UserTokens.Options>))
         assert.strictEqual(error.field, field)
       }))
   }
+
+  it.effect("a discovery that is neither eager nor lazy fails both managers' layers naming the field", () =>
+    Effect.gen(function*() {
+      const error = yield* configurationFailure(clientCredentials({ discovery: "early" as never }))
+      assert.strictEqual(error.field, "discovery")
+      assert.include(error.message, `"eager" or "lazy"`)
+      const userError = yield* configurationFailure(userTokens({ discovery: "sometimes" as never }))
+      assert.strictEqual(userError.field, "discovery")
+    }))
 
   it.effect("valid durations in every form are accepted", () =>
     Effect.gen(function*() {

@@ -4,6 +4,7 @@
  */
 import {
   AccessTokenManagement,
+  ClientCredentialsTokens,
   CurrentUser,
   OidcEvents,
   TokenEndpoint,
@@ -285,7 +286,27 @@ describe("discovery at start-up", () => {
       const lazy = yield* Effect.exit(Effect.scoped(Layer.build(layerWith(down.layer, "lazy"))))
       assert.isTrue(Exit.isSuccess(lazy), "lazy discovery does not reach the provider at start-up")
     }))
+
+  it.effect("the managers' own layers discover eagerly too (without AccessTokenManagement)", () =>
+    Effect.gen(function*() {
+      const { layer } = pathProvider({ discoveredIssuer: "http://idp.test/realms/y" })
+      const endpoint = TokenEndpoint.layerDefault.pipe(Layer.provide(layer))
+      const users = (discovery?: TokenEndpoint.Discovery) =>
+        UserTokens.layer({ client: { ...machine, issuer: ISSUER }, ...(discovery ? { discovery } : {}) })
+          .pipe(Layer.provide(Layer.mergeAll(endpoint, UserTokenStore.layerMemory(), TokenLock.layerMemory)))
+      const machines = ClientCredentialsTokens.layerMemory({ clients: { machine: { ...machine, issuer: ISSUER } } })
+        .pipe(Layer.provide(endpoint))
+      const failures = [failureOf(yield* buildExit(users())), failureOf(yield* buildExit(machines))]
+      for (const error of failures) {
+        assert.isTrue(TokenError.isDiscoveryFailed(error), "a wrong issuer fails the layer, not a user's refresh")
+        if (TokenError.isDiscoveryFailed(error)) assert.strictEqual(error.foundIssuer, "http://idp.test/realms/y")
+      }
+      const lazy = yield* buildExit(users("lazy"))
+      assert.isTrue(Exit.isSuccess(lazy))
+    }))
 })
+
+const buildExit = <A, E>(layer: Layer.Layer<A, E>) => Effect.exit(Effect.scoped(Layer.build(layer)))
 
 describe("user refreshes with tokenEndpoint, issuer, or both (an issuer with a path)", () => {
   const user = new CurrentUser.User({ subject: "alice" })

@@ -382,7 +382,7 @@ describe("OidcLogin", () => {
       }
       const client = { issuer: env.OIDC_ISSUER, clientId: "web", clientSecret: Redacted.make("web-secret") }
       const dependencies = Layer.mergeAll(
-        UserTokens.layerMemory({ client }),
+        UserTokens.layerMemory({ client, discovery: "lazy" }), // no provider behind login.example.com
         SessionStore.layerMemory()
       ).pipe(Layer.provideMerge(TokenEndpoint.layer()), Layer.provide(FetchHttpClient.layer))
       const load = (values: Record<string, string>) =>

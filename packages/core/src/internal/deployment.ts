@@ -1,4 +1,7 @@
 import * as Effect from "effect/Effect"
+import type { TokenClientLike } from "../TokenClient.js"
+import type { Discovery, TokenEndpoint } from "../TokenEndpoint.js"
+import type { DiscoveryFailed } from "../TokenError.js"
 import type { TokenLock } from "../TokenLock.js"
 
 /**
@@ -22,3 +25,23 @@ export const renewalLock = (
       : Effect.void,
     lock.distributed ? lock : undefined
   )
+
+/**
+ * Discovers every client's provider metadata when the manager is built (`"eager"`, the default), so that an
+ * unreachable, mismatched or malformed issuer fails the layer at start-up rather than a user's first refresh
+ * minutes later. Clients with a `tokenEndpoint` need no discovery; one issuer is asked once (the endpoint caches).
+ *
+ * @internal
+ */
+export const discover = (
+  endpoint: TokenEndpoint["Type"],
+  discovery: Discovery | undefined,
+  clients: Iterable<TokenClientLike>
+): Effect.Effect<void, DiscoveryFailed> =>
+  discovery === "lazy"
+    ? Effect.void
+    : Effect.forEach(
+      Array.from(clients).filter((client) => client.tokenEndpoint === undefined),
+      (client) => endpoint.metadata(client),
+      { concurrency: "unbounded", discard: true }
+    )

@@ -152,3 +152,15 @@ export const memoryStore = (
     if (input.timeToLive !== undefined) yield* positive(owner, "store.timeToLive", input.timeToLive, 1)
     yield* positiveCount(owner, "store.capacity", input.capacity, "users")
   })
+
+/** Validates when clients are discovered (see `TokenEndpoint.Discovery`). @internal */
+export const discovery = (owner: string, input: unknown): Effect.Effect<void, InvalidClientConfiguration> =>
+  input === undefined || input === "eager" || input === "lazy"
+    ? Effect.void
+    : Effect.fail(
+      new InvalidClientConfiguration({
+        client: owner,
+        field: "discovery",
+        reason: `must be "eager" or "lazy", got ${shown(input)}`
+      })
+    )

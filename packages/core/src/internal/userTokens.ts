@@ -10,7 +10,7 @@ import { SignInRequired, type TokenEndpointError, type TokenStoreError } from ".
 import { TokenLock } from "../TokenLock.js"
 import { UserToken } from "../UserToken.js"
 import type { Options, UserTokens } from "../UserTokens.js"
-import { renewalLock } from "./deployment.js"
+import { discover, renewalLock } from "./deployment.js"
 import { userTokenKey } from "./keys.js"
 import * as validate from "./options.js"
 import { rotatedRefreshToken } from "./tokenEndpoint.js"
@@ -34,6 +34,8 @@ export const make = (options: Options) =>
     const client = yield* TokenClient.decode(options.client)
     const renewBefore = yield* validate.duration("UserTokens", "renewBefore", options.renewBefore, "60 seconds")
     const backoff = yield* validate.backoff("UserTokens", options.backoff)
+    yield* validate.discovery("UserTokens", options.discovery)
+    yield* discover(endpoint, options.discovery, [client])
 
     const paramsFor = (get: GetOptions | undefined): TokenRequestOptions => {
       const resource = get?.resource ?? options.resource
