@@ -295,7 +295,8 @@ export const layerMemory = (
 
 /**
  * Reads one client's configuration from Effect `Config`: `ISSUER` or `TOKEN_ENDPOINT`, `REVOCATION_ENDPOINT`,
- * `CLIENT_ID`, `CLIENT_SECRET`, `AUTHENTICATION`, `ALLOW_INSECURE_REQUESTS`, `SCOPE`, `RESOURCE`, nested under the
+ * `CLIENT_ID`, `CLIENT_SECRET`, `AUTHENTICATION`, `PRIVATE_KEY`, `PRIVATE_KEY_ID`, `SIGNING_ALGORITHM`,
+ * `CLIENT_CERTIFICATE`, `CLIENT_CERTIFICATE_KEY`, `ALLOW_INSECURE_REQUESTS`, `SCOPE`, `RESOURCE`, nested under the
  * client's name (from the environment: `WORKER_CLIENT_ID`, …). Decoding (URLs, cross-field rules) happens when the
  * layer is built, with errors that name the client and the field.
  *

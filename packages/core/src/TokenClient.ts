@@ -11,6 +11,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as clientAuthentication from "./internal/clientAuthentication.js"
 import * as options from "./internal/options.js"
 import { InvalidClientConfiguration } from "./TokenError.js"
 
@@ -34,9 +35,18 @@ export const HttpUrl = Schema.String.pipe(
 )
 
 /**
- * How the client authenticates at the token endpoint. `client_secret_basic_unencoded` sends the id and secret in
- * the Basic header without the form-encoding RFC 6749 §2.3.1 requires, for providers that do not decode it (a
- * secret with `-`, `_`, `%` or `+` then fails there with `client_secret_basic`).
+ * How the client authenticates at the token endpoint (and at the revocation endpoint):
+ *
+ * - `client_secret_basic` (default), `client_secret_post`: the client secret in the Basic header or the form body.
+ *   `client_secret_basic_unencoded` sends the id and secret in the Basic header without the form-encoding RFC 6749
+ *   §2.3.1 requires, for providers that do not decode it (a secret with `-`, `_`, `%` or `+` then fails there with
+ *   `client_secret_basic`).
+ * - `private_key_jwt`: a JWT assertion signed with `privateKey` (RFC 7523), `client_secret_jwt`: one signed with
+ *   the client secret (HS256). A fresh assertion (new `jti`, `iat`, `exp`) is made for every request, retries
+ *   included.
+ * - `tls_client_auth`, `self_signed_tls_client_auth` (RFC 8705): the client certificate presented on the TLS
+ *   connection (`clientCertificate`, `clientCertificateKey`); the transport comes from `MutualTls`.
+ * - `none`: a public client.
  *
  * @since 0.1.0
  * @category models
@@ -45,6 +55,10 @@ export const ClientAuthentication = Schema.Literal(
   "client_secret_basic",
   "client_secret_basic_unencoded",
   "client_secret_post",
+  "client_secret_jwt",
+  "private_key_jwt",
+  "tls_client_auth",
+  "self_signed_tls_client_auth",
   "none"
 )
 
@@ -53,6 +67,31 @@ export const ClientAuthentication = Schema.Literal(
  * @category models
  */
 export type ClientAuthentication = typeof ClientAuthentication.Type
+
+/**
+ * The JWS algorithms a `private_key_jwt` assertion may be signed with.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export const SigningAlgorithm = Schema.Literal(
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA"
+)
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export type SigningAlgorithm = typeof SigningAlgorithm.Type
 
 /**
  * The fields every token client has. Give `issuer` to discover the endpoints (OpenID Connect discovery or RFC
@@ -69,6 +108,39 @@ export const tokenClientFields = {
   /** Kept `Redacted` in configuration too: give it as `Redacted.make(secret)` or through `Config.redacted`. */
   clientSecret: Schema.optional(Schema.RedactedFromSelf(Schema.String)),
   authentication: Schema.optionalWith(ClientAuthentication, { default: () => "client_secret_basic" as const }),
+  /**
+   * The key `private_key_jwt` signs with: a private JWK (JSON) or a PKCS#8 / PKCS#1 / SEC1 PEM, `Redacted`. The
+   * algorithm follows from the key (RSA: RS256, P-256: ES256, P-384: ES384, P-521: ES512, Ed25519: EdDSA)
+   * unless `signingAlgorithm` says otherwise.
+   *
+   * @since 0.3.0
+   */
+  privateKey: Schema.optional(Schema.RedactedFromSelf(Schema.String)),
+  /**
+   * The `kid` put in the assertion's header (default: the JWK's `kid`, if any).
+   *
+   * @since 0.3.0
+   */
+  privateKeyId: Schema.optional(Schema.NonEmptyTrimmedString),
+  /**
+   * The assertion's algorithm when not the key's default, e.g. `PS256` for an RSA key.
+   *
+   * @since 0.3.0
+   */
+  signingAlgorithm: Schema.optional(SigningAlgorithm),
+  /**
+   * The client certificate (PEM, optionally followed by its chain) presented on TLS connections to the provider
+   * with `tls_client_auth` and `self_signed_tls_client_auth`, and to APIs that accept certificate-bound tokens.
+   *
+   * @since 0.3.0
+   */
+  clientCertificate: Schema.optional(Schema.RedactedFromSelf(Schema.String)),
+  /**
+   * The private key of `clientCertificate` (PEM).
+   *
+   * @since 0.3.0
+   */
+  clientCertificateKey: Schema.optional(Schema.RedactedFromSelf(Schema.String)),
   /**
    * Allow plain http:// endpoints that are not on the loopback interface. Loopback addresses (127.0.0.1,
    * localhost, ::1) are always allowed, for local development and tests.
@@ -104,14 +176,16 @@ export const checkTokenClient = (
   if (client.issuer === undefined && client.tokenEndpoint === undefined) {
     return { field: "issuer", reason: "either issuer (for discovery) or tokenEndpoint is required" }
   }
-  if (client.authentication !== "none" && client.clientSecret === undefined) {
-    return { field: "clientSecret", reason: `is required with authentication "${client.authentication}"` }
-  }
-  return undefined
+  return clientAuthentication.check(client)
 }
 
 /** Fields that hold secrets: a wrong value there is described, never shown. */
-const secretFields: ReadonlySet<string> = new Set(["clientSecret"])
+const secretFields: ReadonlySet<string> = new Set([
+  "clientSecret",
+  "privateKey",
+  "clientCertificate",
+  "clientCertificateKey"
+])
 
 /**
  * The reason of a decoding issue without the value it was about: a secret given as a plain string (an easy
@@ -209,12 +283,23 @@ export const configFields = {
   ),
   clientId: Config.string("CLIENT_ID").pipe(Config.withDescription("OAuth client id")),
   clientSecret: Config.option(Config.redacted("CLIENT_SECRET")).pipe(Config.withDescription("OAuth client secret")),
-  authentication: Config.option(
-    Config.literal("client_secret_basic", "client_secret_basic_unencoded", "client_secret_post", "none")(
-      "AUTHENTICATION"
-    )
-  ).pipe(
-    Config.withDescription("client_secret_basic (default), client_secret_basic_unencoded, client_secret_post or none")
+  authentication: Config.option(Config.literal(...ClientAuthentication.literals)("AUTHENTICATION")).pipe(
+    Config.withDescription(`One of ${ClientAuthentication.literals.join(", ")} (default client_secret_basic)`)
+  ),
+  privateKey: Config.option(Config.redacted("PRIVATE_KEY")).pipe(
+    Config.withDescription("private_key_jwt: the private key, a JWK (JSON) or a PEM")
+  ),
+  privateKeyId: Config.option(Config.string("PRIVATE_KEY_ID")).pipe(
+    Config.withDescription("private_key_jwt: the kid of the key (default: the JWK's kid)")
+  ),
+  signingAlgorithm: Config.option(Config.literal(...SigningAlgorithm.literals)("SIGNING_ALGORITHM")).pipe(
+    Config.withDescription("private_key_jwt: the algorithm, when not the key's default (e.g. PS256)")
+  ),
+  clientCertificate: Config.option(Config.redacted("CLIENT_CERTIFICATE")).pipe(
+    Config.withDescription("mTLS: the client certificate (PEM)")
+  ),
+  clientCertificateKey: Config.option(Config.redacted("CLIENT_CERTIFICATE_KEY")).pipe(
+    Config.withDescription("mTLS: the private key of the client certificate (PEM)")
   ),
   allowInsecureRequests: Config.option(Config.boolean("ALLOW_INSECURE_REQUESTS")).pipe(
     Config.withDescription("Allow plain http:// endpoints off the loopback interface (default false)")
@@ -239,6 +324,11 @@ export const config: Config.Config<TokenClientInput> = Config.all(configFields).
     ...present("revocationEndpoint", fields.revocationEndpoint),
     ...present("clientSecret", fields.clientSecret),
     ...present("authentication", fields.authentication),
+    ...present("privateKey", fields.privateKey),
+    ...present("privateKeyId", fields.privateKeyId),
+    ...present("signingAlgorithm", fields.signingAlgorithm),
+    ...present("clientCertificate", fields.clientCertificate),
+    ...present("clientCertificateKey", fields.clientCertificateKey),
     ...present("allowInsecureRequests", fields.allowInsecureRequests)
   }))
 )

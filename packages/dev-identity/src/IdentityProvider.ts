@@ -82,6 +82,13 @@ export class IdentityProvider extends Context.Tag("@effect-atm/dev-identity/Iden
    * `expiresIn` gives an expired token). For tests of resource servers; the provider keeps no record of it.
    */
   readonly mintAccessToken: (options?: MintOptions) => Effect.Effect<string>
+  /**
+   * The private keys registered (public part) for `Clients.machinePrivateKeyJwt`, made at start-up: an ES256 key
+   * as a PKCS#8 PEM and an RSA key as a private JWK (JSON, with its `kid`).
+   *
+   * @since 0.3.0
+   */
+  readonly clientPrivateKeys: { readonly pem: string; readonly jwk: string }
 }>() {}
 
 /**
@@ -259,6 +266,8 @@ export const Resources = {
  *
  * - `machineBasic`, `machinePost`: `client_credentials`, authenticating with `client_secret_basic` /
  *   `client_secret_post`; scope `api.read api.write other.read`.
+ * - `machineSecretJwt`, `machinePrivateKeyJwt`: the same, authenticating with `client_secret_jwt` /
+ *   `private_key_jwt` (the private keys of the latter are made at start-up: `IdentityProvider.clientPrivateKeys`).
  * - `web`, `webPost`: confidential web apps, `authorization_code` (PKCE S256 required) and `refresh_token`,
  *   authenticating with `client_secret_basic` / `client_secret_post`; scope
  *   `openid profile email offline_access api.read api.write other.read`.
@@ -269,6 +278,11 @@ export const Resources = {
 export const Clients = {
   machineBasic: { clientId: "machine-basic", clientSecret: "machine-basic-secret" },
   machinePost: { clientId: "machine-post", clientSecret: "machine-post-secret" },
+  machineSecretJwt: {
+    clientId: "machine-secret-jwt",
+    clientSecret: "machine-secret-jwt-secret-0123456789abcdef0123456789abcdef"
+  },
+  machinePrivateKeyJwt: { clientId: "machine-private-key-jwt" },
   web: { clientId: "web", clientSecret: "web-secret" },
   webPost: { clientId: "web-post", clientSecret: "web-post-secret" }
 } as const

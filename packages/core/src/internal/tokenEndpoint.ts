@@ -23,6 +23,7 @@ import {
   TokenEndpointUnavailable,
   TokenRequestRejected
 } from "../TokenError.js"
+import { clientAuth } from "./clientAuthentication.js"
 
 /** @internal */
 export interface RawTokenResponse {
@@ -50,27 +51,6 @@ const allowsInsecure = (client: TokenClientLike): boolean =>
   (isLoopback(client.issuer) && isLoopback(client.tokenEndpoint) && isLoopback(client.revocationEndpoint))
 
 const endpointOf = (client: TokenClientLike): string => client.tokenEndpoint ?? client.issuer ?? "(unknown endpoint)"
-
-/** `client_secret_basic` without the form-encoding of RFC 6749 §2.3.1, for providers that do not decode it. */
-const clientSecretBasicUnencoded = (secret: string | undefined): oidc.ClientAuth => (_as, client, _body, headers) => {
-  const credentials = Buffer.from(`${client.client_id}:${secret ?? ""}`, "utf8").toString("base64")
-  headers.set("authorization", `Basic ${credentials}`)
-}
-
-const clientAuth = (client: TokenClientLike): oidc.ClientAuth => {
-  // The secret is unwrapped here, for the header or form body of this one request.
-  const secret = client.clientSecret === undefined ? undefined : Redacted.value(client.clientSecret)
-  switch (client.authentication) {
-    case "client_secret_basic":
-      return oidc.ClientSecretBasic(secret)
-    case "client_secret_basic_unencoded":
-      return clientSecretBasicUnencoded(secret)
-    case "client_secret_post":
-      return oidc.ClientSecretPost(secret)
-    case "none":
-      return oidc.None()
-  }
-}
 
 /**
  * What the transport saw of one exchange with the provider, for the classification of a failure and for what
@@ -209,7 +189,12 @@ const configuration = (
   metadata: ServerMetadata,
   fetch: oidc.CustomFetch
 ) => {
-  const config = new oidc.Configuration(metadata as oidc.ServerMetadata, client.clientId, {}, clientAuth(client))
+  const config = new oidc.Configuration(
+    metadata as oidc.ServerMetadata,
+    client.clientId,
+    {},
+    clientAuth(client, metadata.token_endpoint)
+  )
   config.timeout = 0 // the Effect timeout governs, so that a timeout is a typed error and not an abort
   config[oidc.customFetch] = fetch
   if (allowsInsecure(client)) oidc.allowInsecureRequests(config)

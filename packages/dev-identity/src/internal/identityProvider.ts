@@ -72,6 +72,23 @@ const positiveInteger = (name: string, value: number): number => {
 const basic = (clientId: string, clientSecret: string) =>
   `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`).toString("base64")}`
 
+/** Key pairs of the `private_key_jwt` client: an ES256 key given as PEM, an RSA key given as a JWK. */
+const makeClientKeys = () => {
+  const ec = Crypto.generateKeyPairSync("ec", { namedCurve: "P-256" })
+  const rsa = Crypto.generateKeyPairSync("rsa", { modulusLength: 2048 })
+  const publicJwk = (key: Crypto.KeyObject) => {
+    const jwk = key.export({ format: "jwk" })
+    return { ...jwk, kid: Crypto.createHash("sha256").update(JSON.stringify(jwk)).digest("base64url") }
+  }
+  const ecPublic = publicJwk(ec.publicKey)
+  const rsaPublic = publicJwk(rsa.publicKey)
+  return {
+    publicJwks: [ecPublic, rsaPublic],
+    pem: ec.privateKey.export({ format: "pem", type: "pkcs8" }) as string,
+    jwk: JSON.stringify({ ...rsa.privateKey.export({ format: "jwk" }), kid: rsaPublic.kid })
+  }
+}
+
 const listen = (server: Http.Server, port: number) =>
   Effect.async<number, Error>((resume) => {
     const onError = (error: Error) => resume(Effect.fail(error))
@@ -162,9 +179,16 @@ export const make = (options: Options = {}) =>
       token_endpoint_auth_method: method,
       scope: MACHINE_SCOPE
     })
+    const clientKeys = makeClientKeys()
     const clients: Array<ClientMetadata> = [
       machineClient(Clients.machineBasic, "client_secret_basic"),
       machineClient(Clients.machinePost, "client_secret_post"),
+      machineClient(Clients.machineSecretJwt, "client_secret_jwt"),
+      {
+        ...machineClient({ clientId: Clients.machinePrivateKeyJwt.clientId, clientSecret: "" }, "private_key_jwt"),
+        client_secret: undefined,
+        jwks: { keys: clientKeys.publicJwks }
+      },
       webClient(Clients.web, "client_secret_basic", "Web app (dev)"),
       webClient(Clients.webPost, "client_secret_post", "Web app, client_secret_post (dev)"),
       ...(options.clients ?? [])
@@ -337,6 +361,7 @@ export const make = (options: Options = {}) =>
 
     const service: IdentityProvider["Type"] = {
       issuer,
+      clientPrivateKeys: { pem: clientKeys.pem, jwk: clientKeys.jwk },
       discoveryUrl: `${issuer}/.well-known/openid-configuration`,
       tokenEndpoint: provider.urlFor("token"),
       revocationEndpoint: provider.urlFor("revocation"),
