@@ -28,6 +28,20 @@ import type { DiscoveryFailed, InvalidTokenResponse, Operation, TokenEndpointErr
 export type Grant = Data.TaggedEnum<{
   ClientCredentials: { readonly options?: TokenRequestOptions | undefined }
   RefreshToken: { readonly refreshToken: Redacted.Redacted<string>; readonly options?: TokenRequestOptions | undefined }
+  /**
+   * The code of an authorization response (OpenID Connect code flow with PKCE). `callbackUrl` is the redirect URI
+   * with the response's query; openid-client checks the response (`state`, `iss`) and the ID token (`nonce`,
+   * `iss`, `aud`, expiry) before the tokens are handed back. Needs an `issuer` (an ID token is always expected).
+   *
+   * @since 0.3.0
+   */
+  AuthorizationCode: {
+    readonly callbackUrl: URL
+    readonly codeVerifier: Redacted.Redacted<string>
+    readonly expectedState: string
+    readonly expectedNonce: Redacted.Redacted<string>
+    readonly options?: TokenRequestOptions | undefined
+  }
 }>
 
 /**
@@ -47,6 +61,13 @@ export interface TokenResponse {
   readonly accessToken: AccessToken
   readonly refreshToken?: Redacted.Redacted<string> | undefined
   readonly idToken?: Redacted.Redacted<string> | undefined
+  /**
+   * The claims of the ID token, when openid-client validated it (the `AuthorizationCode` grant: signature source,
+   * `iss`, `aud`, `nonce`, expiry).
+   *
+   * @since 0.3.0
+   */
+  readonly idTokenClaims?: Readonly<Record<string, unknown>> | undefined
 }
 
 /**

@@ -4,6 +4,9 @@ import * as OidcLogin from "@effect-atm/oidc-login/OidcLogin"
 import * as Session from "@effect-atm/oidc-login/Session"
 import * as SessionStore from "@effect-atm/oidc-login/SessionStore"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientError from "@effect/platform/HttpClientError"
+import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { assert, describe, it } from "@effect/vitest"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
@@ -13,6 +16,9 @@ import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
 import { WebSocket } from "undici"
 import * as Harness from "./harness.js"
+
+const formOf = (request: HttpClientRequest.HttpClientRequest): URLSearchParams =>
+  new URLSearchParams(request.body._tag === "Uint8Array" ? new TextDecoder().decode(request.body.body) : "")
 
 const signedIn = (harness: Harness.Harness, account: string) =>
   Effect.gen(function*() {
@@ -457,5 +463,46 @@ describe("OidcLogin", () => {
       const start = yield* new Harness.Browser(unreachable.url).fetch("/auth/login")
       assert.strictEqual(start.status, 502)
       assert.include(yield* Harness.text(start), "Try again in a moment")
+    }))
+
+  it.scopedLive("speaks to the provider only through the application's HttpClient", () =>
+    Effect.gen(function*() {
+      const seen: Array<{ readonly url: string; readonly grantType: string | null }> = []
+      const harness = yield* Harness.make({
+        transport: (client) =>
+          HttpClient.tapRequest(client, (request) =>
+            Effect.sync(() => {
+              seen.push({ url: request.url, grantType: formOf(request).get("grant_type") })
+            }))
+      })
+      const { response } = yield* signedIn(harness, "alice")
+      assert.strictEqual(response.status, 303)
+      assert.isTrue(seen.some((entry) => entry.url.endsWith("/.well-known/openid-configuration")), "discovery")
+      assert.isTrue(
+        seen.some((entry) => entry.grantType === "authorization_code"),
+        "the code exchange went through the application's HttpClient"
+      )
+    }))
+
+  it.scopedLive("a failing transport gives a typed ProviderUnavailable, and stores nothing", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make({
+        transport: (client) =>
+          HttpClient.transform(client, (response, request) =>
+            formOf(request).get("grant_type") === "authorization_code"
+              ? Effect.fail(
+                new HttpClientError.RequestError({ request, reason: "Transport", cause: new Error("ECONNRESET") })
+              )
+              : response)
+      })
+      const browser = new Harness.Browser(harness.url)
+      const url = yield* Harness.startSignIn(harness, browser)
+      const redirect = yield* harness.provider.authorize(url, "alice")
+      const response = yield* browser.fetch(redirect.pathname + redirect.search)
+      assert.strictEqual(response.status, 502)
+      const page = yield* Harness.text(response)
+      assert.include(page, "ProviderUnavailable")
+      assert.include(page, "ECONNRESET")
+      nothingStored(harness, browser)
     }))
 })

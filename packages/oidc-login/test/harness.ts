@@ -15,6 +15,7 @@ import * as OidcLogin from "@effect-atm/oidc-login/OidcLogin"
 import * as SessionStore from "@effect-atm/oidc-login/SessionStore"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -51,6 +52,8 @@ const counting = <S extends Record<string, unknown>>(service: S, calls: Calls): 
 
 export interface HarnessOptions {
   readonly accessTokenTtl?: number
+  /** Wraps the application's HttpClient (the one the token endpoint, and so the login, speaks to the provider with). */
+  readonly transport?: (client: HttpClient.HttpClient) => HttpClient.HttpClient
   readonly login?: Partial<OidcLogin.Options>
 }
 
@@ -126,12 +129,18 @@ export const make = (options: HarnessOptions = {}): Effect.Effect<Harness, unkno
       clientId: IdentityProvider.Clients.web.clientId,
       clientSecret: Redacted.make(IdentityProvider.Clients.web.clientSecret)
     }
+    const transport = options.transport
+    const httpLayer = transport === undefined
+      ? FetchHttpClient.layer
+      : Layer.effect(HttpClient.HttpClient, Effect.map(HttpClient.HttpClient, transport)).pipe(
+        Layer.provide(FetchHttpClient.layer)
+      )
     const tokenLayer = AccessTokenManagement.layerServer({ client, resource: IdentityProvider.Resources.demoApi })
       .pipe(Layer.provide([
         Layer.succeed(UserTokenStore.UserTokenStore, tokens),
         AccessTokenStore.layerMemory(),
         TokenLock.layerMemory,
-        FetchHttpClient.layer
+        httpLayer
       ]))
     const loginLayer = OidcLogin.layer({
       client,

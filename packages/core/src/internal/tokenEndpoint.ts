@@ -244,6 +244,10 @@ const mapError = (
       ? new InvalidTokenResponse({ ...base, reason: transportFailure.reason })
       : new TokenEndpointUnavailable({ ...base, reason: transportFailure.reason })
   }
+  if (error instanceof oidc.AuthorizationResponseError) {
+    // the authorization response itself is an error: no request was made
+    return new InvalidTokenResponse({ ...base, reason: `the authorization response is the error "${error.error}"` })
+  }
   if (error instanceof oidc.ResponseBodyError) {
     return error.status >= 500
       ? new TokenEndpointUnavailable({
@@ -294,7 +298,10 @@ const mapError = (
       }
       return new InvalidTokenResponse({ ...base, reason: `unexpected HTTP ${status} [${error.code ?? "no code"}]` })
     }
-    return new InvalidTokenResponse({ ...base, reason: `${error.message} [${error.code ?? "no code"}]` })
+    // openid-client's message is generic; its cause's (oauth4webapi's, fixed texts that name the check, never a
+    // value) says which check failed, e.g. the ID token's nonce
+    const which = error.cause instanceof Error && !(error.cause instanceof Response) ? `: ${error.cause.message}` : ""
+    return new InvalidTokenResponse({ ...base, reason: `${error.message}${which} [${error.code ?? "no code"}]` })
   }
   return new TokenEndpointUnavailable({ ...base, reason: describeCause(error) })
 }
@@ -529,7 +536,11 @@ export const make = (options?: {
         : discovered.get(JSON.stringify([client.issuer, client.clientId, client.allowInsecureRequests]))
 
     const request = (client: TokenClientLike, grant: Grant): Effect.Effect<TokenResponse, TokenEndpointError> => {
-      const operation: Operation = grant._tag === "ClientCredentials" ? "client_credentials" : "refresh_token"
+      const operation: Operation = grant._tag === "ClientCredentials"
+        ? "client_credentials"
+        : grant._tag === "RefreshToken"
+        ? "refresh_token"
+        : "authorization_code"
       return Effect.gen(function*() {
         const server = yield* metadata(client)
         const endpoint = server.token_endpoint ?? endpointOf(client)
@@ -538,21 +549,34 @@ export const make = (options?: {
         const sentAt = yield* Clock.currentTimeMillis
         const [raw, exchange] = yield* call(client, operation, endpoint, (fetch) => {
           const config = configuration(client, server, fetch)
-          return grant._tag === "ClientCredentials"
-            ? oidc.clientCredentialsGrant(config, form)
-            : oidc.refreshTokenGrant(config, Redacted.value(grant.refreshToken), form)
+          switch (grant._tag) {
+            case "ClientCredentials":
+              return oidc.clientCredentialsGrant(config, form)
+            case "RefreshToken":
+              return oidc.refreshTokenGrant(config, Redacted.value(grant.refreshToken), form)
+            case "AuthorizationCode":
+              return oidc.authorizationCodeGrant(config, grant.callbackUrl, {
+                pkceCodeVerifier: Redacted.value(grant.codeVerifier),
+                expectedState: grant.expectedState,
+                expectedNonce: Redacted.value(grant.expectedNonce),
+                idTokenExpected: true
+              }, form)
+          }
         }, {
           tokenResponse: true,
           // no issuer configured: an ID token cannot be checked against one (the origin of the token endpoint is
           // not the issuer when the issuer has a path), so openid-client does not see it; it is kept unchecked
-          stripIdToken: client.issuer === undefined
+          stripIdToken: client.issuer === undefined && grant._tag !== "AuthorizationCode"
         }).pipe(Effect.catchAll((failure) => remember(failure.error, failure.exchange)))
         const response = exchange.uncheckedIdToken === undefined
           ? raw as RawTokenResponse
           : { ...raw as RawTokenResponse, id_token: Redacted.value(exchange.uncheckedIdToken) }
-        return yield* decodeResponse(client, operation, endpoint, response, sentAt, defaultLifetime).pipe(
+        const decoded = yield* decodeResponse(client, operation, endpoint, response, sentAt, defaultLifetime).pipe(
           Effect.catchAll((error) => remember(error, exchange))
         )
+        if (grant._tag !== "AuthorizationCode") return decoded
+        const claims = (raw as { claims?: () => Record<string, unknown> | undefined }).claims?.()
+        return claims === undefined ? decoded : { ...decoded, idTokenClaims: claims }
       }).pipe(
         Effect.withSpan("TokenEndpoint.request", {
           kind: "client",

@@ -1,6 +1,6 @@
 import * as CurrentUser from "@effect-atm/core/CurrentUser"
 import { OidcEvents } from "@effect-atm/core/OidcEvents"
-import { type ServerMetadata, TokenEndpoint } from "@effect-atm/core/TokenEndpoint"
+import { Grant, type ServerMetadata, TokenEndpoint } from "@effect-atm/core/TokenEndpoint"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Clock from "effect/Clock"
@@ -67,30 +67,10 @@ export const make = (options: Options) =>
       Effect.mapError((error) => new ProviderUnavailable({ operation: "discovery", reason: error.message }))
     )
 
-    const configuration = (server: ServerMetadata, signal?: AbortSignal, onFetch?: () => void) => {
-      const secret = client.clientSecret === undefined ? undefined : Redacted.value(client.clientSecret)
-      const auth = client.authentication === "client_secret_basic"
-        ? oidc.ClientSecretBasic(secret)
-        : client.authentication === "client_secret_basic_unencoded"
-        ? ((_as, _client, _body, headers) => {
-          // not form-encoded, for providers that do not decode it (see TokenClient.ClientAuthentication)
-          headers.set("authorization", `Basic ${Buffer.from(`${client.clientId}:${secret ?? ""}`).toString("base64")}`)
-        }) satisfies oidc.ClientAuth
-        : client.authentication === "client_secret_post"
-        ? oidc.ClientSecretPost(secret)
-        : oidc.None()
-      const config = new oidc.Configuration(server as oidc.ServerMetadata, client.clientId, {}, auth)
-      config.timeout = 0 // the Effect timeout governs
+    /** For the URLs openid-client builds (authorization, end session): no request is made with it. */
+    const configuration = (server: ServerMetadata) => {
+      const config = new oidc.Configuration(server as oidc.ServerMetadata, client.clientId)
       if (insecure) oidc.allowInsecureRequests(config)
-      if (signal !== undefined) {
-        config[oidc.customFetch] = (url, init) => {
-          onFetch?.()
-          return fetch(url, {
-            ...init,
-            signal: init.signal ? AbortSignal.any([signal, init.signal]) : signal
-          } as RequestInit)
-        }
-      }
       return config
     }
 
@@ -248,61 +228,42 @@ export const make = (options: Options) =>
         )
       }).pipe(Effect.withSpan("OidcLogin.login"))
 
-    const exchange = (server: ServerMetadata, currentUrl: URL, pending: PendingLogin) => {
-      let exchanged = false
-      return Effect.tryPromise({
-        try: (signal) =>
-          oidc.authorizationCodeGrant(
-            configuration(server, signal, () => {
-              exchanged = true
-            }),
-            currentUrl,
-            {
-              pkceCodeVerifier: Redacted.value(pending.codeVerifier),
-              expectedState: pending.state,
-              expectedNonce: Redacted.value(pending.nonce),
-              idTokenExpected: true
-            },
-            pending.resource === undefined ? undefined : { resource: pending.resource }
-          ),
-        catch: (error): CallbackError => {
-          if (error instanceof oidc.AuthorizationResponseError) {
-            return new AuthorizationFailed({
-              error: error.error,
-              ...(error.error_description ? { errorDescription: error.error_description } : {})
-            })
-          }
-          if (error instanceof oidc.ResponseBodyError) {
-            return error.status >= 500
-              ? new ProviderUnavailable({ operation: "authorization_code", reason: `HTTP ${error.status}` })
-              : new CodeExchangeFailed({
+    /**
+     * The code exchange, an `authorization_code` grant of `TokenEndpoint`: over the application's `HttpClient`, with
+     * its timeout and response-size bound; openid-client checks the response and the ID token (nonce, PKCE, iss).
+     */
+    const exchange = (currentUrl: URL, pending: PendingLogin) =>
+      endpoint.request(
+        client,
+        Grant.AuthorizationCode({
+          callbackUrl: currentUrl,
+          codeVerifier: pending.codeVerifier,
+          expectedState: pending.state,
+          expectedNonce: pending.nonce,
+          options: pending.resource === undefined ? undefined : { resource: pending.resource }
+        })
+      ).pipe(
+        Effect.mapError((error): CallbackError => {
+          switch (error._tag) {
+            case "TokenRequestRejected":
+              return new CodeExchangeFailed({
                 status: error.status,
                 error: error.error,
-                ...(error.error_description ? { errorDescription: error.error_description } : {})
+                ...(error.errorDescription ? { errorDescription: error.errorDescription } : {})
               })
+            case "InvalidTokenResponse":
+              return new IdTokenRejected({ reason: error.reason })
+            case "TokenEndpointTimeout":
+              return new ProviderUnavailable({
+                operation: "authorization_code",
+                reason: `no answer within ${error.timeoutMillis} ms`
+              })
+            case "TokenEndpointUnavailable":
+              return new ProviderUnavailable({ operation: "authorization_code", reason: error.reason })
+            case "DiscoveryFailed":
+              return new ProviderUnavailable({ operation: "discovery", reason: error.reason })
           }
-          if (error instanceof oidc.WWWAuthenticateChallengeError) {
-            return new CodeExchangeFailed({
-              status: error.status,
-              error: error.cause[0]?.parameters.error ?? "invalid_client"
-            })
-          }
-          if (error instanceof oidc.ClientError) {
-            const response = error.cause instanceof Response ? error.cause : undefined
-            if (response !== undefined && response.status >= 500) {
-              return new ProviderUnavailable({ operation: "authorization_code", reason: `HTTP ${response.status}` })
-            }
-            if (error.code === "OAUTH_ABORT") {
-              return new ProviderUnavailable({ operation: "authorization_code", reason: "request aborted" })
-            }
-            // openid-client's message is generic; the cause's says which check failed (never a token value)
-            const reason = error.cause instanceof Error ? `${error.message}: ${error.cause.message}` : error.message
-            // before the token request, only the authorization response itself can be at fault
-            return exchanged ? new IdTokenRejected({ reason }) : new InvalidAuthorizationResponse({ reason })
-          }
-          return new ProviderUnavailable({ operation: "authorization_code", reason: describe(error) })
-        }
-      }).pipe(
+        }),
         Effect.timeoutFail({
           duration: settings.timeoutMillis,
           onTimeout: () =>
@@ -312,6 +273,28 @@ export const make = (options: Options) =>
             })
         })
       )
+
+    /** The authorization response's own verdict, before any request: an error, or another issuer (RFC 9207). */
+    const checkAuthorizationResponse = (server: ServerMetadata, params: URLSearchParams) => {
+      const error = params.get("error")
+      if (error !== null) {
+        const description = params.get("error_description")
+        return Effect.fail(
+          new AuthorizationFailed({ error, ...(description ? { errorDescription: description } : {}) })
+        )
+      }
+      const iss = params.get("iss")
+      if (iss !== null ? iss !== server.issuer : server.authorization_response_iss_parameter_supported === true) {
+        return Effect.fail(
+          new InvalidAuthorizationResponse({
+            reason: iss === null ? "the issuer (iss) is missing" : "it comes from another issuer (iss)"
+          })
+        )
+      }
+      if (params.get("code") === null) {
+        return Effect.fail(new InvalidAuthorizationResponse({ reason: "it has no code" }))
+      }
+      return Effect.void
     }
 
     const callback = (request: HttpServerRequest.HttpServerRequest) =>
@@ -331,16 +314,19 @@ export const make = (options: Options) =>
         const currentUrl = new URL(settings.redirectUri)
         currentUrl.search = query
         const server = yield* metadata
-        const tokens = yield* exchange(server, currentUrl, pending.value)
-        const claims = tokens.claims()
-        if (claims === undefined) return yield* new IdTokenRejected({ reason: "the token response has no ID token" })
+        yield* checkAuthorizationResponse(server, params)
+        const tokens = yield* exchange(currentUrl, pending.value)
+        const claims = tokens.idTokenClaims as oidc.IDToken | undefined
+        if (claims === undefined || tokens.idToken === undefined) {
+          return yield* new IdTokenRejected({ reason: "the token response has no ID token" })
+        }
 
         const now = yield* Clock.currentTimeMillis
         const session = new Session({
           id: randomId(),
           subject: claims.sub,
           claims: Object.fromEntries(Object.entries(claims).filter(([name]) => !protocolClaims.has(name))),
-          ...(tokens.id_token === undefined ? {} : { idToken: Redacted.make(tokens.id_token) }),
+          idToken: tokens.idToken,
           createdAt: now,
           lastSeenAt: now,
           idleExpiresAt: Math.min(now + settings.idleTimeoutMillis, now + settings.absoluteTimeoutMillis),
@@ -350,12 +336,13 @@ export const make = (options: Options) =>
         yield* events.tokenValidated(
           session.user,
           {
-            access_token: tokens.access_token,
-            token_type: tokens.token_type,
-            expires_in: tokens.expires_in,
-            refresh_token: tokens.refresh_token,
-            id_token: tokens.id_token,
-            scope: tokens.scope
+            access_token: Redacted.value(tokens.accessToken.accessToken),
+            token_type: tokens.accessToken.tokenType,
+            // what remains of the lifetime counted from when the code exchange was sent
+            expires_in: Math.max(1, Math.floor((tokens.accessToken.expiresAt - now) / 1000)),
+            refresh_token: tokens.refreshToken === undefined ? undefined : Redacted.value(tokens.refreshToken),
+            id_token: Redacted.value(tokens.idToken),
+            scope: tokens.accessToken.scope
           },
           pending.value.resource === undefined ? undefined : { resource: pending.value.resource }
         )
