@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { mkdirSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
+import * as clientAuthentication from "./clientAuthentication.js"
 import * as clientCredentials from "./clientCredentials.js"
 import * as outage from "./outage.js"
 import * as stores from "./stores.js"
@@ -28,7 +29,8 @@ const suites: Record<
   clientCredentials: clientCredentials.run,
   userTokens: userTokens.run,
   stores: stores.run,
-  outage: outage.run
+  outage: outage.run,
+  clientAuthentication: clientAuthentication.run
 }
 
 const only = process.argv.slice(2)
