@@ -44,6 +44,7 @@ import {
   type DiscoveryFailed,
   type InvalidClientConfiguration,
   type TokenEndpointError,
+  type TokenManagerClosed,
   type TokenStoreError,
   UnknownTokenClient
 } from "./TokenError.js"
@@ -79,7 +80,11 @@ export type ClientCredentialsClientInput = typeof ClientCredentialsClient.Encode
  * @since 0.1.0
  * @category errors
  */
-export type ClientCredentialsTokenError = TokenEndpointError | TokenStoreError | UnknownTokenClient
+export type ClientCredentialsTokenError =
+  | TokenEndpointError
+  | TokenStoreError
+  | UnknownTokenClient
+  | TokenManagerClosed
 
 /**
  * @since 0.1.0

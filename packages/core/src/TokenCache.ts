@@ -23,7 +23,7 @@ import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { AccessToken } from "./AccessToken.js"
 import * as internal from "./internal/tokenCache.js"
-import type { TokenStoreError } from "./TokenError.js"
+import type { TokenManagerClosed, TokenStoreError } from "./TokenError.js"
 import type { TokenLock } from "./TokenLock.js"
 
 /**
@@ -87,13 +87,16 @@ export const defaultBackoff: {
  * @category models
  */
 export interface TokenCache<K, V, E> {
-  /** A fresh value for the key: the stored one, or a renewed one. */
-  readonly get: (key: K) => Effect.Effect<V, E | TokenStoreError>
+  /**
+   * A fresh value for the key: the stored one, or a renewed one. `get` and `renew` fail with
+   * `TokenManagerClosed` once the cache's scope has closed.
+   */
+  readonly get: (key: K) => Effect.Effect<V, E | TokenStoreError | TokenManagerClosed>
   /**
    * Renews the value for the key even though it looks fresh. With `rejected`, renews only if the stored token is
    * still that one: if someone already replaced it, the replacement is returned and nothing is requested.
    */
-  readonly renew: (key: K, rejected?: AccessToken) => Effect.Effect<V, E | TokenStoreError>
+  readonly renew: (key: K, rejected?: AccessToken) => Effect.Effect<V, E | TokenStoreError | TokenManagerClosed>
   /**
    * Runs an effect under the renewal lock of a lock key (in this process and, with a `TokenLock`, across
    * processes): for changes that must not interleave with a renewal, such as signing a user out.

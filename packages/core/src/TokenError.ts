@@ -322,6 +322,28 @@ export class SignInRequired extends Schema.TaggedError<SignInRequired>()("SignIn
 }
 
 /**
+ * A token manager (`ClientCredentialsTokens`, `UserTokens`, or a `TokenCache` of your own) was used after the
+ * scope it was built in had closed — typically its layer was provided around a single call
+ * (`Effect.provide(layer)`) and the service kept for later. Its renewals ran in that scope, so none can run
+ * any more: provide the layer once, for the lifetime of the application.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class TokenManagerClosed extends Schema.TaggedError<TokenManagerClosed>()("TokenManagerClosed", {}) {
+  /**
+   * @since 0.3.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+
+  override get message(): string {
+    return "A token manager was used after the scope of its layer had closed, so it cannot renew tokens any more " +
+      "(was its layer provided around a single call, with Effect.provide, and the service kept for later?). " +
+      "Provide the layer once, for the lifetime of the application, and use the service only inside it."
+  }
+}
+
+/**
  * What a token store (or lock) was doing when it failed.
  *
  * @since 0.2.0
@@ -409,6 +431,7 @@ export type TokenError =
   | NoCurrentUser
   | SignInRequired
   | TokenStoreError
+  | TokenManagerClosed
 
 /**
  * Whether `u` is one of this module's errors.
@@ -480,6 +503,12 @@ export const isSignInRequired = guard("SignInRequired")
  * @category guards
  */
 export const isTokenStoreError = guard("TokenStoreError")
+
+/**
+ * @since 0.3.0
+ * @category guards
+ */
+export const isTokenManagerClosed = guard("TokenManagerClosed")
 
 /**
  * OAuth error codes with which a provider says "try again later" rather than "no".

@@ -40,6 +40,7 @@ import type {
   NoCurrentUser,
   SignInRequired,
   TokenEndpointError,
+  TokenManagerClosed,
   TokenStoreError
 } from "./TokenError.js"
 import { layerMemory as tokenLockMemory, type TokenLock } from "./TokenLock.js"
@@ -51,7 +52,12 @@ import * as UserTokenStore from "./UserTokenStore.js"
  * @since 0.1.0
  * @category errors
  */
-export type UserTokenError = TokenEndpointError | TokenStoreError | SignInRequired | NoCurrentUser
+export type UserTokenError =
+  | TokenEndpointError
+  | TokenStoreError
+  | SignInRequired
+  | NoCurrentUser
+  | TokenManagerClosed
 
 /**
  * @since 0.1.0

@@ -3,14 +3,15 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Exit from "effect/Exit"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import { type AccessToken, isFresh, isSameToken } from "../AccessToken.js"
 import type { Backend, Backoff, Options, TokenCache } from "../TokenCache.js"
-import { isTokenError, isTransient, type TokenStoreError } from "../TokenError.js"
+import { isTokenError, isTransient, TokenManagerClosed, type TokenStoreError } from "../TokenError.js"
 
 /** @internal */
 export const defaultBackoff = {
@@ -68,12 +69,28 @@ export const make = <K, V, E>(
   options: Options
 ): Effect.Effect<TokenCache<K, V, E>, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const scope = yield* Effect.scope
+    // renewals run in a scope of their own, closed after the finalizer below has failed their waiters
+    const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
     const renewBefore = Duration.decode(options.renewBefore)
     const lockKeyOf = backend.lockKeyOf ?? backend.keyOf
-    const flights = new Map<string, Deferred.Deferred<V, E | TokenStoreError>>()
+    const flights = new Map<string, Deferred.Deferred<V, E | TokenStoreError | TokenManagerClosed>>()
     const locks = new Map<string, LockEntry>()
     const memo = options.memoize ? new Map<string, V>() : undefined
+
+    // Once the scope has closed no renewal can run in it any more (a fiber forked into a closed scope is
+    // interrupted before it starts, leaving its waiters hanging): every call fails at once instead, and the
+    // waiters of renewals still in flight fail with the same error (rather than seeing them interrupted).
+    let closed = false
+    const closedError = new TokenManagerClosed()
+    const failClosed = Effect.fail(closedError)
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        closed = true
+        const exit = Exit.fail(closedError)
+        for (const deferred of flights.values()) Deferred.unsafeDone(deferred, exit)
+        flights.clear()
+      })
+    )
     const remember = (id: string, value: V) => {
       if (memo === undefined) return
       if (memo.size >= 10_000 && !memo.has(id)) memo.delete(memo.keys().next().value!)
@@ -81,13 +98,20 @@ export const make = <K, V, E>(
     }
 
     const backoff = resolveBackoff(options.backoff)
-    const transient: (error: E | TokenStoreError) => boolean = backend.isTransient ?? defaultIsTransient
-    const backoffs = new Map<string, BackoffEntry<E | TokenStoreError>>()
+    const isTransientFailure: (error: E | TokenStoreError) => boolean = backend.isTransient ?? defaultIsTransient
+    const transient = (error: E | TokenStoreError | TokenManagerClosed): boolean =>
+      error !== closedError && isTransientFailure(error as E | TokenStoreError)
+    const backoffs = new Map<string, BackoffEntry<E | TokenStoreError | TokenManagerClosed>>()
     /** Keys whose renewal is scheduled to run again in the background when their window ends. */
     const retries = new Set<string>()
 
     /** Records the outcome of a renewal for the key's backoff. */
-    const settle = (id: string, exit: Exit.Exit<V, E | TokenStoreError>, now: number, random: number) => {
+    const settle = (
+      id: string,
+      exit: Exit.Exit<V, E | TokenStoreError | TokenManagerClosed>,
+      now: number,
+      random: number
+    ) => {
       if (exit._tag === "Success") {
         backoffs.delete(id)
         return
@@ -139,7 +163,10 @@ export const make = <K, V, E>(
       withLocalLock(key, options.lock === undefined ? effect : options.lock.withLock(key)(effect))
 
     /** Inside the lock: re-read, and renew only if what is stored is still stale (or still the rejected token). */
-    const renewal = (key: K, rejected: AccessToken | undefined): Effect.Effect<V, E | TokenStoreError> =>
+    const renewal = (
+      key: K,
+      rejected: AccessToken | undefined
+    ): Effect.Effect<V, E | TokenStoreError | TokenManagerClosed> =>
       withLock(
         lockKeyOf(key),
         Effect.gen(function*() {
@@ -163,8 +190,9 @@ export const make = <K, V, E>(
       key: K,
       rejected: AccessToken | undefined,
       held?: V
-    ): Effect.Effect<V, E | TokenStoreError> =>
+    ): Effect.Effect<V, E | TokenStoreError | TokenManagerClosed> =>
       Effect.clockWith((clock) => {
+        if (closed) return failClosed
         const id = backend.keyOf(key)
         const running = flights.get(id)
         if (running !== undefined) {
@@ -180,7 +208,7 @@ export const make = <K, V, E>(
           const error = Effect.fail(backingOff.error)
           return held === undefined ? error : Effect.zipRight(scheduleRetry(key, id, held), error)
         }
-        const deferred = Deferred.unsafeMake<V, E | TokenStoreError>(FiberId.none)
+        const deferred = Deferred.unsafeMake<V, E | TokenStoreError | TokenManagerClosed>(FiberId.none)
         flights.set(id, deferred)
         return renewal(key, rejected).pipe(
           Effect.onExit((exit) =>
@@ -227,7 +255,7 @@ export const make = <K, V, E>(
     }
 
     /** A value inside its renewal window: renew it, but hand it out while it is unexpired and renewal fails. */
-    const renewHeld = (key: K, held: V, now: number): Effect.Effect<V, E | TokenStoreError> => {
+    const renewHeld = (key: K, held: V, now: number): Effect.Effect<V, E | TokenStoreError | TokenManagerClosed> => {
       const token = backend.accessToken(held)
       if (token === undefined || now >= token.expiresAt) return flight(key, undefined)
       return flight(key, undefined, held).pipe(
@@ -238,7 +266,7 @@ export const make = <K, V, E>(
       )
     }
 
-    const read = (key: K): Effect.Effect<V, E | TokenStoreError> =>
+    const read = (key: K): Effect.Effect<V, E | TokenStoreError | TokenManagerClosed> =>
       Effect.flatMap(backend.read(key), (current) => {
         if (Option.isNone(current)) {
           return flight(key, undefined)
@@ -253,9 +281,13 @@ export const make = <K, V, E>(
       })
 
     const get = memo === undefined ?
-      read :
-      (key: K): Effect.Effect<V, E | TokenStoreError> =>
+      (key: K): Effect.Effect<V, E | TokenStoreError | TokenManagerClosed> =>
+        Effect.suspend(() =>
+          closed ? failClosed : read(key)
+        ) :
+      (key: K): Effect.Effect<V, E | TokenStoreError | TokenManagerClosed> =>
         Effect.clockWith((clock) => {
+          if (closed) return failClosed
           const value = memo.get(backend.keyOf(key))
           return value !== undefined && freshToken(value, clock.unsafeCurrentTimeMillis()) !== undefined
             ? Effect.succeed(value)
@@ -263,20 +295,18 @@ export const make = <K, V, E>(
         })
 
     /** A forced renewal treats whatever token is stored now as rejected. */
-    const renew = (key: K, rejected?: AccessToken): Effect.Effect<V, E | TokenStoreError> =>
+    const renew = (key: K, rejected?: AccessToken): Effect.Effect<V, E | TokenStoreError | TokenManagerClosed> =>
       rejected !== undefined
         ? flight(key, rejected)
         : Effect.flatMap(
           backend.read(key),
-          (current) =>
-            flight(key, Option.isSome(current) ? backend.accessToken(current.value) : undefined)
+          (current) => flight(key, Option.isSome(current) ? backend.accessToken(current.value) : undefined)
         )
 
     return {
       get,
       renew,
-      withLock: (lockKey) => (effect) =>
-        withLock(lockKey, effect),
+      withLock: (lockKey) => (effect) => withLock(lockKey, effect),
       forget: (key) => Effect.sync(() => memo?.delete(backend.keyOf(key))),
       inFlight: Effect.sync(() => flights.size)
     } satisfies TokenCache<K, V, E>
