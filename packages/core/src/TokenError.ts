@@ -359,7 +359,9 @@ export const StoreOperation = Schema.Literal(
   "clear",
   "remove",
   "lock",
-  "purge"
+  "purge",
+  "publish",
+  "subscribe"
 )
 
 /**
@@ -388,6 +390,10 @@ const describeStoreOperation = (operation: StoreOperation): string => {
       return "take or hold the renewal lock"
     case "purge":
       return "delete expired tokens"
+    case "publish":
+      return "publish an event to the other instances"
+    case "subscribe":
+      return "subscribe to the other instances' events"
   }
 }
 

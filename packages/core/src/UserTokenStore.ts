@@ -13,7 +13,10 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import { type AccessToken, parametersKey, type TokenRequestOptions } from "./AccessToken.js"
+import type { ClusterEvents } from "./ClusterEvents.js"
+import * as nearCache from "./internal/nearCache.js"
 import type { TokenStoreError } from "./TokenError.js"
 import * as UserTokenModule from "./UserToken.js"
 import type { UserToken } from "./UserToken.js"
@@ -150,3 +153,66 @@ export const makeMemory = (options?: MemoryOptions): UserTokenStore["Type"] => {
  */
 export const layerMemory = (options?: MemoryOptions): Layer.Layer<UserTokenStore> =>
   Layer.sync(UserTokenStore, () => makeMemory(options))
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export interface NearCacheOptions {
+  /** At most this many entries (a user's tokens for one set of parameters); the least recently filled user goes first. Default: 10,000. */
+  readonly capacity?: number | undefined
+  /**
+   * How long an entry is served before the store is read again, whatever the bus says: the bound on staleness if
+   * an event is lost. Default: 1 minute.
+   */
+  readonly timeToLive?: Duration.DurationInput | undefined
+}
+
+/**
+ * An in-process read-through cache in front of a shared store: a get that finds the user's tokens in memory
+ * costs what the memory store costs (no round trip, no decryption). Writes and clears go to the store first, then
+ * to every instance over `ClusterEvents`, which drop what they hold for the user: a sign-out on one instance stops
+ * the token's use on the others within the bus's latency. Under a renewal lock reads go to the store, so a refresh
+ * never spends a refresh token another instance already rotated.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const makeNearCache: (
+  store: UserTokenStore["Type"],
+  options?: NearCacheOptions
+) => Effect.Effect<UserTokenStore["Type"], never, ClusterEvents | Scope.Scope> = nearCache.make
+
+/**
+ * Puts a near cache in front of the `UserTokenStore` a layer provides (its other services pass through).
+ *
+ * @example
+ * ```ts
+ * import { AccessTokenManagement, TokenEncryption, UserTokenStore } from "@effect-atm/core"
+ * import { RedisClusterEvents, RedisConnection, RedisStore } from "@effect-atm/store-redis"
+ * import { Layer, Redacted } from "effect"
+ *
+ * const StoresLive = RedisStore.layerWithoutConnection({ prefix: "shop:" }).pipe(
+ *   UserTokenStore.withNearCache({ capacity: 50_000 }),
+ *   Layer.provide(RedisClusterEvents.layer({ prefix: "shop:" })),
+ *   Layer.provide(TokenEncryption.layerConfig())
+ * )
+ * const TokensLive = AccessTokenManagement.layerServer({
+ *   client: { issuer: "https://login.example.com", clientId: "web", clientSecret: Redacted.make("…") }
+ * }).pipe(Layer.provide(StoresLive), Layer.provide(RedisConnection.layerConfig()))
+ * ```
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const withNearCache = (options?: NearCacheOptions) =>
+<ROut, E, R>(
+  self: Layer.Layer<ROut | UserTokenStore, E, R>
+): Layer.Layer<ROut | UserTokenStore, E, R | ClusterEvents> =>
+  Layer.flatMap(self, (context) =>
+    Layer.scopedContext(
+      Effect.map(
+        nearCache.make(Context.get(context, UserTokenStore), options),
+        (store) => Context.add(context, UserTokenStore, store)
+      )
+    ))

@@ -19,6 +19,10 @@ export * as AccessTokenStore from "./AccessTokenStore.js"
  */
 export * as ClientCredentialsTokens from "./ClientCredentialsTokens.js"
 /**
+ * @since 0.3.0
+ */
+export * as ClusterEvents from "./ClusterEvents.js"
+/**
  * @since 0.1.0
  */
 export * as CurrentUser from "./CurrentUser.js"

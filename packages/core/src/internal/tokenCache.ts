@@ -12,6 +12,7 @@ import * as Scope from "effect/Scope"
 import { type AccessToken, isFresh, isSameToken } from "../AccessToken.js"
 import type { Backend, Backoff, Options, TokenCache } from "../TokenCache.js"
 import { isTokenError, isTransient, TokenManagerClosed, type TokenStoreError } from "../TokenError.js"
+import { readThrough } from "./readThrough.js"
 
 /** @internal */
 export const defaultBackoff = {
@@ -159,8 +160,14 @@ export const make = <K, V, E>(
           })
       )
 
+    // under the lock, reads bypass any near cache: what is read there decides which refresh token is spent
     const withLock = <A, E1>(key: string, effect: Effect.Effect<A, E1>): Effect.Effect<A, E1 | TokenStoreError> =>
-      withLocalLock(key, options.lock === undefined ? effect : options.lock.withLock(key)(effect))
+      withLocalLock(
+        key,
+        (options.lock === undefined ? effect : options.lock.withLock(key)(effect)).pipe(
+          Effect.locally(readThrough, true)
+        )
+      )
 
     /** Inside the lock: re-read, and renew only if what is stored is still stale (or still the rejected token). */
     const renewal = (

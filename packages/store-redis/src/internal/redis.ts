@@ -1,5 +1,6 @@
 import { AccessToken, parametersKey } from "@effect-atm/core/AccessToken"
 import { AccessTokenStore } from "@effect-atm/core/AccessTokenStore"
+import * as ClusterEvents from "@effect-atm/core/ClusterEvents"
 import { decodeDuration } from "@effect-atm/core/TokenClient"
 import * as TokenEncryption from "@effect-atm/core/TokenEncryption"
 import { type StoreOperation, TokenStoreError } from "@effect-atm/core/TokenError"
@@ -18,6 +19,7 @@ import type * as Scope from "effect/Scope"
 import { Redis, type RedisOptions } from "ioredis"
 import * as Crypto from "node:crypto"
 import * as Os from "node:os"
+import type { Options as ClusterEventsOptions } from "../RedisClusterEvents.js"
 import type { ConnectionOptions } from "../RedisConnection.js"
 import type { StoreOptions } from "../RedisStore.js"
 import type { LockOptions } from "../RedisTokenLock.js"
@@ -316,6 +318,39 @@ export const makeTokenLock = (client: Redis, options: LockOptions): TokenLock["T
           ),
           Effect.withSpan("RedisTokenLock.withLock")
         )
+      })
+  })
+}
+
+/** @internal */
+export const makeClusterEvents = (client: Redis, options: ClusterEventsOptions) => {
+  const channel = `${options.prefix ?? defaults.prefix}events`
+  return ClusterEvents.make({
+    name: store,
+    distributed: true,
+    publish: (payload) => Effect.asVoid(call("publish", () => client.publish(channel, payload))),
+    subscribe: ({ onMessage, onResubscribed }) =>
+      Effect.gen(function*() {
+        // subscribed once by hand (not ioredis' autoResubscribe): `Resubscribed` is delivered when Redis confirms
+        const subscriber = client.duplicate({ autoResubscribe: false })
+        subscriber.on("error", () => {})
+        subscriber.on("message", (from: string, payload: string) => {
+          if (from === channel) onMessage(payload)
+        })
+        yield* Effect.acquireRelease(
+          call("subscribe", async () => {
+            await subscriber.connect()
+            await subscriber.subscribe(channel)
+          }).pipe(Effect.tapError(() => Effect.sync(() => subscriber.disconnect()))),
+          () => Effect.promise(() => subscriber.quit().catch(() => subscriber.disconnect()))
+        )
+        let lost = false
+        subscriber.on("close", () => lost = true)
+        subscriber.on("ready", () => {
+          if (!lost) return
+          lost = false
+          subscriber.subscribe(channel).then(onResubscribed, () => subscriber.disconnect(true))
+        })
       })
   })
 }
