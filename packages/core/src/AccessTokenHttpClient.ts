@@ -23,7 +23,7 @@
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
-import type * as Context from "effect/Context"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
@@ -44,7 +44,70 @@ export interface TokenSource<E, R> {
   readonly get: Effect.Effect<AccessToken, E, R>
   /** Replaces `rejected` (or returns the token that already replaced it). */
   readonly renew: (rejected: AccessToken) => Effect.Effect<AccessToken, E, R>
+  /**
+   * The source for requests that ask for token parameters of their own (`withTokenParameters`): the given ones
+   * override the source's, each is part of the token's cache key. A source without it ignores such requests'
+   * parameters.
+   *
+   * @since 0.3.0
+   */
+  readonly withParameters?: ((parameters: TokenRequestOptions) => TokenSource<E, R>) | undefined
 }
+
+/**
+ * The token parameters the current request asks for, set by `withTokenParameters`.
+ *
+ * @since 0.3.0
+ * @category references
+ */
+export class CurrentTokenParameters extends Context.Reference<CurrentTokenParameters>()(
+  "@effect-atm/core/AccessTokenHttpClient/CurrentTokenParameters",
+  { defaultValue: (): TokenRequestOptions | undefined => undefined }
+) {}
+
+/**
+ * Makes the requests of a token-attaching client ask for a token with parameters of their own — a narrower
+ * scope, another resource, extra form parameters — instead of the named client's defaults (each given field
+ * overrides the default one; `parameters` are merged). Tokens for different parameters are cached apart. Apply it
+ * to the client for a call site, or to one request's effect with `Effect.provideService(CurrentTokenParameters,
+ * …)`.
+ *
+ * @example
+ * ```ts
+ * import { AccessTokenHttpClient } from "@effect-atm/core"
+ * import { Context, Effect } from "effect"
+ *
+ * class CatalogApi extends Context.Tag("CatalogApi")<CatalogApi, AccessTokenHttpClient.ClientCredentialsHttpClient>() {}
+ *
+ * // this call needs a token with the catalog.write scope; the client's other calls keep their default token
+ * const addItem = Effect.gen(function*() {
+ *   const api = (yield* CatalogApi).pipe(AccessTokenHttpClient.withTokenParameters({ scope: "catalog.write" }))
+ *   return yield* api.post("/items")
+ * })
+ * ```
+ *
+ * @since 0.3.0
+ * @category combinators
+ */
+export const withTokenParameters: {
+  (parameters: TokenRequestOptions): <Client extends HttpClient.HttpClient.With<any, any>>(self: Client) => Client
+  <Client extends HttpClient.HttpClient.With<any, any>>(self: Client, parameters: TokenRequestOptions): Client
+} = dual(
+  2,
+  <Client extends HttpClient.HttpClient.With<any, any>>(self: Client, parameters: TokenRequestOptions): Client =>
+    HttpClient.transform(self, (effect) => Effect.provideService(effect, CurrentTokenParameters, parameters)) as Client
+)
+
+const mergeParameters = (
+  defaults: TokenRequestOptions | undefined,
+  request: TokenRequestOptions
+): TokenRequestOptions => ({
+  scope: request.scope ?? defaults?.scope,
+  resource: request.resource ?? defaults?.resource,
+  parameters: defaults?.parameters === undefined && request.parameters === undefined
+    ? undefined
+    : { ...defaults?.parameters, ...request.parameters }
+})
 
 /**
  * Attaches a token from `source` to every request (`Authorization: <token_type> <token>`). A 401 answer makes it
@@ -92,17 +155,25 @@ export const withAccessToken: {
       onSuccess: (response) => new ResponseWithoutToken(response, request),
       onFailure: (error) => errorWithoutToken(error, request)
     })
+  const sourceFor = (parameters: TokenRequestOptions | undefined) =>
+    parameters === undefined || source.withParameters === undefined ? source : source.withParameters(parameters)
   return HttpClient.makeWith(
     Effect.flatMap((request: HttpClientRequest.HttpClientRequest) =>
-      Effect.flatMap(source.get, (token) =>
-        Effect.flatMap(send(request, token), (response) =>
-          response.status === 401
-            // drain the rejected response first, so that its connection goes back to the pool before the retry
-            ? Effect.ignore(response.arrayBuffer).pipe(
-              Effect.zipRight(source.renew(token)),
-              Effect.flatMap((renewed) => send(request, renewed))
-            )
-            : Effect.succeed(response)))
+      Effect.flatMap(CurrentTokenParameters, (parameters) => {
+        const source = sourceFor(parameters)
+        return Effect.flatMap(
+          source.get,
+          (token) =>
+            Effect.flatMap(send(request, token), (response) =>
+              response.status === 401
+                // drain the rejected response first, so that its connection goes back to the pool before the retry
+                ? Effect.ignore(response.arrayBuffer).pipe(
+                  Effect.zipRight(source.renew(token)),
+                  Effect.flatMap((renewed) => send(request, renewed))
+                )
+                : Effect.succeed(response))
+        )
+      })
     ),
     Effect.succeed
   )
@@ -120,7 +191,8 @@ export const clientCredentialsSource = (
   options?: TokenRequestOptions
 ): TokenSource<ClientCredentialsTokenError, never> => ({
   get: tokens.get(client, options),
-  renew: (rejected) => tokens.renew(client, rejected, options)
+  renew: (rejected) => tokens.renew(client, rejected, options),
+  withParameters: (parameters) => clientCredentialsSource(tokens, client, mergeParameters(options, parameters))
 })
 
 /**
@@ -206,7 +278,8 @@ export const userSource = (
   options?: Omit<UserTokens.GetOptions, "forceRenewal">
 ): TokenSource<UserTokenError, never> => ({
   get: tokens.get(options),
-  renew: (rejected) => tokens.renew(rejected, options)
+  renew: (rejected) => tokens.renew(rejected, options),
+  withParameters: (parameters) => userSource(tokens, mergeParameters(options, parameters))
 })
 
 /**
@@ -280,7 +353,8 @@ export const currentUserSource = (
   options?: Omit<UserTokens.GetOptions, "forceRenewal">
 ): TokenSource<Exclude<UserTokenError, NoCurrentUser>, CurrentUser> => ({
   get: Effect.flatMap(CurrentUser, (user) => tokens.getFor(user, options)),
-  renew: (rejected) => Effect.flatMap(CurrentUser, (user) => tokens.renewFor(user, rejected, options))
+  renew: (rejected) => Effect.flatMap(CurrentUser, (user) => tokens.renewFor(user, rejected, options)),
+  withParameters: (parameters) => currentUserSource(tokens, mergeParameters(options, parameters))
 })
 
 /**

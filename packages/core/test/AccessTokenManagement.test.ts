@@ -127,7 +127,7 @@ describe("TokenClient.config", () => {
       assert.strictEqual(input.authentication, "client_secret_post")
       assert.strictEqual(Redacted.value(input.clientSecret!), "s3cret")
       assert.isFalse("tokenEndpoint" in input, "absent variables leave the field out")
-      const error = yield* Effect.flip(read({ CLIENT_ID: "worker", AUTHENTICATION: "client_secret_jwt" }))
+      const error = yield* Effect.flip(read({ CLIENT_ID: "worker", AUTHENTICATION: "kerberos" }))
       assert.include(String(error), "AUTHENTICATION")
     }))
 })
