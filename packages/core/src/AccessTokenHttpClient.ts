@@ -30,8 +30,10 @@ import * as Layer from "effect/Layer"
 import { type AccessToken, authorization, type TokenRequestOptions } from "./AccessToken.js"
 import { type ClientCredentialsTokenError, ClientCredentialsTokens } from "./ClientCredentialsTokens.js"
 import { CurrentUser } from "./CurrentUser.js"
+import * as tokenMetrics from "./internal/tokenMetrics.js"
 import { errorWithoutToken, ResponseWithoutToken } from "./internal/withoutToken.js"
 import type { NoCurrentUser } from "./TokenError.js"
+import * as TokenMetrics from "./TokenMetrics.js"
 import { type UserTokenError, UserTokens } from "./UserTokens.js"
 
 /**
@@ -169,7 +171,10 @@ export const withAccessToken: {
                 // drain the rejected response first, so that its connection goes back to the pool before the retry
                 ? Effect.ignore(response.arrayBuffer).pipe(
                   Effect.zipRight(source.renew(token)),
-                  Effect.flatMap((renewed) => send(request, renewed))
+                  Effect.flatMap((renewed) => send(request, renewed)),
+                  Effect.withSpan("AccessTokenHttpClient.retryUnauthorized", {
+                    attributes: { "http.request.method": request.method }
+                  })
                 )
                 : Effect.succeed(response))
         )
@@ -222,6 +227,21 @@ export interface NamedClientOptions<Client = HttpClient.HttpClient> {
   readonly transform?: ((client: Client) => Client) | undefined
 }
 
+/** The source, counting its 401 renewals under the named client's Tag key when metrics are on. */
+const metered = <E, R>(tag: Context.Tag<any, any>, source: TokenSource<E, R>) =>
+  Effect.map(TokenMetrics.Enabled, (enabled): TokenSource<E, R> => {
+    if (!enabled) return source
+    const retried = tokenMetrics.unauthorizedRetry(tag.key)
+    const counting = (source: TokenSource<E, R>): TokenSource<E, R> => ({
+      get: source.get,
+      renew: (rejected) => Effect.zipRight(Effect.sync(retried), source.renew(rejected)),
+      withParameters: source.withParameters === undefined
+        ? undefined
+        : (parameters) => counting(source.withParameters!(parameters))
+    })
+    return counting(source)
+  })
+
 const withOptions = <Client extends HttpClient.HttpClient.With<any, any>>(
   client: Client,
   options: NamedClientOptions<Client>
@@ -263,7 +283,8 @@ export const layerClientCredentials = <I>(
     Effect.gen(function*() {
       const tokens = yield* ClientCredentialsTokens
       const client: ClientCredentialsHttpClient = yield* HttpClient.HttpClient
-      return withOptions(withAccessToken(client, clientCredentialsSource(tokens, options.client, options)), options)
+      const source = yield* metered(tag, clientCredentialsSource(tokens, options.client, options))
+      return withOptions(withAccessToken(client, source), options)
     })
   )
 
@@ -326,7 +347,7 @@ export const layerUser = <I>(
     Effect.gen(function*() {
       const tokens = yield* UserTokens
       const client: UserHttpClient = yield* HttpClient.HttpClient
-      return withOptions(withAccessToken(client, userSource(tokens, options)), options ?? {})
+      return withOptions(withAccessToken(client, yield* metered(tag, userSource(tokens, options))), options ?? {})
     })
   )
 
@@ -387,6 +408,9 @@ export const layerCurrentUser = <I>(
     Effect.gen(function*() {
       const tokens = yield* UserTokens
       const client = yield* HttpClient.HttpClient
-      return withOptions(withAccessToken(client, currentUserSource(tokens, options)), options ?? {})
+      return withOptions(
+        withAccessToken(client, yield* metered(tag, currentUserSource(tokens, options))),
+        options ?? {}
+      )
     })
   )

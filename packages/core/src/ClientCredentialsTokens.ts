@@ -37,7 +37,9 @@ import { AccessTokenStore, layerMemory as accessTokenStoreMemory } from "./Acces
 import { discover, renewalLock } from "./internal/deployment.js"
 import { clientCredentialsKey } from "./internal/keys.js"
 import * as validate from "./internal/options.js"
-import * as TokenCache from "./TokenCache.js"
+import * as tokenCache from "./internal/tokenCache.js"
+import * as tokenMetrics from "./internal/tokenMetrics.js"
+import type * as TokenCache from "./TokenCache.js"
 import { config as tokenClientConfig, decodeClient, tokenClientFields } from "./TokenClient.js"
 import { type Discovery, Grant, TokenEndpoint } from "./TokenEndpoint.js"
 import {
@@ -49,6 +51,7 @@ import {
   UnknownTokenClient
 } from "./TokenError.js"
 import { layerMemory as tokenLockMemory, TokenLock } from "./TokenLock.js"
+import * as TokenMetrics from "./TokenMetrics.js"
 
 /**
  * A named client-credentials client: the token client, and the parameters its tokens are requested with by
@@ -192,7 +195,8 @@ const decode = (name: string, input: ClientCredentialsClientInput | ClientCreden
  */
 export const make = Effect.fnUntraced(function*(options: Options) {
   const endpoint = yield* TokenEndpoint
-  const store = yield* AccessTokenStore
+  const metered = yield* TokenMetrics.Enabled
+  const store = metered ? tokenMetrics.accessTokenStore(yield* AccessTokenStore) : yield* AccessTokenStore
   const lock = yield* renewalLock("ClientCredentialsTokens", store, yield* TokenLock)
   const renewBefore = yield* validate.duration(
     "ClientCredentialsTokens",
@@ -208,15 +212,23 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   const names = [...clients.keys()]
   yield* validate.discovery("ClientCredentialsTokens", options.discovery)
   yield* discover(endpoint, options.discovery, clients.values())
+  const metrics = new Map(names.map((name) =>
+    [
+      name,
+      metered ? tokenMetrics.client("client_credentials", name) : tokenMetrics.noClientMetrics
+    ] as const
+  ))
+  const metricsOf = (key: Key) => metrics.get(key.name)!
 
-  const cache = yield* TokenCache.make<Key, AccessToken, TokenEndpointError | TokenStoreError>({
+  const cache = yield* tokenCache.make<Key, AccessToken, TokenEndpointError | TokenStoreError>({
     keyOf: (key) => key.id,
     read: (key) => store.get(key.id),
     accessToken: (token) => token,
     renew: (key) =>
-      endpoint.request(key.client, Grant.ClientCredentials({ options: key.options })).pipe(
+      metricsOf(key).request(endpoint.request(key.client, Grant.ClientCredentials({ options: key.options }))).pipe(
         Effect.map((response) => response.accessToken),
         Effect.tap((token) => store.set(key.id, token)),
+        metricsOf(key).renewal,
         Effect.withSpan("ClientCredentialsTokens.renew", { attributes: { "atm.client": key.name } })
       )
   }, {
@@ -225,7 +237,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     lock,
     // only this manager replaces these tokens: serve hits from memory, even over a shared store
     memoize: true
-  })
+  }, metered ? tokenMetrics.cacheInstruments(metricsOf) : undefined)
 
   const makeKey = (name: string, client: ClientCredentialsClient, options: TokenRequestOptions | undefined): Key => {
     const effective = effectiveOptions(client, options)

@@ -66,3 +66,4 @@ export * as UserTokenStore from "./UserTokenStore.js"
  * @since 0.1.0
  */
 export * as TokenEncryption from "./TokenEncryption.js"
+export * as TokenMetrics from "./TokenMetrics.js"

@@ -13,6 +13,7 @@ import { type AccessToken, isFresh, isSameToken } from "../AccessToken.js"
 import type { Backend, Backoff, Options, TokenCache } from "../TokenCache.js"
 import { isTokenError, isTransient, TokenManagerClosed, type TokenStoreError } from "../TokenError.js"
 import { readThrough } from "./readThrough.js"
+import type { CacheInstruments } from "./tokenMetrics.js"
 
 /** @internal */
 export const defaultBackoff = {
@@ -67,7 +68,8 @@ interface LockEntry {
 /** @internal */
 export const make = <K, V, E>(
   backend: Backend<K, V, E>,
-  options: Options
+  options: Options,
+  instruments?: CacheInstruments<K>
 ): Effect.Effect<TokenCache<K, V, E>, never, Scope.Scope> =>
   Effect.gen(function*() {
     // renewals run in a scope of their own, closed after the finalizer below has failed their waiters
@@ -169,13 +171,26 @@ export const make = <K, V, E>(
         )
       )
 
+    /** `withLock` for a key's renewal, reporting how long it waited for the lock when metrics are on. */
+    const withRenewalLock = <A, E1>(key: K, effect: Effect.Effect<A, E1>): Effect.Effect<A, E1 | TokenStoreError> =>
+      instruments === undefined ? withLock(lockKeyOf(key), effect) : Effect.clockWith((clock) => {
+        const requested = clock.unsafeCurrentTimeNanos()
+        return withLock(
+          lockKeyOf(key),
+          Effect.zipRight(
+            Effect.sync(() => instruments.lockWait(key, Number(clock.unsafeCurrentTimeNanos() - requested) / 1e9)),
+            effect
+          )
+        )
+      })
+
     /** Inside the lock: re-read, and renew only if what is stored is still stale (or still the rejected token). */
     const renewal = (
       key: K,
       rejected: AccessToken | undefined
     ): Effect.Effect<V, E | TokenStoreError | TokenManagerClosed> =>
-      withLock(
-        lockKeyOf(key),
+      withRenewalLock(
+        key,
         Effect.gen(function*() {
           const current = yield* backend.read(key)
           if (Option.isSome(current)) {
@@ -203,6 +218,7 @@ export const make = <K, V, E>(
         const id = backend.keyOf(key)
         const running = flights.get(id)
         if (running !== undefined) {
+          instruments?.lookup(key, "join")
           if (rejected === undefined) return Deferred.await(running)
           // A renewal that started before the rejection may hand back the rejected token: renew again then.
           return Effect.flatMap(Deferred.await(running), (value) => {
@@ -212,9 +228,11 @@ export const make = <K, V, E>(
         }
         const backingOff = backoffs.get(id)
         if (backingOff !== undefined && clock.unsafeCurrentTimeMillis() < backingOff.until) {
+          instruments?.lookup(key, "backoff")
           const error = Effect.fail(backingOff.error)
           return held === undefined ? error : Effect.zipRight(scheduleRetry(key, id, held), error)
         }
+        instruments?.lookup(key, "miss")
         const deferred = Deferred.unsafeMake<V, E | TokenStoreError | TokenManagerClosed>(FiberId.none)
         flights.set(id, deferred)
         return renewal(key, rejected).pipe(
@@ -283,6 +301,7 @@ export const make = <K, V, E>(
             return renewHeld(key, current.value, now)
           }
           remember(backend.keyOf(key), current.value)
+          instruments?.lookup(key, "hit")
           return Effect.succeed(current.value)
         })
       })
@@ -296,9 +315,11 @@ export const make = <K, V, E>(
         Effect.clockWith((clock) => {
           if (closed) return failClosed
           const value = memo.get(backend.keyOf(key))
-          return value !== undefined && freshToken(value, clock.unsafeCurrentTimeMillis()) !== undefined
-            ? Effect.succeed(value)
-            : read(key)
+          if (value === undefined || freshToken(value, clock.unsafeCurrentTimeMillis()) === undefined) {
+            return read(key)
+          }
+          instruments?.lookup(key, "hit")
+          return Effect.succeed(value)
         })
 
     /** A forced renewal treats whatever token is stored now as rejected. */

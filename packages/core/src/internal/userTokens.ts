@@ -3,17 +3,19 @@ import * as Option from "effect/Option"
 import { AccessToken, type TokenRequestOptions } from "../AccessToken.js"
 import * as CurrentUser from "../CurrentUser.js"
 import type { OidcEvents } from "../OidcEvents.js"
-import * as TokenCache from "../TokenCache.js"
 import * as TokenClient from "../TokenClient.js"
 import { Grant, TokenEndpoint } from "../TokenEndpoint.js"
 import { SignInRequired, type TokenEndpointError, type TokenStoreError } from "../TokenError.js"
 import { TokenLock } from "../TokenLock.js"
+import * as TokenMetrics from "../TokenMetrics.js"
 import { UserToken } from "../UserToken.js"
 import type { Options, UserTokens } from "../UserTokens.js"
 import { discover, renewalLock } from "./deployment.js"
 import { userTokenKey } from "./keys.js"
 import * as validate from "./options.js"
+import * as tokenCache from "./tokenCache.js"
 import { rotatedRefreshToken } from "./tokenEndpoint.js"
+import * as tokenMetrics from "./tokenMetrics.js"
 
 type GetOptions = UserTokens.GetOptions
 import { UserTokenStore } from "../UserTokenStore.js"
@@ -29,9 +31,11 @@ interface Key {
 export const make = (options: Options) =>
   Effect.gen(function*() {
     const endpoint = yield* TokenEndpoint
-    const store = yield* UserTokenStore
+    const metered = yield* TokenMetrics.Enabled
+    const store = metered ? tokenMetrics.userTokenStore(yield* UserTokenStore) : yield* UserTokenStore
     const lock = yield* renewalLock("UserTokens", store, yield* TokenLock)
     const client = yield* TokenClient.decode(options.client)
+    const metrics = metered ? tokenMetrics.client("refresh_token", client.clientId) : tokenMetrics.noClientMetrics
     const renewBefore = yield* validate.duration("UserTokens", "renewBefore", options.renewBefore, "60 seconds")
     const backoff = yield* validate.backoff("UserTokens", options.backoff)
     yield* validate.discovery("UserTokens", options.discovery)
@@ -76,11 +80,13 @@ export const make = (options: Options) =>
         }
         const response = yield* endpoint.request(client, Grant.RefreshToken({ refreshToken, options: key.params }))
           .pipe(
+            metrics.request,
             Effect.catchTag(
               "TokenRequestRejected",
               (error): Effect.Effect<never, TokenEndpointError | TokenStoreError | SignInRequired> =>
                 error.error === "invalid_grant"
-                  ? store.clear(key.storeKey).pipe(
+                  ? Effect.sync(metrics.refreshTokenRejected).pipe(
+                    Effect.zipRight(store.clear(key.storeKey)),
                     Effect.zipRight(new SignInRequired({ subject: key.user.subject, reason: "refresh-token-rejected" }))
                   )
                   : Effect.fail(error)
@@ -104,16 +110,27 @@ export const make = (options: Options) =>
         })
         yield* store.store(key.storeKey, token, key.params)
         return token
-      }).pipe(Effect.withSpan("UserTokens.refresh", { attributes: { "atm.resource": key.params.resource ?? "" } }))
+      }).pipe(
+        metrics.renewal,
+        Effect.withSpan("UserTokens.refresh", {
+          attributes: { "atm.client": client.clientId, "atm.resource": key.params.resource ?? "" }
+        })
+      )
 
-    const cache = yield* TokenCache.make<Key, UserToken, TokenEndpointError | TokenStoreError | SignInRequired>({
-      keyOf: (key) => key.id,
-      // the user's resources share one refresh token: refresh them one at a time
-      lockKeyOf: (key) => key.storeKey,
-      read: (key) => store.get(key.storeKey, key.params),
-      accessToken: (token) => token.accessToken,
-      renew: refresh
-    }, { renewBefore, backoff, lock })
+    const cache = yield* tokenCache.make<Key, UserToken, TokenEndpointError | TokenStoreError | SignInRequired>(
+      {
+        keyOf: (key) => key.id,
+        // the user's resources share one refresh token: refresh them one at a time
+        lockKeyOf: (key) => key.storeKey,
+        read: (key) => store.get(key.storeKey, key.params),
+        accessToken: (token) => token.accessToken,
+        renew: refresh
+      },
+      { renewBefore, backoff, lock },
+      metered
+        ? tokenMetrics.cacheInstruments(() => metrics)
+        : undefined
+    )
 
     const accessTokenOf = (key: Key) => (token: UserToken) =>
       token.accessToken === undefined
