@@ -67,3 +67,13 @@ export * as UserTokenStore from "./UserTokenStore.js"
  */
 export * as TokenEncryption from "./TokenEncryption.js"
 export * as TokenMetrics from "./TokenMetrics.js"
+
+/**
+ * @since 0.3.0
+ */
+export * as Session from "./Session.js"
+
+/**
+ * @since 0.3.0
+ */
+export * as SessionStore from "./SessionStore.js"

@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import * as SessionStore from "@effect-atm/core/SessionStore"
 import type { InvalidTokenResponse, TokenStoreError } from "@effect-atm/core/TokenError"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
@@ -24,9 +25,10 @@ export const TypeId: unique symbol = Symbol.for("@effect-atm/oidc-login/LoginErr
 export type TypeId = typeof TypeId
 
 /**
- * The callback came without a sign-in this browser started: no pre-login cookie (`missing-cookie`), a cookie that
- * fails its signature check (`invalid-cookie`, e.g. tampered), or a sign-in that expired or was already completed
- * (`expired-or-used`, e.g. a replayed callback URL). Nothing was exchanged or stored.
+ * The callback came without a sign-in this browser started: no pre-login cookie (`missing-cookie`, e.g. a replayed
+ * callback URL: every answer of the callback expires the cookie), a cookie that does not open (`invalid-cookie`,
+ * e.g. tampered, or sealed with a secret no longer configured), or a sign-in that expired (`expired-or-used`).
+ * Nothing was exchanged or stored.
  *
  * @since 0.1.0
  * @category errors
@@ -51,7 +53,7 @@ export class LoginRequestNotFound extends Schema.TaggedError<LoginRequestNotFoun
     const why = this.reason === "missing-cookie"
       ? "this browser did not start a sign-in (its pre-login cookie is missing; are cookies enabled?)"
       : this.reason === "invalid-cookie"
-      ? "the pre-login cookie failed its signature check"
+      ? "the pre-login cookie failed its signature check (tampered, or sealed under another secret)"
       : "the sign-in expired or was already completed (a callback URL works once)"
     return `The sign-in could not be completed: ${why}. Nothing was stored; start the sign-in again.`
   }
@@ -245,33 +247,20 @@ export class ProviderUnavailable extends Schema.TaggedError<ProviderUnavailable>
 }
 
 /**
- * The session store failed (unreachable, timed out) or holds data that cannot be read back.
+ * The session store failed (unreachable, timed out) or holds data that cannot be read back. Defined in
+ * `@effect-atm/core/SessionStore`, where the store's interface is, so that the SQL and Redis stores can fail with
+ * it.
  *
  * @since 0.1.0
  * @category errors
  */
-export class SessionStoreError extends Schema.TaggedError<SessionStoreError>()("SessionStoreError", {
-  store: Schema.String,
-  operation: Schema.Literal("connect", "get", "set", "remove", "setPending", "takePending"),
-  reason: Schema.String
-}) {
-  /**
-   * @since 0.2.0
-   */
-  readonly [TypeId]: TypeId = TypeId
+export const SessionStoreError = SessionStore.SessionStoreError
 
-  /**
-   * The status of the error page.
-   *
-   * @since 0.1.0
-   */
-  get httpStatus(): number {
-    return 500
-  }
-  override get message(): string {
-    return `The ${this.store} session store failed to ${this.operation}: ${this.reason}.`
-  }
-}
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type SessionStoreError = SessionStore.SessionStoreError
 
 /**
  * The login configuration is invalid. Raised when the layer is built, naming the field.
@@ -326,4 +315,5 @@ export type LoginError =
  * @since 0.2.0
  * @category guards
  */
-export const isLoginError = (u: unknown): u is LoginError => Predicate.hasProperty(u, TypeId)
+export const isLoginError = (u: unknown): u is LoginError =>
+  Predicate.hasProperty(u, TypeId) || SessionStore.isSessionStoreError(u)

@@ -46,6 +46,7 @@ import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
 import * as internal from "./internal/oidcLogin.js"
 import type { CallbackError, InvalidLoginConfiguration, ProviderUnavailable, SessionStoreError } from "./LoginError.js"
 import type { Session } from "./Session.js"
@@ -73,6 +74,13 @@ export interface SessionOptions {
   readonly loginCookieName?: string | undefined
   /** How often a long-lived connection (websocket) checks that its session still exists. Default: 30 seconds. */
   readonly connectionCheckInterval?: Duration.DurationInput | undefined
+  /**
+   * How often expired sessions (idle or absolute) are taken out of the store, their connections closed and their
+   * tokens revoked and cleared. Default: 1 minute.
+   *
+   * @since 0.3.0
+   */
+  readonly sweepInterval?: Duration.DurationInput | undefined
 }
 
 /**
@@ -107,6 +115,16 @@ export interface Options {
   readonly loginTimeout?: Duration.DurationInput | undefined
   /** How long the code exchange may take. Default: 10 seconds. */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * What RP-initiated logout tells the provider about the session to end. `"id_token_hint"` (the default, what
+   * every provider accepts): the ID token goes in the end-session URL, so it passes through the browser (its
+   * history, and the provider's logs) — it proves who signed in, it grants no access to APIs. `"logout_hint"`:
+   * `client_id` and `logout_hint` (the subject) instead, so no token reaches the browser; the provider may then
+   * ask the user to confirm the sign-out.
+   *
+   * @since 0.3.0
+   */
+  readonly endSessionHint?: "id_token_hint" | "logout_hint" | undefined
 }
 
 /**
@@ -135,6 +153,8 @@ export interface Settings {
   readonly idleTimeoutMillis: number
   readonly absoluteTimeoutMillis: number
   readonly connectionCheckMillis: number
+  readonly sweepIntervalMillis: number
+  readonly endSessionHint: "id_token_hint" | "logout_hint"
   readonly loginTimeoutMillis: number
   readonly timeoutMillis: number
 }
@@ -210,7 +230,7 @@ export class OidcLogin extends Context.Tag("@effect-atm/oidc-login/OidcLogin")<O
    * then the store. For transports outside the router, and for tests and admin tools.
    */
   readonly sessionFromCookie: (value: string) => Effect.Effect<Option.Option<Session>, SessionStoreError>
-  /** Starts a sign-in: stores it, sets the pre-login cookie and redirects to the provider. */
+  /** Starts a sign-in: seals it in the pre-login cookie (nothing is stored) and redirects to the provider. */
   readonly login: (
     options?: LoginOptions
   ) => Effect.Effect<HttpServerResponse.HttpServerResponse, ProviderUnavailable | SessionStoreError>
@@ -227,6 +247,13 @@ export class OidcLogin extends Context.Tag("@effect-atm/oidc-login/OidcLogin")<O
    * (`OidcEvents.signingOut`). No RP-initiated logout: the browser is not there.
    */
   readonly endSession: (sessionId: string) => Effect.Effect<void, SessionStoreError>
+  /**
+   * Ends the sessions past their idle or absolute deadline (their connections here, their tokens revoked and
+   * cleared), as the layer does every `sweepInterval`; returns how many.
+   *
+   * @since 0.3.0
+   */
+  readonly sweepExpired: Effect.Effect<number, SessionStoreError>
   /**
    * Runs `effect` for a session's user for as long as the session lasts: it is interrupted (after `onEnd`) when
    * the session is signed out here, or found gone at a periodic check (see `connectionCheckInterval`).
@@ -267,7 +294,7 @@ export class OidcLogin extends Context.Tag("@effect-atm/oidc-login/OidcLogin")<O
 export const make: (options: Options) => Effect.Effect<
   OidcLogin["Type"],
   InvalidLoginConfiguration | InvalidClientConfiguration,
-  TokenEndpoint | OidcEvents | SessionStore
+  TokenEndpoint | OidcEvents | SessionStore | Scope.Scope
 > = internal.make
 
 /**
@@ -280,7 +307,7 @@ export const layer = (
   OidcLogin,
   InvalidLoginConfiguration | InvalidClientConfiguration,
   TokenEndpoint | OidcEvents | SessionStore
-> => Layer.effect(OidcLogin, make(options))
+> => Layer.scoped(OidcLogin, make(options))
 
 /**
  * The options from Effect `Config`, nested under `prefix` (default `OIDC`; from the environment: `OIDC_ISSUER`,
@@ -352,7 +379,7 @@ export const layerConfig = (
   OidcLogin,
   InvalidLoginConfiguration | InvalidClientConfiguration | ConfigError.ConfigError,
   TokenEndpoint | OidcEvents | SessionStore
-> => Layer.effect(OidcLogin, Effect.flatMap(options, make))
+> => Layer.scoped(OidcLogin, Effect.flatMap(options, make))
 
 const withLogin = <A, E, R>(
   f: (login: OidcLogin["Type"], request: HttpServerRequest.HttpServerRequest) => Effect.Effect<A, E, R>

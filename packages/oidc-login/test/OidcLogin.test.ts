@@ -1,7 +1,6 @@
 import * as TokenEndpoint from "@effect-atm/core/TokenEndpoint"
 import * as UserTokens from "@effect-atm/core/UserTokens"
 import * as OidcLogin from "@effect-atm/oidc-login/OidcLogin"
-import * as Session from "@effect-atm/oidc-login/Session"
 import * as SessionStore from "@effect-atm/oidc-login/SessionStore"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
@@ -15,6 +14,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
 import { WebSocket } from "undici"
+import * as PendingLogin from "../src/internal/pendingLogin.js"
 import * as Harness from "./harness.js"
 
 const formOf = (request: HttpClientRequest.HttpClientRequest): URLSearchParams =>
@@ -52,8 +52,11 @@ describe("OidcLogin", () => {
       assert.isNotEmpty(params.get("nonce"))
       assert.strictEqual(params.get("resource"), "urn:effect-atm:demo-api")
       assert.strictEqual(params.get("redirect_uri"), `${harness.url}/auth/callback`)
-      // the pre-login cookie holds a signed id, nothing else
-      assert.match(browser.cookies.get("atm_login")!, /^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}$/)
+      // the pre-login cookie holds the sign-in sealed (AES-256-GCM): nothing readable, nothing on the server
+      const loginCookie = browser.cookies.get("atm_login")!
+      assert.match(loginCookie, /^v1\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]+$/)
+      assert.notInclude(loginCookie, params.get("state")!)
+      assert.notInclude(Buffer.from(loginCookie.split(".")[2]!, "base64url").toString("latin1"), params.get("state")!)
 
       const callbackUrl = yield* harness.provider.authorize(authorizationUrl, "alice")
       const response = yield* browser.fetch(callbackUrl.pathname + callbackUrl.search)
@@ -149,10 +152,10 @@ describe("OidcLogin", () => {
       assert.strictEqual(wrongState.status, 400)
       assert.include(yield* Harness.text(wrongState), "StateMismatch")
       assert.isFalse(victim.cookies.has("atm_login"), "a failed callback clears the pre-login cookie")
-      // and the pending sign-in is used up by the failed attempt, even with its cookie back
+      // with its cookie back, the forged response still does not match the victim's sign-in
       victim.cookies.set("atm_login", victimCookie)
       const again = yield* victim.fetch(forged.pathname + forged.search)
-      assert.include(yield* Harness.text(again), "already completed")
+      assert.include(yield* Harness.text(again), "StateMismatch")
 
       yield* Harness.startSignIn(harness, victim)
       const missingState = yield* victim.fetch(`/auth/callback?code=${forged.searchParams.get("code")}`)
@@ -183,29 +186,16 @@ describe("OidcLogin", () => {
       const replay = yield* browser.fetch(callbackUrl.pathname + callbackUrl.search)
       assert.strictEqual(replay.status, 400)
       assert.include(yield* Harness.text(replay), "did not start a sign-in")
-      // with the pre-login cookie too (captured by an attacker): the sign-in was completed
+      // with the pre-login cookie too (captured by an attacker): the provider refuses the used code
       browser.cookies.set("atm_login", loginCookie)
       const replayWithCookie = yield* browser.fetch(callbackUrl.pathname + callbackUrl.search)
       assert.strictEqual(replayWithCookie.status, 400)
-      assert.include(yield* Harness.text(replayWithCookie), "already completed")
-
-      // even with the pending sign-in put back (a store that failed to delete it), the provider refuses the code
-      const capture = new Harness.Browser(harness.url)
-      const url2 = yield* Harness.startSignIn(harness, capture)
-      const loginCookie2 = capture.cookies.get("atm_login")!
-      const redirect = yield* harness.provider.authorize(url2, "alice")
-      const pending = Option.getOrThrow(yield* harness.sessions.takePending(Harness.sessionIdOf(loginCookie2)))
-      yield* harness.sessions.setPending(pending)
-      assert.strictEqual((yield* capture.fetch(redirect.pathname + redirect.search)).status, 303)
-      yield* harness.sessions.setPending(pending)
-      capture.cookies.set("atm_login", loginCookie2)
-      const replayed = yield* capture.fetch(redirect.pathname + redirect.search)
-      assert.strictEqual(replayed.status, 400)
-      const body = yield* Harness.text(replayed)
+      const body = yield* Harness.text(replayWithCookie)
       assert.include(body, "CodeExchangeFailed")
       assert.include(body, "invalid_grant")
-      assert.strictEqual(harness.tokenCalls.counts.store, stores! + 1, "only the one real sign-in stored tokens")
-      assert.strictEqual(harness.sessionCalls.counts.set, sessionsCreated! + 1)
+      assert.isFalse(browser.cookies.has("atm_login"), "every answer of the callback expires the pre-login cookie")
+      assert.strictEqual(harness.tokenCalls.counts.store, stores, "nothing more was stored")
+      assert.strictEqual(harness.sessionCalls.counts.set, sessionsCreated)
     }))
 
   it.scopedLive("shows the provider's error response, and refuses a response from another issuer", () =>
@@ -370,9 +360,10 @@ describe("OidcLogin", () => {
       assert.match(cookie, /; Path=\//i)
       const location = new URL(response.headers.get("location")!)
       assert.strictEqual(location.searchParams.get("redirect_uri"), "https://app.example.com/auth/callback")
-      const pendingId = Harness.sessionIdOf(cookie.slice(cookie.indexOf("=") + 1, cookie.indexOf(";")))
-      const pending = Option.getOrThrow(yield* harness.sessions.takePending(pendingId))
-      assert.strictEqual(pending.returnTo, "/", "returnTo never leaves the site")
+      const sealed = cookie.slice(cookie.indexOf("=") + 1, cookie.indexOf(";"))
+      const pending = PendingLogin.open([Harness.secret], "__Host-atm_login", sealed, Date.now())
+      assert.isObject(pending)
+      assert.strictEqual((pending as PendingLogin.PendingLogin).returnTo, "/", "returnTo never leaves the site")
     }))
 
   it.effect("is configured from Effect Config, and an invalid value fails naming the field", () =>
@@ -434,9 +425,15 @@ describe("OidcLogin", () => {
       const url = yield* Harness.startSignIn(harness, browser)
       const redirect = yield* harness.provider.authorize(url, "alice")
       // the provider signs the nonce it was sent; the sign-in expects another one
-      const pendingId = Harness.sessionIdOf(browser.cookies.get("atm_login")!)
-      const pending = Option.getOrThrow(yield* harness.sessions.takePending(pendingId))
-      yield* harness.sessions.setPending(new Session.PendingLogin({ ...pending, nonce: Redacted.make("other") }))
+      const pending = PendingLogin.open([Harness.secret], "atm_login", browser.cookies.get("atm_login")!, Date.now())
+      assert.isObject(pending)
+      browser.cookies.set(
+        "atm_login",
+        PendingLogin.seal(Harness.secret, "atm_login", {
+          ...pending as PendingLogin.PendingLogin,
+          nonce: Redacted.make("other")
+        })
+      )
       const response = yield* browser.fetch(redirect.pathname + redirect.search)
       assert.strictEqual(response.status, 400)
       const page = yield* Harness.text(response)
@@ -505,4 +502,77 @@ describe("OidcLogin", () => {
       assert.include(page, "ECONNRESET")
       nothingStored(harness, browser)
     }))
+
+  it.scoped("a session that expires (idle or absolute) has its tokens revoked and cleared", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make({
+        login: { session: { idleTimeout: "10 minutes", absoluteTimeout: "30 minutes", sweepInterval: "1 minute" } }
+      })
+      const idle = yield* signedIn(harness, "alice")
+      const idleToken = Redacted.value((yield* Harness.storedToken(harness, "alice", idle.sessionId))!.refreshToken!)
+      const busy = yield* signedIn(harness, "bob")
+      const busyToken = Redacted.value((yield* Harness.storedToken(harness, "bob", busy.sessionId))!.refreshToken!)
+      const status = (browser: Harness.Browser) => Effect.map(browser.fetch("/api/me"), (r) => r.status)
+      /** Lets the sweeper (forked on the test clock) finish its requests to the provider, on the real clock. */
+      const settled = (check: Effect.Effect<boolean>) =>
+        Effect.gen(function*() {
+          for (let i = 0; i < 200 && !(yield* check); i++) {
+            yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 25)))
+          }
+        })
+
+      for (let minute = 5; minute <= 15; minute += 5) {
+        yield* TestClock.adjust("5 minutes")
+        assert.strictEqual(yield* status(busy.browser), 200)
+      }
+      // alice idle for 15 minutes: the sweeper took her session out, closed it and revoked its tokens
+      yield* settled(Effect.map(Effect.orDie(Harness.storedToken(harness, "alice", idle.sessionId)), (t) => !t))
+      assert.isUndefined(yield* Harness.storedToken(harness, "alice", idle.sessionId), "idle: the tokens are cleared")
+      assert.isFalse((yield* harness.provider.introspect(idleToken)).active, "idle: the refresh token is revoked")
+      assert.isTrue((yield* harness.provider.introspect(busyToken)).active, "a live session keeps its tokens")
+
+      for (let minute = 20; minute <= 35; minute += 5) {
+        yield* TestClock.adjust("5 minutes")
+        yield* status(busy.browser)
+      }
+      yield* settled(Effect.map(Effect.orDie(Harness.storedToken(harness, "bob", busy.sessionId)), (t) => !t))
+      assert.strictEqual(yield* status(busy.browser), 401)
+      assert.isUndefined(yield* Harness.storedToken(harness, "bob", busy.sessionId), "absolute: the tokens are cleared")
+      assert.isFalse((yield* harness.provider.introspect(busyToken)).active, "absolute: the refresh token is revoked")
+    }))
+
+  it.scopedLive(
+    "20,000 anonymous sign-in starts do not stop a user's sign-in started before them",
+    () =>
+      Effect.gen(function*() {
+        const harness = yield* Harness.make()
+        const user = new Harness.Browser(harness.url)
+        const url = yield* Harness.startSignIn(harness, user)
+        const callback = yield* harness.provider.authorize(url, "alice")
+
+        // anonymous callers, each without cookies: 20,000 sign-ins started, nothing kept on the server for them
+        let started = 0
+        yield* Effect.forEach(
+          Array.from({ length: 20_000 }),
+          () =>
+            Effect.promise(() => fetch(`${harness.url}/auth/login`, { redirect: "manual" })).pipe(
+              Effect.tap((response) =>
+                Effect.promise(() => response.arrayBuffer()).pipe(
+                  Effect.map(() => {
+                    if (response.status === 302) started++
+                  })
+                )
+              )
+            ),
+          { concurrency: 32, discard: true }
+        )
+        assert.strictEqual(started, 20_000)
+        assert.strictEqual(harness.sessionCalls.counts.set ?? 0, 0, "no sign-in start wrote to the session store")
+
+        const done = yield* user.fetch(callback.pathname + callback.search)
+        assert.strictEqual(done.status, 303, "the user's sign-in completes")
+        assert.strictEqual((yield* user.fetch("/api/me")).status, 200)
+      }),
+    { timeout: 180_000 }
+  )
 })

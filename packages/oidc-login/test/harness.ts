@@ -7,12 +7,12 @@ import * as AccessTokenHttpClient from "@effect-atm/core/AccessTokenHttpClient"
 import * as AccessTokenManagement from "@effect-atm/core/AccessTokenManagement"
 import * as AccessTokenStore from "@effect-atm/core/AccessTokenStore"
 import * as CurrentUser from "@effect-atm/core/CurrentUser"
+import * as SessionStore from "@effect-atm/core/SessionStore"
 import * as TokenLock from "@effect-atm/core/TokenLock"
 import * as UserTokenStore from "@effect-atm/core/UserTokenStore"
 import * as DemoApi from "@effect-atm/dev-identity/DemoApi"
 import * as IdentityProvider from "@effect-atm/dev-identity/IdentityProvider"
 import * as OidcLogin from "@effect-atm/oidc-login/OidcLogin"
-import * as SessionStore from "@effect-atm/oidc-login/SessionStore"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpClient from "@effect/platform/HttpClient"
@@ -49,6 +49,9 @@ const counting = <S extends Record<string, unknown>>(service: S, calls: Calls): 
         : f
     ])
   ) as S
+
+/** The session secret of every harness: tests open and reseal pre-login cookies with it. */
+export const secret = "test-session-secret-0123456789-abcdef"
 
 export interface HarnessOptions {
   readonly accessTokenTtl?: number
@@ -147,7 +150,8 @@ export const make = (options: HarnessOptions = {}): Effect.Effect<Harness, unkno
       baseUrl: url,
       resource: IdentityProvider.Resources.demoApi,
       scope: "openid profile email offline_access api.read",
-      ...options.login
+      ...options.login,
+      session: { secret: Redacted.make(secret), ...options.login?.session }
     }).pipe(Layer.provide(Layer.succeed(SessionStore.SessionStore, sessions)))
     const apiLayer = AccessTokenHttpClient.layerUser(DemoApiClient, { baseUrl: demoApi.url }).pipe(
       Layer.provide(FetchHttpClient.layer)

@@ -1,5 +1,7 @@
 import * as CurrentUser from "@effect-atm/core/CurrentUser"
 import { OidcEvents } from "@effect-atm/core/OidcEvents"
+import { Session } from "@effect-atm/core/Session"
+import { SessionStore } from "@effect-atm/core/SessionStore"
 import { Grant, type ServerMetadata, TokenEndpoint } from "@effect-atm/core/TokenEndpoint"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -22,9 +24,8 @@ import {
   StateMismatch
 } from "../LoginError.js"
 import type { Authentication, LoginOptions, OidcLogin, Options } from "../OidcLogin.js"
-import { PendingLogin, Session } from "../Session.js"
-import { SessionStore } from "../SessionStore.js"
 import * as Pages from "./pages.js"
+import * as PendingLogin from "./pendingLogin.js"
 import { isLoopback, resolve } from "./settings.js"
 import { randomId, sign, verify } from "./signedId.js"
 
@@ -81,14 +82,11 @@ export const make = (options: Options) =>
     /** Loads a session and slides its idle deadline (written at most every `touchAfterMillis`). */
     const resume = (id: string): Effect.Effect<Option.Option<Session>, SessionStoreError> =>
       Effect.gen(function*() {
+        // the store enforces expiry: an expired session is not returned (the sweeper revokes its tokens)
         const found = yield* store.get(id)
         if (Option.isNone(found)) return found
         const now = yield* Clock.currentTimeMillis
         const session = found.value
-        if (session.expiresAt <= now) {
-          yield* store.remove(id)
-          return Option.none()
-        }
         if (now - session.lastSeenAt < touchAfterMillis) return found
         const touched = new Session({
           ...session,
@@ -128,17 +126,44 @@ export const make = (options: Options) =>
           : Effect.all([...closers], { concurrency: "unbounded", discard: true })
       })
 
-    const endSession = (session: Session): Effect.Effect<void, SessionStoreError> =>
+    /** Revokes and clears a session's tokens; a failure is logged (the session is over either way). */
+    const signOutTokens = (session: Session) =>
+      events.signingOut(session.user).pipe(
+        Effect.catchAll((error) => Effect.logWarning("Could not clear the tokens of a signed-out user", error.message))
+      )
+
+    /**
+     * Ends a session: out of the store, its connections here closed, its tokens revoked and cleared — by whoever
+     * removed it from the store, so once across instances.
+     */
+    const endSession = (id: string): Effect.Effect<void, SessionStoreError> =>
       Effect.gen(function*() {
-        yield* store.remove(session.id)
+        const removed = yield* store.remove(id)
         // stop the session's connections first, so that none of them refreshes a token while it is revoked
-        yield* closeConnections(session.id)
-        yield* events.signingOut(session.user).pipe(
-          Effect.catchAll((error) =>
-            Effect.logWarning("Could not clear the tokens of a signed-out user", error.message)
-          )
-        )
+        yield* closeConnections(id)
+        if (Option.isSome(removed)) yield* signOutTokens(removed.value)
       }).pipe(Effect.withSpan("OidcLogin.endSession"))
+
+    /** Sessions past their idle or absolute deadline: their connections closed, their tokens revoked and cleared. */
+    const sweepExpired: Effect.Effect<number, SessionStoreError> = Effect.gen(function*() {
+      let ended = 0
+      while (true) {
+        const expired = yield* store.takeExpired(100)
+        for (const session of expired) {
+          yield* closeConnections(session.id)
+          yield* signOutTokens(session)
+        }
+        ended += expired.length
+        if (expired.length < 100) return ended
+      }
+    }).pipe(Effect.withSpan("OidcLogin.sweepExpired"))
+
+    yield* Effect.sleep(settings.sweepIntervalMillis).pipe(
+      Effect.zipRight(sweepExpired),
+      Effect.catchAll((error) => Effect.logWarning("Could not end expired sessions", error.message)),
+      Effect.forever,
+      Effect.forkScoped
+    )
 
     const runConnection: OidcLogin["Type"]["runConnection"] = (session, effect, connectionOptions) =>
       Effect.scoped(Effect.gen(function*() {
@@ -195,15 +220,14 @@ export const make = (options: Options) =>
         const codeVerifier = oidc.randomPKCECodeVerifier()
         const codeChallenge = yield* Effect.promise(() => oidc.calculatePKCECodeChallenge(codeVerifier))
         const resource = loginOptions?.resource ?? settings.resource
-        const pending = new PendingLogin({
-          id: randomId(),
+        const pending: PendingLogin.PendingLogin = {
           state: oidc.randomState(),
           nonce: Redacted.make(oidc.randomNonce()),
           codeVerifier: Redacted.make(codeVerifier),
           returnTo: safeReturnTo(loginOptions?.returnTo),
           ...(resource === undefined ? {} : { resource }),
           expiresAt: now + settings.loginTimeoutMillis
-        })
+        }
         const url = yield* Effect.try({
           try: () =>
             oidc.buildAuthorizationUrl(configuration(server), {
@@ -219,12 +243,16 @@ export const make = (options: Options) =>
             }),
           catch: (cause) => new ProviderUnavailable({ operation: "discovery", reason: describe(cause) })
         })
-        yield* store.setPending(pending)
+        // nothing is stored: the sign-in in progress is sealed in the pre-login cookie
         return HttpServerResponse.redirect(url, { status: 302, headers: { "cache-control": "no-store" } }).pipe(
-          HttpServerResponse.unsafeSetCookie(settings.loginCookie, sign(settings.secrets[0]!, "login", pending.id), {
-            ...cookieOptions,
-            maxAge: `${settings.loginTimeoutMillis} millis`
-          })
+          HttpServerResponse.unsafeSetCookie(
+            settings.loginCookie,
+            PendingLogin.seal(settings.secrets[0]!, settings.loginCookie, pending),
+            {
+              ...cookieOptions,
+              maxAge: `${settings.loginTimeoutMillis} millis`
+            }
+          )
         )
       }).pipe(Effect.withSpan("OidcLogin.login"))
 
@@ -232,7 +260,7 @@ export const make = (options: Options) =>
      * The code exchange, an `authorization_code` grant of `TokenEndpoint`: over the application's `HttpClient`, with
      * its timeout and response-size bound; openid-client checks the response and the ID token (nonce, PKCE, iss).
      */
-    const exchange = (currentUrl: URL, pending: PendingLogin) =>
+    const exchange = (currentUrl: URL, pending: PendingLogin.PendingLogin) =>
       endpoint.request(
         client,
         Grant.AuthorizationCode({
@@ -301,11 +329,11 @@ export const make = (options: Options) =>
       Effect.gen(function*() {
         const cookie = request.cookies[settings.loginCookie]
         if (cookie === undefined) return yield* new LoginRequestNotFound({ reason: "missing-cookie" })
-        const pendingId = verify(settings.secrets, "login", cookie)
-        if (pendingId === undefined) return yield* new LoginRequestNotFound({ reason: "invalid-cookie" })
-        // taken out before anything is checked: whatever happens next, this sign-in cannot be answered twice
-        const pending = yield* store.takePending(pendingId)
-        if (Option.isNone(pending)) return yield* new LoginRequestNotFound({ reason: "expired-or-used" })
+        const opened = PendingLogin.open(settings.secrets, settings.loginCookie, cookie, yield* Clock.currentTimeMillis)
+        if (typeof opened === "string") return yield* new LoginRequestNotFound({ reason: opened })
+        // the cookie is expired by every answer of the callback (see `router`), so it is used once; a replayed code
+        // is refused by the provider
+        const pending = { value: opened }
         const query = request.url.indexOf("?") === -1 ? "" : request.url.slice(request.url.indexOf("?"))
         const params = new URLSearchParams(query)
         const state = params.get("state")
@@ -353,11 +381,9 @@ export const make = (options: Options) =>
         const previous = request.cookies[settings.sessionCookie]
         const previousId = previous === undefined ? undefined : verify(settings.secrets, "session", previous)
         if (previousId !== undefined) {
-          yield* Effect.flatMap(store.get(previousId), (old) =>
-            Option.isSome(old) ? endSession(old.value) : Effect.void)
-            .pipe(Effect.catchAll((error) =>
-              Effect.logWarning("Could not end the previous session", error.message)
-            ))
+          yield* endSession(previousId).pipe(
+            Effect.catchAll((error) => Effect.logWarning("Could not end the previous session", error.message))
+          )
         }
         return HttpServerResponse.redirect(pending.value.returnTo, {
           status: 303,
@@ -385,13 +411,17 @@ export const make = (options: Options) =>
         let location = settings.postLogoutRedirectUri
         if (auth._tag === "Authenticated") {
           const { session } = auth
-          yield* endSession(session)
+          yield* endSession(session.id)
           // RP-initiated logout, when the provider has an end-session endpoint (discovery failures skip it)
           const server = yield* Effect.option(metadata)
           if (Option.isSome(server) && typeof server.value.end_session_endpoint === "string") {
+            // the ID token passes through the browser with id_token_hint; logout_hint sends none (see Options)
+            const hint = settings.endSessionHint === "logout_hint" || session.idToken === undefined
+              ? { client_id: client.clientId, logout_hint: session.subject }
+              : { id_token_hint: Redacted.value(session.idToken) }
             location = oidc.buildEndSessionUrl(configuration(server.value), {
               post_logout_redirect_uri: settings.postLogoutRedirectUri,
-              ...(session.idToken === undefined ? {} : { id_token_hint: Redacted.value(session.idToken) })
+              ...hint
             }).href
           }
         }
@@ -433,8 +463,8 @@ export const make = (options: Options) =>
       login,
       callback,
       logout,
-      endSession: (id) =>
-        Effect.flatMap(store.get(id), (session) => Option.isSome(session) ? endSession(session.value) : Effect.void),
+      endSession,
+      sweepExpired,
       runConnection,
       connections: Effect.sync(() => {
         let count = 0

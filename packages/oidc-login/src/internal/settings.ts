@@ -124,6 +124,8 @@ export const resolve = (
         "session.connectionCheckInterval",
         session.connectionCheckInterval ?? Duration.seconds(30)
       ),
+      sweepIntervalMillis: yield* positive("session.sweepInterval", session.sweepInterval ?? Duration.minutes(1)),
+      endSessionHint: options.endSessionHint ?? "id_token_hint",
       loginTimeoutMillis: yield* positive("loginTimeout", options.loginTimeout ?? Duration.minutes(10)),
       timeoutMillis: yield* positive("timeout", options.timeout ?? Duration.seconds(10))
     } satisfies Resolved
