@@ -17,12 +17,19 @@ import * as Schema from "effect/Schema"
  */
 export class AccessToken extends Schema.Class<AccessToken>("@effect-atm/core/AccessToken")({
   accessToken: Schema.Redacted(Schema.String),
-  /** The authorization scheme: `Bearer`, or `DPoP` once DPoP-bound tokens are supported. */
+  /** The authorization scheme: `Bearer`, or `DPoP` for a token bound to a proof key (RFC 9449). */
   tokenType: Schema.Literal("Bearer", "DPoP"),
   issuedAt: Schema.Number,
   expiresAt: Schema.Number,
   scope: Schema.optional(Schema.String),
-  resource: Schema.optional(Schema.String)
+  resource: Schema.optional(Schema.String),
+  /**
+   * The proof key a `DPoP` token is bound to (a private JWK as JSON, see `DPoP`): kept with the token so that
+   * whoever reads it from a store can prove possession. Stores encrypt it with the rest of the token.
+   *
+   * @since 0.3.0
+   */
+  dpopKey: Schema.optional(Schema.Redacted(Schema.String))
 }) {}
 
 /**

@@ -20,18 +20,22 @@
  *
  * @since 0.1.0
  */
+import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
 import { type AccessToken, authorization, type TokenRequestOptions } from "./AccessToken.js"
 import { type ClientCredentialsTokenError, ClientCredentialsTokens } from "./ClientCredentialsTokens.js"
 import { CurrentUser } from "./CurrentUser.js"
+import * as dpop from "./internal/dpop.js"
 import * as tokenMetrics from "./internal/tokenMetrics.js"
-import { errorWithoutToken, ResponseWithoutToken } from "./internal/withoutToken.js"
+import { errorWithoutToken, ResponseWithoutToken, withoutCredentials } from "./internal/withoutToken.js"
 import type { NoCurrentUser } from "./TokenError.js"
 import * as TokenMetrics from "./TokenMetrics.js"
 import { type UserTokenError, UserTokens } from "./UserTokens.js"
@@ -116,8 +120,13 @@ const mergeParameters = (
  * replace that token — only if it is still the current one — and retry the request once; a second 401 is
  * returned as it is. Requests with a streaming body cannot be replayed: give such requests a buffered body.
  *
+ * A DPoP-bound token (`tokenType: "DPoP"` with its `dpopKey`) goes with a fresh DPoP proof per request (`htm`,
+ * `htu`, `iat`, `jti`, `ath`, and the API's last nonce for the origin). A 401 challenge
+ * `WWW-Authenticate: DPoP error="use_dpop_nonce"` with a `DPoP-Nonce` is answered with exactly one retry under the
+ * new nonce, which is remembered for the origin.
+ *
  * Responses and `HttpClientError`s come back carrying the request as the caller made it, without the
- * `Authorization` header: logging or serializing them never shows the token.
+ * `Authorization` and `DPoP` headers: logging or serializing them never shows the token or a proof.
  *
  * The named client layers use it; use it directly for a client you build yourself.
  *
@@ -151,23 +160,72 @@ export const withAccessToken: {
     source: TokenSource<E2, R2>
   ): HttpClient.HttpClient.With<E | E2, R | R2>
 } = dual(2, <E, R, E2, R2>(self: HttpClient.HttpClient.With<E, R>, source: TokenSource<E2, R2>) => {
+  // the APIs' DPoP nonces, per origin
+  const nonces = new dpop.Nonces()
+  /** One request with a proof; a nonce challenge is answered once, with a new proof under the new nonce. */
+  const sendWithProof = (
+    request: HttpClientRequest.HttpClientRequest,
+    token: AccessToken,
+    key: Redacted.Redacted<string>
+  ) => {
+    const proofKey = dpop.load(key)
+    const attempt = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.tap(
+        // the client's span records request headers: the proof is redacted there like the Authorization header
+        Effect.locallyWith(
+          self.execute(
+            request.pipe(
+              HttpClientRequest.setHeader("authorization", authorization(token)),
+              HttpClientRequest.setHeader(
+                "dpop",
+                dpop.proof(proofKey, {
+                  htm: request.method,
+                  htu: request.url,
+                  iat: Math.floor(now / 1000),
+                  accessToken: Redacted.value(token.accessToken),
+                  nonce: nonces.get(request.url)
+                })
+              )
+            )
+          ),
+          Headers.currentRedactedNames,
+          withDPoPRedacted
+        ),
+        (response) => nonces.set(request.url, response.headers["dpop-nonce"])
+      ))
+    return Effect.flatMap(
+      attempt,
+      (response) =>
+        response.status === 401 && response.headers["dpop-nonce"] !== undefined &&
+          dpop.isNonceChallenge(response.headers["www-authenticate"])
+          ? Effect.zipRight(Effect.ignore(response.arrayBuffer), attempt)
+          : Effect.succeed(response)
+    )
+  }
   // what the middleware hands back — responses, and errors carrying a request — never holds the token it added
   const send = (request: HttpClientRequest.HttpClientRequest, token: AccessToken) =>
-    Effect.mapBoth(self.execute(HttpClientRequest.setHeader(request, "authorization", authorization(token))), {
-      onSuccess: (response) => new ResponseWithoutToken(response, request),
-      onFailure: (error) => errorWithoutToken(error, request)
-    })
+    Effect.mapBoth(
+      token.tokenType === "DPoP" && token.dpopKey !== undefined
+        ? sendWithProof(request, token, token.dpopKey)
+        : self.execute(HttpClientRequest.setHeader(request, "authorization", authorization(token))),
+      {
+        onSuccess: (response) => new ResponseWithoutToken(response, request),
+        onFailure: (error) => errorWithoutToken(error, request)
+      }
+    )
   const sourceFor = (parameters: TokenRequestOptions | undefined) =>
     parameters === undefined || source.withParameters === undefined ? source : source.withParameters(parameters)
   return HttpClient.makeWith(
-    Effect.flatMap((request: HttpClientRequest.HttpClientRequest) =>
+    Effect.flatMap((caller: HttpClientRequest.HttpClientRequest) =>
       Effect.flatMap(CurrentTokenParameters, (parameters) => {
         const source = sourceFor(parameters)
+        const request = withoutCredentials(caller)
         return Effect.flatMap(
           source.get,
           (token) =>
             Effect.flatMap(send(request, token), (response) =>
-              response.status === 401
+              // a nonce challenge left unanswered after its one retry is not the token's fault: it is not renewed
+              response.status === 401 && !dpop.isNonceChallenge(response.headers["www-authenticate"])
                 // drain the rejected response first, so that its connection goes back to the pool before the retry
                 ? Effect.ignore(response.arrayBuffer).pipe(
                   Effect.zipRight(source.renew(token)),
@@ -183,6 +241,9 @@ export const withAccessToken: {
     Effect.succeed
   )
 })
+
+const withDPoPRedacted = (names: ReadonlyArray<string | RegExp>): ReadonlyArray<string | RegExp> =>
+  names.includes("dpop") ? names : [...names, "dpop"]
 
 /**
  * A token source for a named client-credentials client.

@@ -31,9 +31,11 @@ import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type { AccessToken, TokenRequestOptions } from "./AccessToken.js"
 import { AccessTokenStore, layerMemory as accessTokenStoreMemory } from "./AccessTokenStore.js"
+import * as DPoP from "./DPoP.js"
 import { discover, renewalLock } from "./internal/deployment.js"
 import { clientCredentialsKey } from "./internal/keys.js"
 import * as validate from "./internal/options.js"
@@ -206,8 +208,13 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   )
   const backoff = yield* validate.backoff("ClientCredentialsTokens", options.backoff)
   const clients = new Map<string, ClientCredentialsClient>()
+  // one DPoP proof key per client, for the life of the manager; a token carries its key into the store
+  const proofKeys = new Map<string, Redacted.Redacted<string>>()
   for (const [name, input] of Object.entries(options.clients)) {
-    clients.set(name, yield* decode(name, input))
+    const client = yield* decode(name, input)
+    clients.set(name, client)
+    const algorithm = DPoP.algorithmOf(client.dpop)
+    if (algorithm !== undefined) proofKeys.set(name, yield* DPoP.generateKey(algorithm))
   }
   const names = [...clients.keys()]
   yield* validate.discovery("ClientCredentialsTokens", options.discovery)
@@ -225,7 +232,12 @@ export const make = Effect.fnUntraced(function*(options: Options) {
     read: (key) => store.get(key.id),
     accessToken: (token) => token,
     renew: (key) =>
-      metricsOf(key).request(endpoint.request(key.client, Grant.ClientCredentials({ options: key.options }))).pipe(
+      metricsOf(key).request(
+        endpoint.request(
+          key.client,
+          Grant.ClientCredentials({ options: key.options, dpopKey: proofKeys.get(key.name) })
+        )
+      ).pipe(
         Effect.map((response) => response.accessToken),
         Effect.tap((token) => store.set(key.id, token)),
         metricsOf(key).renewal,

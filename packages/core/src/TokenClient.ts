@@ -11,6 +11,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as DPoP from "./DPoP.js"
 import * as clientAuthentication from "./internal/clientAuthentication.js"
 import * as options from "./internal/options.js"
 import { InvalidClientConfiguration } from "./TokenError.js"
@@ -145,7 +146,14 @@ export const tokenClientFields = {
    * Allow plain http:// endpoints that are not on the loopback interface. Loopback addresses (127.0.0.1,
    * localhost, ::1) are always allowed, for local development and tests.
    */
-  allowInsecureRequests: Schema.optionalWith(Schema.Boolean, { default: () => false })
+  allowInsecureRequests: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  /**
+   * Sender-constrained tokens (RFC 9449): `true` (ES256) or `{ algorithm }` makes every token request and every
+   * request of the named clients carry a DPoP proof (see `DPoP`).
+   *
+   * @since 0.3.0
+   */
+  dpop: Schema.optional(DPoP.Setting)
 }
 
 /**
@@ -303,6 +311,9 @@ export const configFields = {
   ),
   allowInsecureRequests: Config.option(Config.boolean("ALLOW_INSECURE_REQUESTS")).pipe(
     Config.withDescription("Allow plain http:// endpoints off the loopback interface (default false)")
+  ),
+  dpop: Config.option(Config.literal("true", "false", ...DPoP.Algorithm.literals)("DPOP")).pipe(
+    Config.withDescription("DPoP-bound tokens: true (ES256), an algorithm (ES384, EdDSA, ...) or false (default)")
   )
 }
 
@@ -329,7 +340,11 @@ export const config: Config.Config<TokenClientInput> = Config.all(configFields).
     ...present("signingAlgorithm", fields.signingAlgorithm),
     ...present("clientCertificate", fields.clientCertificate),
     ...present("clientCertificateKey", fields.clientCertificateKey),
-    ...present("allowInsecureRequests", fields.allowInsecureRequests)
+    ...present("allowInsecureRequests", fields.allowInsecureRequests),
+    ...present(
+      "dpop",
+      Option.map(fields.dpop, (value) => value === "true" ? true : value === "false" ? false : { algorithm: value })
+    )
   }))
 )
 

@@ -20,14 +20,23 @@ import type { TokenClientLike } from "./TokenClient.js"
 import type { DiscoveryFailed, InvalidTokenResponse, Operation, TokenEndpointError } from "./TokenError.js"
 
 /**
- * How a token is obtained: the grant and its parameters, as data.
+ * How a token is obtained: the grant and its parameters, as data. With `dpopKey` (see `DPoP`), the request
+ * carries a DPoP proof made with that key (answering a `use_dpop_nonce` challenge with exactly one retry), and a
+ * `DPoP` token in the response is bound to it (`AccessToken.dpopKey`).
  *
  * @since 0.1.0
  * @category models
  */
 export type Grant = Data.TaggedEnum<{
-  ClientCredentials: { readonly options?: TokenRequestOptions | undefined }
-  RefreshToken: { readonly refreshToken: Redacted.Redacted<string>; readonly options?: TokenRequestOptions | undefined }
+  ClientCredentials: {
+    readonly options?: TokenRequestOptions | undefined
+    readonly dpopKey?: Redacted.Redacted<string> | undefined
+  }
+  RefreshToken: {
+    readonly refreshToken: Redacted.Redacted<string>
+    readonly options?: TokenRequestOptions | undefined
+    readonly dpopKey?: Redacted.Redacted<string> | undefined
+  }
   /**
    * The code of an authorization response (OpenID Connect code flow with PKCE). `callbackUrl` is the redirect URI
    * with the response's query; openid-client checks the response (`state`, `iss`) and the ID token (`nonce`,
@@ -41,6 +50,8 @@ export type Grant = Data.TaggedEnum<{
     readonly expectedState: string
     readonly expectedNonce: Redacted.Redacted<string>
     readonly options?: TokenRequestOptions | undefined
+    /** A public client's refresh token is bound to this key from the code exchange on (RFC 9449 §5). */
+    readonly dpopKey?: Redacted.Redacted<string> | undefined
   }
 }>
 

@@ -19,7 +19,14 @@ export class UserToken extends Schema.Class<UserToken>("@effect-atm/core/UserTok
   refreshToken: Schema.optional(Schema.Redacted(Schema.String)),
   idToken: Schema.optional(Schema.Redacted(Schema.String)),
   /** The OAuth client the tokens were issued to. */
-  clientId: Schema.String
+  clientId: Schema.String,
+  /**
+   * The session's DPoP proof key (a private JWK as JSON, see `DPoP`), shared by all of the user's parameters like
+   * the refresh token: a DPoP-bound refresh token only refreshes with it, so it is stored (and encrypted) with it.
+   *
+   * @since 0.3.0
+   */
+  dpopKey: Schema.optional(Schema.Redacted(Schema.String))
 }) {}
 
 /**
@@ -33,7 +40,8 @@ export const shared = (token: UserToken): UserToken =>
   token.accessToken === undefined ? token : new UserToken({
     clientId: token.clientId,
     ...(token.refreshToken === undefined ? {} : { refreshToken: token.refreshToken }),
-    ...(token.idToken === undefined ? {} : { idToken: token.idToken })
+    ...(token.idToken === undefined ? {} : { idToken: token.idToken }),
+    ...(token.dpopKey === undefined ? {} : { dpopKey: token.dpopKey })
   }, true) // its fields come from a UserToken: already valid
 
 /**
@@ -48,5 +56,6 @@ export const withAccessToken = (shared: UserToken, accessToken: AccessToken | un
     clientId: shared.clientId,
     ...(accessToken === undefined ? {} : { accessToken }),
     ...(shared.refreshToken === undefined ? {} : { refreshToken: shared.refreshToken }),
-    ...(shared.idToken === undefined ? {} : { idToken: shared.idToken })
+    ...(shared.idToken === undefined ? {} : { idToken: shared.idToken }),
+    ...(shared.dpopKey === undefined ? {} : { dpopKey: shared.dpopKey })
   }, true) // both parts are already valid

@@ -27,6 +27,10 @@ export * as ClusterEvents from "./ClusterEvents.js"
  */
 export * as CurrentUser from "./CurrentUser.js"
 /**
+ * @since 0.3.0
+ */
+export * as DPoP from "./DPoP.js"
+/**
  * @since 0.1.0
  */
 export * as OidcEvents from "./OidcEvents.js"

@@ -16,11 +16,18 @@ import * as internal from "./internal/demoApi.js"
 /**
  * The demo API, listening on 127.0.0.1.
  *
- * Every request must carry `Authorization: Bearer <jwt>` (`DPoP <jwt>` is accepted the same way for now). The
- * token is verified with the issuer's JWKS: signature (RS256 or ES256), `iss`, `aud` and `exp` (no clock
- * tolerance). A missing or invalid token gets 401 with
+ * Every request must carry `Authorization: Bearer <jwt>`, or `Authorization: DPoP <jwt>` with a `DPoP` proof for a
+ * DPoP-bound token. The token is verified with the issuer's JWKS: signature (RS256 or ES256), `iss`, `aud` and
+ * `exp` (no clock tolerance). A missing or invalid token gets 401 with
  * `WWW-Authenticate: Bearer realm="demo-api", error="invalid_token", error_description="..."`; a valid one gets
  * 200 with the JSON echo `{ sub, client_id, scope, aud, jti, exp, path }` for any GET path.
+ *
+ * A DPoP-bound token (with `cnf.jkt`) is refused as a bearer token. Its proof (RFC 9449 §4.3, §7) must be a
+ * `dpop+jwt` signed by the key in its header, whose thumbprint is the token's `cnf.jkt`; for this method (`htm`)
+ * and URL without query (`htu`); with `ath` = SHA-256 of the token; an `iat` within `dpopWindowSeconds`; a `jti`
+ * never seen before; and, when nonces are required, the API's current nonce. A refused proof gets 401
+ * `WWW-Authenticate: DPoP error="invalid_dpop_proof"`; a missing or stale nonce gets 401
+ * `WWW-Authenticate: DPoP error="use_dpop_nonce"` with a `DPoP-Nonce` header.
  *
  * @example
  * ```ts
@@ -43,6 +50,20 @@ export class DemoApi extends Context.Tag("@effect-atm/dev-identity/DemoApi")<Dem
   readonly rejectNextValidTokens: (n: number) => Effect.Effect<void>
   /** number of requests received, whatever their outcome */
   readonly requests: Effect.Effect<number>
+  /**
+   * Whether every DPoP proof must carry the API's current nonce (a proof without it gets a `use_dpop_nonce`
+   * challenge with the nonce). Starts as `Options.requireDPoPNonce`.
+   *
+   * @since 0.3.0
+   */
+  readonly requireDPoPNonce: (required: boolean) => Effect.Effect<void>
+  /**
+   * Answers the next `n` requests with a valid DPoP proof with a `use_dpop_nonce` challenge and a new nonce
+   * (the previous one is no longer accepted), as an API that rotates its nonce does.
+   *
+   * @since 0.3.0
+   */
+  readonly demandFreshDPoPNonce: (n: number) => Effect.Effect<void>
 }>() {}
 
 /**
@@ -54,6 +75,18 @@ export interface Options {
   readonly port?: number | undefined
   /** accepted audience (default `"urn:effect-atm:demo-api"`) */
   readonly audience?: string | undefined
+  /**
+   * Require the API's nonce in every DPoP proof from the start (default false).
+   *
+   * @since 0.3.0
+   */
+  readonly requireDPoPNonce?: boolean | undefined
+  /**
+   * How far a DPoP proof's `iat` may be from the API's clock, in seconds (default 60).
+   *
+   * @since 0.3.0
+   */
+  readonly dpopWindowSeconds?: number | undefined
 }
 
 /**

@@ -52,6 +52,13 @@ export class IdentityProvider extends Context.Tag("@effect-atm/dev-identity/Iden
   readonly tokenRequests: (
     filter?: { readonly grantType?: string | undefined; readonly clientId?: string | undefined }
   ) => Effect.Effect<number>
+  /**
+   * Whether the token endpoint demands a DPoP nonce: a proof without the provider's current nonce is answered
+   * `400 use_dpop_nonce` with a `DPoP-Nonce` header (RFC 9449 §8). Starts as `Options.requireDPoPNonce`.
+   *
+   * @since 0.3.0
+   */
+  readonly requireDPoPNonce: (required: boolean) => Effect.Effect<void>
   /** sets every token endpoint counter back to zero */
   readonly resetCounters: Effect.Effect<void>
   /**
@@ -205,6 +212,14 @@ export interface Options {
   readonly redirectUris?: ReadonlyArray<string> | undefined
   /** post-logout redirect URIs accepted for the built-in web clients besides the loopback ones */
   readonly postLogoutRedirectUris?: ReadonlyArray<string> | undefined
+  /**
+   * Demand a DPoP nonce at the token endpoint from the start (default false; see
+   * `IdentityProvider.requireDPoPNonce`). DPoP itself is always on: proofs are verified, DPoP-bound tokens
+   * issued to clients that send one, and required from the `dpop_bound_access_tokens` clients.
+   *
+   * @since 0.3.0
+   */
+  readonly requireDPoPNonce?: boolean | undefined
 }
 
 /**
@@ -271,6 +286,10 @@ export const Resources = {
  * - `web`, `webPost`: confidential web apps, `authorization_code` (PKCE S256 required) and `refresh_token`,
  *   authenticating with `client_secret_basic` / `client_secret_post`; scope
  *   `openid profile email offline_access api.read api.write other.read`.
+ * - `machineDpop`, `webDpop`: as `machineBasic` and `web`, but their access tokens must be DPoP-bound
+ *   (`dpop_bound_access_tokens`): a token request without a DPoP proof is refused.
+ * - `publicDpop`: a public client (no secret, `token_endpoint_auth_method: none`) of the code flow with refresh
+ *   tokens, DPoP-bound: its refresh tokens are bound to the key of the code exchange too.
  *
  * @since 0.1.0
  * @category constants
@@ -284,7 +303,13 @@ export const Clients = {
   },
   machinePrivateKeyJwt: { clientId: "machine-private-key-jwt" },
   web: { clientId: "web", clientSecret: "web-secret" },
-  webPost: { clientId: "web-post", clientSecret: "web-post-secret" }
+  webPost: { clientId: "web-post", clientSecret: "web-post-secret" },
+  /** @since 0.3.0 */
+  machineDpop: { clientId: "machine-dpop", clientSecret: "machine-dpop-secret" },
+  /** @since 0.3.0 */
+  webDpop: { clientId: "web-dpop", clientSecret: "web-dpop-secret" },
+  /** @since 0.3.0 */
+  publicDpop: { clientId: "public-dpop" }
 } as const
 
 /**

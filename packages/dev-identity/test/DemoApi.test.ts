@@ -70,8 +70,10 @@ layer(DevIdentity)("DemoApi", (it) => {
       assert.strictEqual(me.body.client_id, "web")
       assert.strictEqual(me.body.path, "/me")
 
-      // the DPoP scheme is taken like Bearer until proofs are checked
-      assert.strictEqual((yield* get(`${api.url}/data`, `DPoP ${token}`)).status, 200)
+      // the DPoP scheme is for DPoP-bound tokens only (see the DPoP tests in packages/core)
+      const unbound = yield* get(`${api.url}/data`, `DPoP ${token}`)
+      assert.strictEqual(unbound.status, 401)
+      assert.strictEqual(unbound.body.error, "invalid_token")
       const es256 = yield* op.mintAccessToken({ alg: "ES256" })
       assert.strictEqual((yield* get(`${api.url}/data`, `Bearer ${es256}`)).status, 200)
     }))

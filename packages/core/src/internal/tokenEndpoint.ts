@@ -1,3 +1,4 @@
+import * as PlatformHeaders from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Cache from "effect/Cache"
@@ -24,6 +25,7 @@ import {
   TokenRequestRejected
 } from "../TokenError.js"
 import { clientAuth } from "./clientAuthentication.js"
+import * as dpop from "./dpop.js"
 
 /** @internal */
 export interface RawTokenResponse {
@@ -122,6 +124,7 @@ const transport = (options: {
   readonly runtime: Runtime.Runtime<never>
   readonly signal: AbortSignal
   readonly maxBytes: number
+  readonly nonces: dpop.Nonces
   readonly exchange: Exchange
   readonly tokenResponse: boolean
   readonly stripIdToken: boolean
@@ -140,7 +143,13 @@ async (url, init) => {
     request = HttpClientRequest.bodyText(request, body, headers["content-type"] ?? "application/x-www-form-urlencoded")
   }
   const effect = Effect.gen(function*() {
-    const response = yield* options.http.execute(request)
+    // a span of the HttpClient records request headers: a DPoP proof is redacted there like the Authorization header
+    const response = yield* Effect.locallyWith(
+      options.http.execute(request),
+      PlatformHeaders.currentRedactedNames,
+      withDPoP
+    )
+    options.nonces.set(url, response.headers["dpop-nonce"])
     exchange.status = response.status
     exchange.retryAfter = response.headers["retry-after"]
     const declared = Number(response.headers["content-length"])
@@ -182,7 +191,17 @@ async (url, init) => {
 interface Transport {
   readonly http: HttpClient.HttpClient
   readonly maxBytes: number
+  /** the DPoP nonces the provider sent, per origin */
+  readonly nonces: dpop.Nonces
 }
+
+/** What oauth4webapi's DPoP handle has, and openid-client's type does not show. */
+interface NonceCache {
+  cacheNonce(response: Response, url: URL): void
+}
+
+const withDPoP = (names: ReadonlyArray<string | RegExp>): ReadonlyArray<string | RegExp> =>
+  names.includes("dpop") ? names : [...names, "dpop"]
 
 const configuration = (
   client: TokenClientLike,
@@ -399,7 +418,8 @@ export const decodeResponse = (
   endpoint: string,
   response: RawTokenResponse,
   now: number,
-  defaultLifetime: Duration.Duration
+  defaultLifetime: Duration.Duration,
+  dpopKey?: Redacted.Redacted<string> | undefined
 ): Effect.Effect<TokenResponse, InvalidTokenResponse> => {
   const invalid = (reason: string) =>
     Effect.fail(new InvalidTokenResponse({ operation, clientId: client.clientId, endpoint, reason }))
@@ -424,7 +444,9 @@ export const decodeResponse = (
       tokenType: tokenType === "dpop" ? "DPoP" : "Bearer",
       issuedAt: now,
       expiresAt: now + lifetimeMillis,
-      ...(isString(response.scope) ? { scope: response.scope } : {})
+      ...(isString(response.scope) ? { scope: response.scope } : {}),
+      // a DPoP token is bound to the key its request proved; a bearer token answered to a proof is not
+      ...(tokenType === "dpop" && dpopKey !== undefined ? { dpopKey } : {})
     }),
     ...(isString(response.refresh_token) ? { refreshToken: Redacted.make(response.refresh_token) } : {}),
     ...(isString(response.id_token) ? { idToken: Redacted.make(response.id_token) } : {})
@@ -444,7 +466,8 @@ export const make = (options?: {
     const metadataTimeToLive = Duration.decode(options?.metadataTimeToLive ?? Duration.hours(1))
     const io: Transport = {
       http: yield* HttpClient.HttpClient,
-      maxBytes: options?.maxResponseBytes ?? 1024 * 1024
+      maxBytes: options?.maxResponseBytes ?? 1024 * 1024,
+      nonces: new dpop.Nonces()
     }
 
     /**
@@ -502,6 +525,28 @@ export const make = (options?: {
         )
       })
 
+    /**
+     * openid-client's DPoP handle for one request: it makes the proofs (a new one for its one retry on
+     * `use_dpop_nonce`, with a fresh client authentication too), starting from the nonce last seen for the endpoint.
+     */
+    const dpopHandle = async (
+      config: oidc.Configuration,
+      endpoint: string,
+      key: ReturnType<typeof dpop.load>,
+      serialized: Redacted.Redacted<string>
+    ) => {
+      const handle = oidc.getDPoPHandle(config, await dpop.keyPair(key, serialized))
+      const nonce = io.nonces.get(endpoint)
+      // the handle's own nonce memory lives as long as the handle: it is given the one remembered per origin
+      if (nonce !== undefined) {
+        ;(handle as unknown as NonceCache).cacheNonce(
+          new Response(null, { headers: { "dpop-nonce": nonce } }),
+          new URL(endpoint)
+        )
+      }
+      return handle
+    }
+
     const discovered = yield* Cache.makeWith({
       capacity: 256,
       lookup: (key: string) => {
@@ -547,20 +592,30 @@ export const make = (options?: {
         const form = toFormParameters(grant.options)
         // expiry counts from when the request was sent: the token may have been issued any time after
         const sentAt = yield* Clock.currentTimeMillis
-        const [raw, exchange] = yield* call(client, operation, endpoint, (fetch) => {
+        const proofKey = grant.dpopKey === undefined ? undefined : dpop.load(grant.dpopKey)
+        const [raw, exchange] = yield* call(client, operation, endpoint, async (fetch) => {
           const config = configuration(client, server, fetch)
+          const options = proofKey === undefined ? undefined : {
+            DPoP: await dpopHandle(config, endpoint, proofKey, grant.dpopKey!)
+          }
           switch (grant._tag) {
             case "ClientCredentials":
-              return oidc.clientCredentialsGrant(config, form)
+              return oidc.clientCredentialsGrant(config, form, options)
             case "RefreshToken":
-              return oidc.refreshTokenGrant(config, Redacted.value(grant.refreshToken), form)
+              return oidc.refreshTokenGrant(config, Redacted.value(grant.refreshToken), form, options)
             case "AuthorizationCode":
-              return oidc.authorizationCodeGrant(config, grant.callbackUrl, {
-                pkceCodeVerifier: Redacted.value(grant.codeVerifier),
-                expectedState: grant.expectedState,
-                expectedNonce: Redacted.value(grant.expectedNonce),
-                idTokenExpected: true
-              }, form)
+              return oidc.authorizationCodeGrant(
+                config,
+                grant.callbackUrl,
+                {
+                  pkceCodeVerifier: Redacted.value(grant.codeVerifier),
+                  expectedState: grant.expectedState,
+                  expectedNonce: Redacted.value(grant.expectedNonce),
+                  idTokenExpected: true
+                },
+                form,
+                options
+              )
           }
         }, {
           tokenResponse: true,
@@ -571,9 +626,15 @@ export const make = (options?: {
         const response = exchange.uncheckedIdToken === undefined
           ? raw as RawTokenResponse
           : { ...raw as RawTokenResponse, id_token: Redacted.value(exchange.uncheckedIdToken) }
-        const decoded = yield* decodeResponse(client, operation, endpoint, response, sentAt, defaultLifetime).pipe(
-          Effect.catchAll((error) => remember(error, exchange))
-        )
+        const decoded = yield* decodeResponse(
+          client,
+          operation,
+          endpoint,
+          response,
+          sentAt,
+          defaultLifetime,
+          grant.dpopKey
+        ).pipe(Effect.catchAll((error) => remember(error, exchange)))
         if (grant._tag !== "AuthorizationCode") return decoded
         const claims = (raw as { claims?: () => Record<string, unknown> | undefined }).claims?.()
         return claims === undefined ? decoded : { ...decoded, idTokenClaims: claims }

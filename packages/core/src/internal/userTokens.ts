@@ -2,6 +2,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { AccessToken, type TokenRequestOptions } from "../AccessToken.js"
 import * as CurrentUser from "../CurrentUser.js"
+import * as DPoP from "../DPoP.js"
 import type { OidcEvents } from "../OidcEvents.js"
 import * as TokenClient from "../TokenClient.js"
 import { Grant, TokenEndpoint } from "../TokenEndpoint.js"
@@ -36,6 +37,7 @@ export const make = (options: Options) =>
     const lock = yield* renewalLock("UserTokens", store, yield* TokenLock)
     const client = yield* TokenClient.decode(options.client)
     const metrics = metered ? tokenMetrics.client("refresh_token", client.clientId) : tokenMetrics.noClientMetrics
+    const dpopAlgorithm = DPoP.algorithmOf(client.dpop)
     const renewBefore = yield* validate.duration("UserTokens", "renewBefore", options.renewBefore, "60 seconds")
     const backoff = yield* validate.backoff("UserTokens", options.backoff)
     yield* validate.discovery("UserTokens", options.discovery)
@@ -78,7 +80,14 @@ export const make = (options: Options) =>
         if (refreshToken === undefined) {
           return yield* new SignInRequired({ subject: key.user.subject, reason: "no-refresh-token" })
         }
-        const response = yield* endpoint.request(client, Grant.RefreshToken({ refreshToken, options: key.params }))
+        // the session's proof key: made on its first DPoP refresh, then stored with its tokens for every instance
+        const dpopKey = dpopAlgorithm === undefined
+          ? undefined
+          : current.value.dpopKey ?? (yield* DPoP.generateKey(dpopAlgorithm))
+        const response = yield* endpoint.request(
+          client,
+          Grant.RefreshToken({ refreshToken, options: key.params, dpopKey })
+        )
           .pipe(
             metrics.request,
             Effect.catchTag(
@@ -97,7 +106,15 @@ export const make = (options: Options) =>
               Option.match(rotatedRefreshToken(error), {
                 onNone: () => Effect.void,
                 onSome: (rotated) =>
-                  store.store(key.storeKey, new UserToken({ ...current.value, refreshToken: rotated }), key.params)
+                  store.store(
+                    key.storeKey,
+                    new UserToken({
+                      ...current.value,
+                      refreshToken: rotated,
+                      ...(dpopKey === undefined ? {} : { dpopKey })
+                    }),
+                    key.params
+                  )
               })
             )
           )
@@ -106,7 +123,8 @@ export const make = (options: Options) =>
           accessToken: withResource(response.accessToken, key.params.resource),
           // a provider that does not rotate sends no refresh token: keep the one we have
           refreshToken: response.refreshToken ?? refreshToken,
-          ...(response.idToken === undefined ? {} : { idToken: response.idToken })
+          ...(response.idToken === undefined ? {} : { idToken: response.idToken }),
+          ...(dpopKey === undefined ? {} : { dpopKey })
         })
         yield* store.store(key.storeKey, token, key.params)
         return token

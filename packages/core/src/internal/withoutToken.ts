@@ -1,10 +1,27 @@
+import * as Headers from "@effect/platform/Headers"
 import * as HttpClientError from "@effect/platform/HttpClientError"
-import type * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as Effect from "effect/Effect"
 import * as Inspectable from "effect/Inspectable"
 import * as Stream from "effect/Stream"
+
+/**
+ * The caller's request without the headers that carry credentials (`Authorization`, `DPoP`): the middleware sets
+ * its own, and what it hands back (responses, errors) carries this request, so no rendering shows one.
+ *
+ * @internal
+ */
+export const withoutCredentials = (request: HttpClientRequest.HttpClientRequest): HttpClientRequest.HttpClientRequest =>
+  request.headers["authorization"] === undefined && request.headers["dpop"] === undefined
+    ? request
+    : HttpClientRequest.make(request.method)(request.url, {
+      urlParams: request.urlParams,
+      headers: Headers.remove(request.headers, ["authorization", "dpop"]),
+      body: request.body,
+      ...(request.hash._tag === "Some" ? { hash: request.hash.value } : {})
+    })
 
 /**
  * An error of a wrapped client, carrying `request` (the caller's, without the token) instead of the one sent.
@@ -32,7 +49,7 @@ export const errorWithoutToken = <E>(error: E, request: HttpClientRequest.HttpCl
 /**
  * A response as seen through the caller's request: everything is the original's, except that `request` — and
  * every error made from the response later (`HttpClient.filterStatusOk`, a body that does not decode) — is the
- * request without the `Authorization` header the middleware added.
+ * request without the `Authorization` and `DPoP` headers the middleware added.
  *
  * @internal
  */

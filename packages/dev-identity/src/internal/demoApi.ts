@@ -5,13 +5,14 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as Ref from "effect/Ref"
 import * as Jose from "jose"
+import * as Crypto from "node:crypto"
 import * as Http from "node:http"
 import type { DemoApi, StandaloneOptions } from "../DemoApi.js"
 import { Resources } from "../IdentityProvider.js"
+import { checkProof, supportedAlgorithms } from "./dpopProof.js"
 
 const REALM = "demo-api"
 
-// Accepts "DPoP" like "Bearer" for now; proof-of-possession checks come with DPoP support.
 const authorizationPattern = /^(Bearer|DPoP)[ \t]+([A-Za-z0-9\-._~+/]+=*)[ \t]*$/i
 
 type Verified = { readonly _tag: "Valid"; readonly payload: Jose.JWTPayload } | {
@@ -57,6 +58,20 @@ const unauthorized = (description: string) =>
     headers: { "www-authenticate": challenge(description), "cache-control": "no-store" }
   })
 
+const quoted = (description: string) => `"${description.replace(/["\\]/g, "'")}"`
+
+const dpopChallenge = (error: string, description: string, extra: Record<string, string> = {}) =>
+  HttpServerResponse.unsafeJson({ error, error_description: description }, {
+    status: 401,
+    headers: {
+      "www-authenticate": `DPoP algs="${supportedAlgorithms.join(" ")}", error="${error}", error_description=${
+        quoted(description)
+      }`,
+      "cache-control": "no-store",
+      ...extra
+    }
+  })
+
 /** @internal */
 export const make = (options: StandaloneOptions) =>
   Effect.gen(function*() {
@@ -64,6 +79,46 @@ export const make = (options: StandaloneOptions) =>
     const jwks = Jose.createRemoteJWKSet(new URL(options.jwksUri))
     const requests = yield* Ref.make(0)
     const rejectNext = yield* Ref.make(0)
+    const windowSeconds = options.dpopWindowSeconds ?? 60
+
+    // DPoP state: the proofs seen (jti, until they are too old to be accepted anyway) and the server nonce
+    const seenProofs = new Map<string, number>()
+    const nonces = { required: options.requireDPoPNonce ?? false, demanded: 0, current: newNonce() }
+    const replayed = (jti: string, now: number): boolean => {
+      if (seenProofs.has(jti)) return true
+      if (seenProofs.size >= 100_000) {
+        for (const [seen, until] of seenProofs) if (until < now) seenProofs.delete(seen)
+      }
+      seenProofs.set(jti, now + 2 * windowSeconds)
+      return false
+    }
+    const checkDPoP = (
+      request: HttpServerRequest.HttpServerRequest,
+      token: string,
+      jkt: string
+    ): HttpServerResponse.HttpServerResponse | undefined => {
+      const proof = request.headers["dpop"]
+      if (proof === undefined || proof === "") {
+        return dpopChallenge("invalid_dpop_proof", "no DPoP proof: send a DPoP header with the DPoP-bound token")
+      }
+      if (proof.includes(",")) return dpopChallenge("invalid_dpop_proof", "more than one DPoP proof")
+      const now = Math.floor(Date.now() / 1000)
+      const url = `http://${request.headers["host"] ?? "127.0.0.1"}${new URL(request.url, "http://localhost").pathname}`
+      const check = checkProof(proof, { method: request.method, url, accessToken: token, jkt, now, windowSeconds })
+      if (check._tag === "Invalid") return dpopChallenge("invalid_dpop_proof", check.description)
+      if (replayed(check.jti, now)) return dpopChallenge("invalid_dpop_proof", "the DPoP proof was used before (jti)")
+      if (nonces.demanded > 0) {
+        nonces.demanded--
+        nonces.current = newNonce()
+        return dpopChallenge("use_dpop_nonce", "a fresh DPoP nonce is required", { "dpop-nonce": nonces.current })
+      }
+      if (nonces.required && check.nonce !== nonces.current) {
+        return dpopChallenge("use_dpop_nonce", "the DPoP proof must carry the server's nonce", {
+          "dpop-nonce": nonces.current
+        })
+      }
+      return undefined
+    }
 
     const verify = (token: string) =>
       Effect.promise((): Promise<Verified> =>
@@ -83,6 +138,7 @@ export const make = (options: StandaloneOptions) =>
       if (header === undefined) return unauthorized("no access token: send Authorization: Bearer <token>")
       const match = authorizationPattern.exec(header)
       if (match === null) return unauthorized("the Authorization header is not a Bearer token")
+      const isDPoP = match[1]!.toLowerCase() === "dpop"
       const verified = yield* verify(match[2]!)
       switch (verified._tag) {
         case "Invalid":
@@ -92,6 +148,17 @@ export const make = (options: StandaloneOptions) =>
             { error: "temporarily_unavailable", error_description: verified.description },
             { status: 503, headers: { "cache-control": "no-store" } }
           )
+      }
+      // a DPoP-bound token (cnf.jkt) is only accepted with a proof of its key (RFC 9449 §7)
+      const cnf = verified.payload.cnf as { readonly jkt?: unknown } | undefined
+      const jkt = typeof cnf?.jkt === "string" ? cnf.jkt : undefined
+      if (jkt !== undefined && !isDPoP) {
+        return unauthorized("the access token is DPoP-bound: send Authorization: DPoP <token> with a DPoP proof")
+      }
+      if (isDPoP) {
+        if (jkt === undefined) return dpopChallenge("invalid_token", "the access token is not DPoP-bound")
+        const refused = checkDPoP(request, match[2]!, jkt)
+        if (refused !== undefined) return refused
       }
       const rejected = yield* Ref.modify(rejectNext, (n) => (n > 0 ? [true, n - 1] : [false, 0]))
       if (rejected) return unauthorized("the access token was rejected by the demo API (rejectNextValidTokens)")
@@ -123,7 +190,17 @@ export const make = (options: StandaloneOptions) =>
       url: `http://127.0.0.1:${port}`,
       audience,
       rejectNextValidTokens: (n) => Ref.set(rejectNext, Math.max(0, Math.floor(n))),
+      requireDPoPNonce: (required) =>
+        Effect.sync(() => {
+          nonces.required = required
+        }),
+      demandFreshDPoPNonce: (n) =>
+        Effect.sync(() => {
+          nonces.demanded = Math.max(0, Math.floor(n))
+        }),
       requests: Ref.get(requests)
     }
     return service
   })
+
+const newNonce = () => Crypto.randomBytes(16).toString("base64url")

@@ -89,6 +89,8 @@ const makeClientKeys = () => {
   }
 }
 
+const withoutSecret = <A extends { readonly client_secret: string }>({ client_secret: _, ...rest }: A) => rest
+
 const listen = (server: Http.Server, port: number) =>
   Effect.async<number, Error>((resume) => {
     const onError = (error: Error) => resume(Effect.fail(error))
@@ -180,6 +182,8 @@ export const make = (options: Options = {}) =>
       scope: MACHINE_SCOPE
     })
     const clientKeys = makeClientKeys()
+    // clients whose access tokens must be DPoP-bound: a token request without a proof is refused
+    const dpopBound = { dpop_bound_access_tokens: true }
     const clients: Array<ClientMetadata> = [
       machineClient(Clients.machineBasic, "client_secret_basic"),
       machineClient(Clients.machinePost, "client_secret_post"),
@@ -191,6 +195,16 @@ export const make = (options: Options = {}) =>
       },
       webClient(Clients.web, "client_secret_basic", "Web app (dev)"),
       webClient(Clients.webPost, "client_secret_post", "Web app, client_secret_post (dev)"),
+      { ...machineClient(Clients.machineDpop, "client_secret_basic"), ...dpopBound },
+      { ...webClient(Clients.webDpop, "client_secret_basic", "Web app, DPoP (dev)"), ...dpopBound },
+      {
+        // a public client: its refresh tokens are bound to the DPoP key of the code exchange (RFC 9449 §5)
+        ...withoutSecret(
+          webClient({ clientId: Clients.publicDpop.clientId, clientSecret: "" }, "none", "Public app, DPoP (dev)")
+        ),
+        grant_types: ["authorization_code", "refresh_token"],
+        ...dpopBound
+      },
       ...(options.clients ?? [])
     ]
 
@@ -220,6 +234,8 @@ export const make = (options: Options = {}) =>
       }
     }
 
+    let dpopNonceRequired = options.requireDPoPNonce ?? false
+
     const configuration: Configuration = {
       adapter: makeAdapterFactory(store),
       clients: registered as Configuration["clients"],
@@ -238,6 +254,9 @@ export const make = (options: Options = {}) =>
       },
       scopes: [...OIDC_SCOPES],
       jwks: keys.privateJwks as Configuration["jwks"],
+      enabledJWA: {
+        dPoPSigningAlgValues: ["ES256", "ES384", "ES512", "PS256", "RS256", "Ed25519", "EdDSA"]
+      },
       findAccount: (_ctx, sub) =>
         accountIdPattern.test(sub) ?
           {
@@ -248,6 +267,12 @@ export const make = (options: Options = {}) =>
       features: {
         devInteractions: { enabled: false },
         clientCredentials: { enabled: true },
+        dPoP: {
+          enabled: true,
+          // nonces are always offered (a proof with a stale iat is answered with one); demanded on request
+          nonceSecret: Crypto.randomBytes(32),
+          requireNonce: () => dpopNonceRequired
+        },
         introspection: {
           enabled: true,
           allowedPolicy: (_ctx, client, token) =>
@@ -371,6 +396,10 @@ export const make = (options: Options = {}) =>
       endSessionEndpoint: provider.urlFor("end_session"),
       tokenRequests: (filter) => Effect.sync(() => tokenState.count(filter)),
       resetCounters: Effect.sync(() => tokenState.reset()),
+      requireDPoPNonce: (required) =>
+        Effect.sync(() => {
+          dpopNonceRequired = required
+        }),
       setTokenFault: (fault: TokenEndpointFault | undefined, faultOptions) =>
         Effect.sync(() => tokenState.setFault(fault, faultOptions?.times)),
       introspect: (token) =>
