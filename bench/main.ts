@@ -13,6 +13,7 @@ import { mkdirSync, writeFileSync } from "node:fs"
 import * as os from "node:os"
 import * as clientAuthentication from "./clientAuthentication.js"
 import * as clientCredentials from "./clientCredentials.js"
+import * as cluster from "./cluster.js"
 import * as outage from "./outage.js"
 import * as stores from "./stores.js"
 import { printTable, type Row } from "./support.js"
@@ -30,6 +31,7 @@ const suites: Record<
   userTokens: userTokens.run,
   stores: stores.run,
   outage: outage.run,
+  cluster: cluster.run,
   clientAuthentication: clientAuthentication.run
 }
 

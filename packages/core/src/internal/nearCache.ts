@@ -13,7 +13,7 @@ import type { NearCacheOptions, UserTokenStore } from "../UserTokenStore.js"
 import { readThrough } from "./readThrough.js"
 
 interface Cached {
-  readonly token: UserToken
+  readonly found: Option.Option<UserToken>
   readonly expiresAt: number
 }
 
@@ -53,7 +53,7 @@ export const make = (store: UserTokenStore["Type"], options: NearCacheOptions = 
         users.set(user, entries)
       }
       if (!entries.has(key)) size++
-      entries.set(key, { token, expiresAt: now + timeToLive })
+      entries.set(key, { found: Option.some(token), expiresAt: now + timeToLive })
       while (size > capacity) {
         const [oldest, its] = users.entries().next().value!
         size -= its.size
@@ -92,22 +92,25 @@ export const make = (store: UserTokenStore["Type"], options: NearCacheOptions = 
 
     return {
       distributed: store.distributed,
+      // the hot path: one fiber-ref read and one clock read, no allocation on a hit
       get: (user, params) =>
-        Effect.suspend((): Effect.Effect<Option.Option<UserToken>, TokenStoreError> => {
-          const key = parametersKey(params)
-          const cached = users.get(user)?.get(key)
-          return Effect.flatMap(Effect.zip(Clock.currentTimeMillis, FiberRef.get(readThrough)), ([now, through]) => {
-            if (cached !== undefined && cached.expiresAt > now && !through) {
-              return Effect.succeed(Option.some(cached.token))
+        FiberRef.getWith(readThrough, (through) =>
+          Effect.clockWith((clock): Effect.Effect<Option.Option<UserToken>, TokenStoreError> => {
+            const now = clock.unsafeCurrentTimeMillis()
+            const key = parametersKey(params)
+            const cached = through ? undefined : users.get(user)?.get(key)
+            if (cached !== undefined && cached.expiresAt > now) {
+              return Effect.succeed(cached.found)
             }
             const started = epoch
             return Effect.tap(store.get(user, params), (found) =>
               Effect.sync(() => {
                 // nothing is kept for a user the store does not know: their sign-in elsewhere must not wait
-                if (Option.isSome(found) && epoch === started) fill(user, key, found.value, now)
+                if (Option.isSome(found) && epoch === started) {
+                  fill(user, key, found.value, now)
+                }
               }))
-          })
-        }),
+          })),
       store: (user, token, params) =>
         Effect.gen(function*() {
           yield* store.store(user, token, params)
