@@ -55,6 +55,10 @@ export * as TokenError from "./TokenError.js"
  */
 export * as TokenLock from "./TokenLock.js"
 /**
+ * @since 0.3.0
+ */
+export * as TokenMetrics from "./TokenMetrics.js"
+/**
  * @since 0.1.0
  */
 export * as UserToken from "./UserToken.js"
@@ -70,8 +74,6 @@ export * as UserTokenStore from "./UserTokenStore.js"
  * @since 0.1.0
  */
 export * as TokenEncryption from "./TokenEncryption.js"
-export * as TokenMetrics from "./TokenMetrics.js"
-
 /**
  * @since 0.3.0
  */
