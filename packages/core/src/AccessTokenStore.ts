@@ -11,6 +11,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { type AccessToken, isSameToken } from "./AccessToken.js"
 import type { TokenStoreError } from "./TokenError.js"
+import * as TokenLock from "./TokenLock.js"
 
 /**
  * Keys are made by the client-credentials manager (client name and parameters); a store keeps what it is given.
@@ -64,12 +65,12 @@ export const makeMemory = (options?: { readonly capacity?: number | undefined })
   return {
     get: (key) => Effect.sync(() => Option.fromNullable(tokens.get(key))),
     set: (key, token) =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      TokenLock.fenced(Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.sync(() => {
           tokens.delete(key)
           if (tokens.size >= capacity) evict(now)
           tokens.set(key, token)
-        })),
+        }))),
     remove: (key, ifToken) =>
       Effect.sync(() => {
         const current = tokens.get(key)

@@ -344,7 +344,8 @@ export class TokenManagerClosed extends Schema.TaggedError<TokenManagerClosed>()
 }
 
 /**
- * What a token store (or lock) was doing when it failed.
+ * What a token store (or lock) was doing when it failed. `"lease"` (since 0.3.0): a write made under a renewal
+ * lease that was no longer held was refused (see `TokenLock.Lease`).
  *
  * @since 0.2.0
  * @category models
@@ -359,6 +360,7 @@ export const StoreOperation = Schema.Literal(
   "clear",
   "remove",
   "lock",
+  "lease",
   "purge",
   "publish",
   "subscribe"
@@ -388,6 +390,8 @@ const describeStoreOperation = (operation: StoreOperation): string => {
       return "remove a token"
     case "lock":
       return "take or hold the renewal lock"
+    case "lease":
+      return "keep the renewal lease while writing"
     case "purge":
       return "delete expired tokens"
     case "publish":

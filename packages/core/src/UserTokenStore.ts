@@ -18,6 +18,7 @@ import { type AccessToken, parametersKey, type TokenRequestOptions } from "./Acc
 import type { ClusterEvents } from "./ClusterEvents.js"
 import * as nearCache from "./internal/nearCache.js"
 import type { TokenStoreError } from "./TokenError.js"
+import * as TokenLock from "./TokenLock.js"
 import * as UserTokenModule from "./UserToken.js"
 import type { UserToken } from "./UserToken.js"
 
@@ -50,7 +51,8 @@ export class UserTokenStore extends Context.Tag("@effect-atm/core/UserTokenStore
   /**
    * Stores the user's tokens for the parameters: the access token (when present) for those parameters, and the
    * refresh token, ID token and client id shared by all of the user's parameters. Atomic: a reader sees the
-   * access token and its refresh token together, or neither.
+   * access token and its refresh token together, or neither. Fenced: under a lost `TokenLock.CurrentLease` it
+   * writes nothing and fails (see `TokenLock.fenced`); so does `clear`.
    */
   readonly store: (user: string, token: UserToken, params?: TokenRequestOptions) => Effect.Effect<void, TokenStoreError>
   /**
@@ -108,7 +110,7 @@ export const makeMemory = (options?: MemoryOptions): UserTokenStore["Type"] => {
 
   return UserTokenStore.of({
     store: (user, token, params) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
+      TokenLock.fenced(Effect.map(Clock.currentTimeMillis, (now) => {
         const previous = live(user, now)
         const accessTokens = new Map(previous?.accessTokens)
         if (token.accessToken !== undefined) accessTokens.set(parametersKey(params), token.accessToken)
@@ -121,7 +123,7 @@ export const makeMemory = (options?: MemoryOptions): UserTokenStore["Type"] => {
           views: undefined,
           expiresAt: now + timeToLive
         })
-      }),
+      })),
     get: (user, params) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         const entry = live(user, now)
@@ -135,7 +137,7 @@ export const makeMemory = (options?: MemoryOptions): UserTokenStore["Type"] => {
         return Option.some(view)
       }),
     clear: (user, params) =>
-      Effect.sync(() => {
+      TokenLock.fenced(Effect.sync(() => {
         if (params === undefined) users.delete(user)
         else {
           const entry = users.get(user)
@@ -143,7 +145,7 @@ export const makeMemory = (options?: MemoryOptions): UserTokenStore["Type"] => {
           entry?.accessTokens.delete(key)
           entry?.views?.delete(key)
         }
-      })
+      }))
   })
 }
 

@@ -20,12 +20,15 @@
  * @since 0.1.0
  */
 import { type StoreOperation, TokenStoreError } from "@effect-atm/core/TokenError"
-import { TokenLock } from "@effect-atm/core/TokenLock"
+import { CurrentLease, TokenLock } from "@effect-atm/core/TokenLock"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import * as lease from "./internal/lease.js"
 
 /**
  * @since 0.1.0
@@ -48,6 +51,11 @@ const storeError = (operation: StoreOperation) => (cause: { readonly message: st
  * The lock is a session-level advisory lock on a connection reserved for the renewal, taken with
  * `pg_try_advisory_lock` and polled with backoff (5 ms doubling to 100 ms): a waiter that is interrupted never leaves
  * a lock request queued on a pooled connection. If an instance dies, PostgreSQL ends its session and its locks.
+ *
+ * The lease is that session: it is held as long as the session lives, and lost with it (a connection cut, a
+ * terminated backend). A `SqlStore` on the same `SqlClient` makes the writes of a renewal on that very session, so
+ * that they commit only while the lock is held; its fencing token is the id of the transaction that took the lock
+ * (`txid_current()`), greater for every later acquisition.
  *
  * @since 0.1.0
  * @category constructors
@@ -86,15 +94,23 @@ export const make = (options?: Options): Effect.Effect<TokenLock["Type"], TokenS
           // each attempt is atomic (a lock obtained is always recorded); the wait between attempts is interruptible
           const attempt = Effect.uninterruptible(Effect.flatMap(
             Effect.mapError(
-              connection.execute("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS locked", [key], undefined),
+              connection.execute(
+                "SELECT CASE WHEN pg_try_advisory_lock(hashtextextended($1, 0)) THEN txid_current()::text END AS fence",
+                [key],
+                undefined
+              ),
               storeError("lock")
             ),
             (rows) => {
-              held = rows[0]?.locked === true
-              return held ? Effect.void : Effect.fail(heldElsewhere)
+              const fence = rows[0]?.fence
+              held = typeof fence === "string"
+              return held ? Effect.succeed(Number(fence)) : Effect.fail(heldElsewhere)
             }
           ))
-          yield* Effect.retry(attempt, { schedule: poll, while: (error) => error._tag === "HeldElsewhere" }).pipe(
+          const fencingToken = yield* Effect.retry(attempt, {
+            schedule: poll,
+            while: (error) => error._tag === "HeldElsewhere"
+          }).pipe(
             Effect.catchTag("HeldElsewhere", () =>
               new TokenStoreError({
                 store: "postgresql",
@@ -102,7 +118,9 @@ export const make = (options?: Options): Effect.Effect<TokenLock["Type"], TokenS
                 reason: `another instance held it for longer than ${Duration.format(lockTimeout)}`
               }))
           )
-          return yield* effect
+          const acquiredAt = yield* Clock.currentTimeMillis
+          const granted = lease.makeLease(key, fencingToken, acquiredAt, { sql, connection, lost: undefined })
+          return yield* Effect.provideService(effect, CurrentLease, Option.some(granted))
         })).pipe(Effect.withSpan("SqlTokenLock.withLock", { captureStackTrace: false }))
     })
   })

@@ -14,6 +14,7 @@ import type { Backend, Backoff, Options, TokenCache } from "../TokenCache.js"
 import { isTokenError, isTransient, TokenManagerClosed, type TokenStoreError } from "../TokenError.js"
 import { readThrough } from "./readThrough.js"
 import type { CacheInstruments } from "./tokenMetrics.js"
+import { ensureHeld } from "../TokenLock.js"
 
 /** @internal */
 export const defaultBackoff = {
@@ -199,6 +200,8 @@ export const make = <K, V, E>(
               return current.value
             }
           }
+          // a holder that lost its lease (stalled past it) must not spend a refresh token the next holder may use
+          yield* ensureHeld
           return yield* backend.renew(key, current)
         })
       )

@@ -4,7 +4,7 @@ import * as ClusterEvents from "@effect-atm/core/ClusterEvents"
 import { decodeDuration } from "@effect-atm/core/TokenClient"
 import * as TokenEncryption from "@effect-atm/core/TokenEncryption"
 import { type StoreOperation, TokenStoreError } from "@effect-atm/core/TokenError"
-import { TokenLock } from "@effect-atm/core/TokenLock"
+import * as TokenLock from "@effect-atm/core/TokenLock"
 import * as UserTokenModule from "@effect-atm/core/UserToken"
 import { UserToken } from "@effect-atm/core/UserToken"
 import { UserTokenStore } from "@effect-atm/core/UserTokenStore"
@@ -148,8 +148,15 @@ export const makeUserTokenStore = (
         const key = keyOf(user)
         // one hash per user, written in one transaction: the refresh token and the access token land together,
         // and the entry lives `timeToLive` after its last write (with its refresh token)
-        yield* call("store", () => client.multi().hset(key, ...fields).pexpire(key, timeToLive).exec()).pipe(
-          Effect.flatMap(checkExec("store"))
+        yield* fencedWrite(
+          client,
+          call("store", () => client.multi().hset(key, ...fields).pexpire(key, timeToLive).exec()).pipe(
+            Effect.flatMap(checkExec("store"))
+          ),
+          (lockKey, lease) =>
+            call("store", () => client.eval(fencedStoreScript, 2, key, lockKey, lease, timeToLive, ...fields)).pipe(
+              Effect.map((written) => written === 1 ? undefined : "lost" as const)
+            )
         )
       }).pipe(Effect.withSpan("RedisStore.store", { captureStackTrace: false })),
     get: (user, params) =>
@@ -168,15 +175,52 @@ export const makeUserTokenStore = (
           UserTokenModule.withAccessToken(shared, accessToken)
         )
       }).pipe(Effect.withSpan("RedisStore.get", { captureStackTrace: false })),
-    clear: (user, params) =>
-      (params === undefined
-        ? call("clear", () => client.del(keyOf(user)))
-        : call("clear", () => client.hdel(keyOf(user), accessField(parametersKey(params))))).pipe(
-          Effect.asVoid,
-          Effect.withSpan("RedisStore.clear", { captureStackTrace: false })
-        )
+    clear: (user, params) => {
+      const field = params === undefined ? "" : accessField(parametersKey(params))
+      return fencedWrite(
+        client,
+        field === ""
+          ? Effect.asVoid(call("clear", () => client.del(keyOf(user))))
+          : Effect.asVoid(call("clear", () => client.hdel(keyOf(user), field))),
+        (lockKey, lease) =>
+          call("clear", () => client.eval(fencedClearScript, 2, keyOf(user), lockKey, lease, field)).pipe(
+            Effect.map((done) => done === 1 ? undefined : "lost" as const)
+          )
+      ).pipe(Effect.withSpan("RedisStore.clear", { captureStackTrace: false }))
+    }
   })
 }
+
+// The fenced writes: made only while KEYS[2], the renewal lease's lock key, holds ARGV[1], the writer's lease.
+const fencedStoreScript = `
+if redis.call("GET", KEYS[2]) ~= ARGV[1] then
+  return 0
+end
+redis.call("HSET", KEYS[1], unpack(ARGV, 3))
+redis.call("PEXPIRE", KEYS[1], ARGV[2])
+return 1`
+
+const fencedClearScript = `
+if redis.call("GET", KEYS[2]) ~= ARGV[1] then
+  return 0
+end
+if ARGV[2] == "" then
+  redis.call("DEL", KEYS[1])
+else
+  redis.call("HDEL", KEYS[1], ARGV[2])
+end
+return 1`
+
+const fencedSetScript = `
+if redis.call("GET", KEYS[2]) ~= ARGV[1] then
+  return 0
+end
+if ARGV[3] == "0" then
+  redis.call("DEL", KEYS[1])
+else
+  redis.call("SET", KEYS[1], ARGV[2], "PX", ARGV[3])
+end
+return 1`
 
 const fingerprintLength = 43 // SHA-256, base64url
 
@@ -216,21 +260,88 @@ export const makeAccessTokenStore = (
       }),
     set: (key, token) =>
       Effect.gen(function*() {
-        const ttl = token.expiresAt - (yield* Clock.currentTimeMillis)
-        if (ttl <= 0) {
-          yield* call("set", () => client.del(keyOf(key)))
-          return
-        }
-        const value = `${fingerprint(token)}:${yield* codec.encode(token, context(key))}`
+        const ttl = Math.max(0, Math.ceil(token.expiresAt - (yield* Clock.currentTimeMillis)))
         // the entry expires with the token: instances never share a dead token
-        yield* call("set", () => client.set(keyOf(key), value, "PX", Math.ceil(ttl)))
+        const value = ttl === 0 ? "" : `${fingerprint(token)}:${yield* codec.encode(token, context(key))}`
+        yield* fencedWrite(
+          client,
+          ttl === 0
+            ? Effect.asVoid(call("set", () => client.del(keyOf(key))))
+            : Effect.asVoid(call("set", () => client.set(keyOf(key), value, "PX", ttl))),
+          (lockKey, lease) =>
+            call("set", () => client.eval(fencedSetScript, 2, keyOf(key), lockKey, lease, value, ttl)).pipe(
+              Effect.map((done) => done === 1 ? undefined : "lost" as const)
+            )
+        )
       }),
     remove: (key, ifToken) =>
-      (ifToken === undefined
+      TokenLock.fenced(ifToken === undefined
         ? call("remove", () => client.del(keyOf(key)))
         : call("remove", () => client.eval(removeIfScript, 1, keyOf(key), fingerprint(ifToken)))).pipe(Effect.asVoid)
   })
 }
+
+/** What a Redis lease adds to `TokenLock.Lease`: a store on the same connection checks it in its write script. */
+const RedisLeaseId: unique symbol = Symbol.for("@effect-atm/store-redis/RedisLease")
+
+interface RedisLeaseData {
+  readonly client: Redis
+  /** The lock's Redis key, and the value it holds while this lease is held. */
+  readonly lockKey: string
+  readonly value: string
+  /** Why the lease is known lost (an extension failed or found it gone), once it is. */
+  lost: string | undefined
+  /** Until when Redis keeps it at least: counted from before the last successful `SET`/extension was sent. */
+  expiresAt: number
+}
+
+interface RedisLease extends TokenLock.Lease {
+  readonly [RedisLeaseId]: RedisLeaseData
+}
+
+/** The current fiber's lease when it is one of this connection's: its writes can be fenced in Redis itself. */
+const redisLeaseOf = (client: Redis): Effect.Effect<RedisLeaseData | undefined> =>
+  Effect.map(TokenLock.CurrentLease, (lease) => {
+    if (lease._tag === "None" || !(RedisLeaseId in lease.value)) return undefined
+    const data = (lease.value as RedisLease)[RedisLeaseId]
+    return data.client === client ? data : undefined
+  })
+
+const localCheck = (lease: RedisLeaseData, now: number): string | undefined =>
+  lease.lost ?? (now >= lease.expiresAt ? "it ran out before it was extended" : undefined)
+
+const lostInRedis = "Redis no longer holds it for this instance"
+
+/**
+ * Runs a store write guarded by the current lease: when the lease is this connection's, the write is a script that
+ * checks the lock key first (`fencedScript` gets the key and the value to compare, and answers "lost" when they
+ * differ); any other lease is checked by `TokenLock.fenced` before the plain write.
+ */
+const fencedWrite = <A>(
+  client: Redis,
+  unfenced: Effect.Effect<A, TokenStoreError>,
+  fencedScript: (lockKey: string, value: string) => Effect.Effect<A | "lost", TokenStoreError>
+): Effect.Effect<A, TokenStoreError> =>
+  Effect.flatMap(redisLeaseOf(client), (lease) => {
+    if (lease === undefined) return TokenLock.fenced(unfenced)
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const lost = localCheck(lease, now)
+      if (lost !== undefined) return Effect.fail(TokenLock.leaseLost({ store, reason: lost }))
+      return Effect.flatMap(fencedScript(lease.lockKey, lease.value), (result) =>
+        result === "lost"
+          ? Effect.fail(TokenLock.leaseLost({ store, reason: lostInRedis }))
+          : Effect.succeed(result))
+    })
+  })
+
+/** Takes the lease if it is free, with the next fencing token (the value is `<token>:<owner>`); else 0. */
+const acquireScript = `
+if redis.call("EXISTS", KEYS[1]) == 1 then
+  return 0
+end
+local token = redis.call("INCR", KEYS[2])
+redis.call("SET", KEYS[1], token .. ":" .. ARGV[1], "PX", ARGV[2])
+return token`
 
 const renewScript = `
 if redis.call("GET", KEYS[1]) == ARGV[1] then
@@ -245,11 +356,13 @@ end
 return 0`
 
 /** @internal */
-export const makeTokenLock = (client: Redis, options: LockOptions): TokenLock["Type"] => {
+export const makeTokenLock = (client: Redis, options: LockOptions): TokenLock.TokenLock["Type"] => {
   const prefix = options.prefix ?? defaults.prefix
   const leaseTime = Math.max(10, Duration.toMillis(Duration.decode(options.leaseTime ?? defaults.leaseTime)))
   const lockTimeout = Duration.toMillis(Duration.decode(options.lockTimeout ?? defaults.lockTimeout))
   const keyOf = (key: string) => `${prefix}lock:${key}`
+  // one counter for every key of the prefix: each acquisition's fencing token is greater than any before it
+  const fenceKey = `${prefix}lock-fencing-token`
   // who holds a lease is visible in Redis (for operators): host, process, and a random part per acquisition
   const ownerPrefix = `${Os.hostname()}:${process.pid}:`
 
@@ -259,8 +372,9 @@ export const makeTokenLock = (client: Redis, options: LockOptions): TokenLock["T
       const started = yield* Clock.currentTimeMillis
       let pause = 5
       while (true) {
-        const taken = yield* call("lock", () => client.set(key, owner, "PX", leaseTime, "NX"))
-        if (taken === "OK") return
+        const sent = yield* Clock.currentTimeMillis
+        const token = yield* call("lock", () => client.eval(acquireScript, 2, key, fenceKey, owner, leaseTime))
+        if (typeof token === "number" && token > 0) return { token, sent }
         if ((yield* Clock.currentTimeMillis) - started >= lockTimeout) {
           return yield* new TokenStoreError({
             store,
@@ -273,54 +387,102 @@ export const makeTokenLock = (client: Redis, options: LockOptions): TokenLock["T
       }
     })
 
-  /** Extends the lease while the renewal runs, so that only a holder that stopped (crashed) loses it. */
-  const heartbeat = (key: string, owner: string) =>
+  /**
+   * Extends the lease while the renewal runs, so that only a holder that stopped (crashed, stalled) loses it. An
+   * extension that fails or finds the lease gone marks it lost: the renewal's next fenced step fails.
+   */
+  const heartbeat = (lease: RedisLeaseData) =>
     Effect.gen(function*() {
       while (true) {
         yield* Effect.sleep(Duration.millis(leaseTime / 3))
-        const renewed = yield* call("lock", () => client.eval(renewScript, 1, key, owner, leaseTime)).pipe(
-          Effect.catchAll((error) => Effect.as(Effect.logWarning("Could not extend a renewal lease", error.message), 1))
-        )
-        if (renewed === 0) {
-          return yield* Effect.logWarning(
-            "A renewal lease expired before the renewal finished: another instance may renew the same key"
-          )
+        const sent = yield* Clock.currentTimeMillis
+        const renewed = yield* call("lock", () => client.eval(renewScript, 1, lease.lockKey, lease.value, leaseTime))
+          .pipe(Effect.either)
+        if (renewed._tag === "Right" && renewed.right === 1) {
+          lease.expiresAt = sent + leaseTime
+          continue
         }
+        lease.lost = renewed._tag === "Left"
+          ? `Redis did not extend it: ${renewed.left.reason}`
+          : "it ran out before it was extended"
+        return yield* Effect.logWarning(
+          "A renewal lease was lost before the renewal finished: the renewal stops before it writes",
+          lease.lost
+        )
       }
     })
 
-  const release = (key: string, owner: string) =>
-    call("lock", () => client.eval(releaseScript, 1, key, owner)).pipe(
+  const release = (key: string, value: string) =>
+    call("lock", () => client.eval(releaseScript, 1, key, value)).pipe(
       // the lease runs out by itself
       Effect.catchAll((error) => Effect.logDebug("Could not release a renewal lease", error.message))
     )
 
-  return TokenLock.of({
+  const makeLease = (name: string, data: RedisLeaseData, token: number, acquiredAt: number): RedisLease => ({
+    key: name,
+    fencingToken: token,
+    acquiredAt,
+    ensureHeld: Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const lost = localCheck(data, now)
+      if (lost !== undefined) return Effect.fail(TokenLock.leaseLost({ store, reason: lost }))
+      return Effect.flatMap(call("lock", () => client.get(data.lockKey)), (value) =>
+        value === data.value ? Effect.void : Effect.fail(TokenLock.leaseLost({ store, reason: lostInRedis })))
+    }),
+    [RedisLeaseId]: data
+  })
+
+  return TokenLock.TokenLock.of({
     distributed: true,
     withLock: (name) => (effect) =>
       Effect.suspend(() => {
         const key = keyOf(name)
         const owner = `${ownerPrefix}${Crypto.randomUUID()}`
+        // what the lock key holds once taken
+        let value = ""
         // A failed attempt (Redis away) is released in the background: the caller gets its error at once, and the
-        // release follows the SET on the connection, so a SET that timed out yet landed is undone right after.
+        // release follows the script on the connection, so a lease taken by a script that timed out yet ran is
+        // undone right after. Its value is unknown then: the release compares with the owner's prefix.
         let failed = false
         return acquire(key, owner).pipe(
           Effect.tapError(() => Effect.sync(() => failed = true)),
-          Effect.zipRight(
-            Effect.flatMap(
-              Effect.fork(heartbeat(key, owner)),
-              (fiber) => Effect.ensuring(effect, Fiber.interrupt(fiber))
-            )
-          ),
+          Effect.flatMap(({ sent, token }) => {
+            value = `${token}:${owner}`
+            const data: RedisLeaseData = { client, lockKey: key, value, lost: undefined, expiresAt: sent + leaseTime }
+            return Effect.flatMap(Effect.fork(heartbeat(data)), (fiber) =>
+              Effect.ensuring(
+                Effect.provideService(effect, TokenLock.CurrentLease, Option.some(makeLease(name, data, token, sent))),
+                Fiber.interrupt(fiber)
+              ))
+          }),
           // compare-and-delete: harmless when the lease was never taken (interrupted while waiting) or taken over
           Effect.ensuring(
-            Effect.suspend(() => failed ? Effect.asVoid(Effect.forkDaemon(release(key, owner))) : release(key, owner))
+            Effect.suspend(() =>
+              failed
+                ? Effect.asVoid(Effect.forkDaemon(releaseOwned(key, owner)))
+                : value === ""
+                ? releaseOwned(key, owner) // interrupted while waiting: a script in flight may still take it
+                : release(key, value)
+            )
           ),
           Effect.withSpan("RedisTokenLock.withLock")
         )
       })
   })
+
+  /** Deletes the lease if its value ends with this owner (its fencing token unknown to the caller). */
+  function releaseOwned(key: string, owner: string) {
+    return call("lock", () => client.eval(releaseOwnedScript, 1, key, owner)).pipe(
+      Effect.catchAll((error) => Effect.logDebug("Could not release a renewal lease", error.message))
+    )
+  }
 }
+
+const releaseOwnedScript = `
+local value = redis.call("GET", KEYS[1])
+if value and string.sub(value, -string.len(ARGV[1])) == ARGV[1] then
+  return redis.call("DEL", KEYS[1])
+end
+return 0`
 
 /** @internal */
 export const makeClusterEvents = (client: Redis, options: ClusterEventsOptions) => {

@@ -14,6 +14,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { Options } from "../SqlStore.js"
+import { fencedTransaction } from "./lease.js"
 
 /** @internal */
 export const defaults = {
@@ -172,9 +173,10 @@ export const make = (
           const access = token.accessToken === undefined
             ? undefined
             : yield* accessCodec.encode(token.accessToken, accessContext(user, paramsKey))
-          yield* run(
+          yield* fencedTransaction(
+            sql,
             "store",
-            sql.withTransaction(Effect.gen(function*() {
+            Effect.gen(function*() {
               if (store === "postgresql") {
                 // the user row first, locked for the rest of the transaction: writers of one user queue here, so
                 // the last one wins as a whole (its refresh token with its access tokens), never a mix
@@ -200,7 +202,8 @@ export const make = (
                   VALUES (${user}, ${paramsKey}, ${access})
                   ON CONFLICT (user_key, params_key) DO UPDATE SET payload = excluded.payload`
               }
-            }))
+            }),
+            run
           )
         }),
       get: (user, params) =>
@@ -228,17 +231,18 @@ export const make = (
           )
         }),
       clear: (user, params) =>
-        params === undefined
-          ? run(
-            "clear",
-            sql.withTransaction(Effect.zipRight(
+        fencedTransaction(
+          sql,
+          "clear",
+          params === undefined
+            ? Effect.asVoid(Effect.zipRight(
               sql`DELETE FROM ${users} WHERE user_key = ${user}`,
               sql`DELETE FROM ${accessTokens} WHERE user_key = ${user}`
             ))
-          )
-          : run(
-            "clear",
-            sql`DELETE FROM ${accessTokens} WHERE user_key = ${user} AND params_key = ${parametersKey(params)}`
-          ).pipe(Effect.asVoid)
+            : Effect.asVoid(
+              sql`DELETE FROM ${accessTokens} WHERE user_key = ${user} AND params_key = ${parametersKey(params)}`
+            ),
+          run
+        )
     })
   })
