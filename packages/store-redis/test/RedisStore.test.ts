@@ -56,7 +56,15 @@ TokenLockSuite.run(
   RedisTokenLock.layer({ prefix: prefixFor("locks") }).pipe(
     Layer.provide(RedisConnection.layer({ url: redisUrl })),
     Layer.provide(deleteRedisKeysAfter(prefixFor("locks")))
-  )
+  ),
+  {
+    // what a lease that ran out while its holder stalled looks like in Redis
+    loseLease: (key) =>
+      Effect.scoped(Effect.flatMap(rawRedis(), (client) =>
+        Effect.promise(() =>
+          client.del(`${prefixFor("locks")}lock:${key}`)
+        )))
+  }
 )
 
 /** The services of a Redis layer, built in the test's scope: one "instance" of an application. */

@@ -17,7 +17,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { signIn } from "../../../test/support/login.js"
-import { dropPgTablesAfter, pgUrl, runId, webUserTokens } from "../../../test/support/stores.js"
+import { dropPgTablesAfter, pgQuery, pgUrl, runId, webUserTokens } from "../../../test/support/stores.js"
 
 const prefix = `lock_${runId()}_`
 const calls = 250
@@ -120,7 +120,17 @@ layer(Env, { excludeTestServices: true, timeout: "60 seconds" })("PostgreSQL adv
     }))
 })
 
+/** Ends the session holding the advisory lock for `key` (only this test's sessions lock its unique keys). */
+const terminateHolder = (key: string) =>
+  pgQuery(
+    `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+      AND classid::bigint = ((hashtextextended($1, 0) >> 32) & 4294967295)
+      AND objid::bigint = (hashtextextended($1, 0) & 4294967295)`,
+    [key]
+  )
+
 TokenLockSuite.run(
   "SqlTokenLock on PostgreSQL",
-  SqlTokenLock.layer().pipe(Layer.provide(PgClient.layer({ url: Redacted.make(pgUrl) })))
+  SqlTokenLock.layer().pipe(Layer.provide(PgClient.layer({ url: Redacted.make(pgUrl) }))),
+  { loseLease: (key) => Effect.asVoid(terminateHolder(key)) }
 )

@@ -2,7 +2,9 @@
  * The conformance suite every `TokenLock` passes, for your own lock in your own vitest: one holder at a time per key,
  * different keys never wait for each other, the lock is released however the effect ends (success, failure,
  * defect, interruption), a waiter interrupted while waiting leaves nothing behind, and the effect's value and errors
- * pass through unchanged.
+ * pass through unchanged. Fencing: the effect runs with its `TokenLock.CurrentLease`, whose fencing token grows
+ * with every acquisition of the key; with `loseLease`, a lease the backend no longer has is detected and fences
+ * the writes made under it.
  *
  * A lock on a real backend waits by polling on the `Clock`: the suite runs on the live clock (no `TestClock`), and
  * coordinates its fibers with `Deferred`s. Time appears only in bounds that a correct lock meets with room to spare
@@ -11,7 +13,7 @@
  *
  * @since 0.2.0
  */
-import { TokenLock } from "@effect-atm/core/TokenLock"
+import * as TokenLock from "@effect-atm/core/TokenLock"
 import { assert, layer as vitestLayer } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
@@ -40,6 +42,15 @@ export interface Options {
   readonly fibers?: number | undefined
   /** How long each test, and building or releasing the layer, may take. Default: 60 seconds. */
   readonly timeout?: Duration.DurationInput | undefined
+  /**
+   * Makes the backend forget the lease held for `key`, as when it ran out while its holder stalled (for Redis:
+   * delete the lock key). With it, the suite checks that the holder then finds its lease lost and that a fenced
+   * write under it does not run; without it, that test is skipped (a lock whose leases cannot be lost, such as
+   * `TokenLock.layerMemory`, has nothing to check).
+   *
+   * @since 0.3.0
+   */
+  readonly loseLease?: ((key: string) => Effect.Effect<void>) | undefined
 }
 
 /**
@@ -78,7 +89,7 @@ class CallerService extends Context.Tag("@effect-atm/testing/TokenLockSuite/Call
  * @since 0.2.0
  * @category suites
  */
-export const run = <E>(name: string, layer: Layer.Layer<TokenLock, E>, options: Options = {}): void => {
+export const run = <E>(name: string, layer: Layer.Layer<TokenLock.TokenLock, E>, options: Options = {}): void => {
   const timeout = Duration.toMillis(Duration.decode(options.timeout ?? Duration.seconds(60)))
   const acquireWithin = Duration.decode(options.acquireWithin ?? Duration.seconds(5))
   const fibers = options.fibers ?? 20
@@ -90,7 +101,7 @@ export const run = <E>(name: string, layer: Layer.Layer<TokenLock, E>, options: 
     )
 
   /** Holds the lock for `key` in a fiber of its own until `release` completes; returns once the lock is held. */
-  const hold = (lock: TokenLock["Type"], key: string) =>
+  const hold = (lock: TokenLock.TokenLock["Type"], key: string) =>
     Effect.gen(function*() {
       const entered = yield* Deferred.make<void>()
       const release = yield* Deferred.make<void>()
@@ -102,7 +113,7 @@ export const run = <E>(name: string, layer: Layer.Layer<TokenLock, E>, options: 
     })
 
   /** Fails the test unless a new acquirer gets the lock for `key` at once: whoever held it has released it. */
-  const isFree = (lock: TokenLock["Type"], key: string, after: string) =>
+  const isFree = (lock: TokenLock.TokenLock["Type"], key: string, after: string) =>
     promptly(lock.withLock(key)(Effect.void), `the lock was not released after ${after}`)
 
   // without the test services: a lock on a real backend polls on the live clock
@@ -111,7 +122,7 @@ export const run = <E>(name: string, layer: Layer.Layer<TokenLock, E>, options: 
 
     it.effect(`mutual exclusion: ${fibers} fibers on one key are inside the lock one at a time`, () =>
       Effect.gen(function*() {
-        const lock = yield* TokenLock
+        const lock = yield* TokenLock.TokenLock
         const key = uniqueKey("exclusion")
         let inside = 0
         let most = 0
@@ -137,9 +148,55 @@ export const run = <E>(name: string, layer: Layer.Layer<TokenLock, E>, options: 
         )
       }))
 
+    it.effect("the effect runs with its lease: its key, held, and a fencing token greater than any before it", () =>
+      Effect.gen(function*() {
+        const lock = yield* TokenLock.TokenLock
+        const key = uniqueKey("fencing")
+        const outside = yield* TokenLock.CurrentLease
+        assert.isTrue(Option.isNone(outside), "a lease outside the lock")
+        const seen: Array<number> = []
+        const enter = lock.withLock(key)(Effect.gen(function*() {
+          const lease = yield* TokenLock.CurrentLease
+          if (Option.isNone(lease)) return assert.fail("withLock ran the effect without a TokenLock.CurrentLease")
+          assert.strictEqual(lease.value.key, key, "the lease is for another key")
+          assert.isTrue(Number.isFinite(lease.value.acquiredAt), "the lease has no acquisition time")
+          yield* lease.value.ensureHeld
+          seen.push(lease.value.fencingToken)
+        }))
+        for (let i = 0; i < 3; i++) yield* enter
+        // contending fibers enter one at a time: each entry's token is greater than the one before
+        yield* Effect.forEach(Array.from({ length: 5 }), () => enter, { concurrency: "unbounded", discard: true })
+        for (let i = 1; i < seen.length; i++) {
+          assert.isAbove(seen[i]!, seen[i - 1]!, `fencing tokens in order of acquisition: ${seen.join(", ")}`)
+        }
+      }))
+
+    it.effect("a lease the backend lost is detected, and a fenced write under it does not run", () =>
+      Effect.gen(function*() {
+        const loseLease = options.loseLease
+        if (loseLease === undefined) return
+        const lock = yield* TokenLock.TokenLock
+        const key = uniqueKey("lost")
+        let wrote = false
+        const [first, failure] = yield* lock.withLock(key)(Effect.gen(function*() {
+          const lease = Option.getOrThrow(yield* TokenLock.CurrentLease)
+          yield* loseLease(key)
+          const failure = yield* Effect.flip(TokenLock.fenced(Effect.sync(() => wrote = true)))
+          return [lease.fencingToken, failure] as const
+        }))
+        assert.isFalse(wrote, "a write fenced by a lost lease ran")
+        assert.isTrue(TokenLock.isLeaseLost(failure), `a lost lease failed with ${String(failure)}`)
+        assert.isTrue(failure.transient, "a lost lease is transient: the next call tries again")
+        const next = yield* promptly(
+          lock.withLock(key)(Effect.map(TokenLock.CurrentLease, (lease) => Option.getOrThrow(lease).fencingToken)),
+          "the lock was not free after its lease was lost"
+        )
+        assert.isAbove(next, first, "the next holder's fencing token is greater")
+      }))
+
     it.effect("a waiter stays out while the lock is held, and enters once it is released", () =>
       Effect.gen(function*() {
-        const lock = yield* TokenLock
+        const lock = yield* TokenLock.TokenLock
         const key = uniqueKey("waiter")
         const events: Array<string> = []
         const holder = yield* hold(lock, key)
@@ -155,7 +212,7 @@ export const run = <E>(name: string, layer: Layer.Layer<TokenLock, E>, options: 
 
     it.effect("different keys do not wait for each other, even keys that differ only by a separator", () =>
       Effect.gen(function*() {
-        const lock = yield* TokenLock
+        const lock = yield* TokenLock.TokenLock
         const base = unique("keys")
         const held = `${base}\u001esession`
         const holder = yield* hold(lock, held)
@@ -171,7 +228,7 @@ export const run = <E>(name: string, layer: Layer.Layer<TokenLock, E>, options: 
 
     it.effect("the effect's value and typed error pass through unchanged; it runs once, in the caller's context", () =>
       Effect.gen(function*() {
-        const lock = yield* TokenLock
+        const lock = yield* TokenLock.TokenLock
         const key = uniqueKey("passthrough")
         const value = { answer: 42 }
         let runs = 0
@@ -193,7 +250,7 @@ export const run = <E>(name: string, layer: Layer.Layer<TokenLock, E>, options: 
 
     it.effect("the lock is released when the effect fails", () =>
       Effect.gen(function*() {
-        const lock = yield* TokenLock
+        const lock = yield* TokenLock.TokenLock
         const key = uniqueKey("fails")
         const error = new ExpectedFailure({ key })
         const failure = Cause.originalError(yield* Effect.flip(lock.withLock(key)(Effect.fail(error))))
@@ -203,7 +260,7 @@ export const run = <E>(name: string, layer: Layer.Layer<TokenLock, E>, options: 
 
     it.effect("the lock is released when the effect dies, and the defect passes through", () =>
       Effect.gen(function*() {
-        const lock = yield* TokenLock
+        const lock = yield* TokenLock.TokenLock
         const key = uniqueKey("dies")
         const defect = new Error("expected defect")
         const exit = yield* Effect.exit(lock.withLock(key)(Effect.die(defect)))
@@ -220,7 +277,7 @@ export const run = <E>(name: string, layer: Layer.Layer<TokenLock, E>, options: 
 
     it.effect("the lock is released when its holder is interrupted", () =>
       Effect.gen(function*() {
-        const lock = yield* TokenLock
+        const lock = yield* TokenLock.TokenLock
         const key = uniqueKey("interrupted")
         const holder = yield* hold(lock, key)
         yield* promptly(Fiber.interrupt(holder.fiber), "interrupting the holder did not end it")
@@ -229,7 +286,7 @@ export const run = <E>(name: string, layer: Layer.Layer<TokenLock, E>, options: 
 
     it.effect("a waiter interrupted while waiting never enters, and leaves the lock free once released", () =>
       Effect.gen(function*() {
-        const lock = yield* TokenLock
+        const lock = yield* TokenLock.TokenLock
         const key = uniqueKey("interrupted-waiter")
         let entered = false
         const holder = yield* hold(lock, key)

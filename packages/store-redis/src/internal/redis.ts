@@ -425,8 +425,13 @@ export const makeTokenLock = (client: Redis, options: LockOptions): TokenLock.To
     ensureHeld: Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const lost = localCheck(data, now)
       if (lost !== undefined) return Effect.fail(TokenLock.leaseLost({ store, reason: lost }))
-      return Effect.flatMap(call("lock", () => client.get(data.lockKey)), (value) =>
-        value === data.value ? Effect.void : Effect.fail(TokenLock.leaseLost({ store, reason: lostInRedis })))
+      return Effect.matchEffect(call("lock", () => client.get(data.lockKey)), {
+        // a lease Redis cannot confirm is as good as lost: another instance may hold it when Redis is back
+        onFailure: (error) =>
+          Effect.fail(TokenLock.leaseLost({ store, reason: data.lost ??= `Redis could not confirm it: ${error.reason}` })),
+        onSuccess: (value) =>
+          value === data.value ? Effect.void : Effect.fail(TokenLock.leaseLost({ store, reason: lostInRedis }))
+      })
     }),
     [RedisLeaseId]: data
   })
