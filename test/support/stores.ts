@@ -166,3 +166,26 @@ export const redisUserTokensEnvironment = (prefix: string, key: Redacted.Redacte
     Layer.provideMerge(deleteRedisKeysAfter(prefix)),
     Layer.orDie
   )
+
+/**
+ * A redis-server of our own on a free port (never the shared one), with an append-only file so that a restart keeps
+ * its data; killed when the scope closes.
+ */
+export const ownRedisServer = Effect.gen(function*() {
+  const dir = tempDir("redis")
+  yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
+  const port = yield* Effect.promise(freePort)
+  let server = yield* Effect.promise(() => startRedisServer(port, dir))
+  yield* Effect.addFinalizer(() => Effect.sync(() => server.kill("SIGKILL")))
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    kill: Effect.promise(() => {
+      const exited = new Promise((resolve) => server.once("exit", resolve))
+      server.kill("SIGKILL")
+      return exited
+    }),
+    restart: Effect.promise(async () => {
+      server = await startRedisServer(port, dir)
+    })
+  }
+})

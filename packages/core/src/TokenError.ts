@@ -391,7 +391,7 @@ const describeStoreOperation = (operation: StoreOperation): string => {
     case "lock":
       return "take or hold the renewal lock"
     case "lease":
-      return "keep the renewal lease while writing"
+      return "keep the renewal lease"
     case "purge":
       return "delete expired tokens"
     case "publish":

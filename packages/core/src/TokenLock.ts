@@ -146,8 +146,7 @@ export const leaseLost = (options: {
   new TokenStoreError({
     store: options.store,
     operation: "lease",
-    reason: `the renewal lease was lost (${options.reason}) and another instance may have taken over, so ` +
-      "nothing was written",
+    reason: `it was lost (${options.reason}); another instance may have taken over, so nothing was written`,
     transient: true
   })
 

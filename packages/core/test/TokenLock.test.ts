@@ -11,8 +11,8 @@ import * as Redacted from "effect/Redacted"
 import { AccessToken } from "../src/AccessToken.js"
 import * as TokenCache from "../src/TokenCache.js"
 import * as TokenLock from "../src/TokenLock.js"
-import * as UserTokenStore from "../src/UserTokenStore.js"
 import { UserToken } from "../src/UserToken.js"
+import * as UserTokenStore from "../src/UserTokenStore.js"
 
 /** A distributed lock in one process whose current leases the test can take away, as a stall past a lease would. */
 const makeLosableLock = () => {

@@ -60,10 +60,9 @@ TokenLockSuite.run(
   {
     // what a lease that ran out while its holder stalled looks like in Redis
     loseLease: (key) =>
-      Effect.scoped(Effect.flatMap(rawRedis(), (client) =>
-        Effect.promise(() =>
-          client.del(`${prefixFor("locks")}lock:${key}`)
-        )))
+      Effect.scoped(
+        Effect.flatMap(rawRedis(), (client) => Effect.promise(() => client.del(`${prefixFor("locks")}lock:${key}`)))
+      )
   }
 )
 

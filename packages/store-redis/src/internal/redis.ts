@@ -275,9 +275,11 @@ export const makeAccessTokenStore = (
         )
       }),
     remove: (key, ifToken) =>
-      TokenLock.fenced(ifToken === undefined
-        ? call("remove", () => client.del(keyOf(key)))
-        : call("remove", () => client.eval(removeIfScript, 1, keyOf(key), fingerprint(ifToken)))).pipe(Effect.asVoid)
+      TokenLock.fenced(
+        ifToken === undefined
+          ? call("remove", () => client.del(keyOf(key)))
+          : call("remove", () => client.eval(removeIfScript, 1, keyOf(key), fingerprint(ifToken)))
+      ).pipe(Effect.asVoid)
   })
 }
 
@@ -428,7 +430,9 @@ export const makeTokenLock = (client: Redis, options: LockOptions): TokenLock.To
       return Effect.matchEffect(call("lock", () => client.get(data.lockKey)), {
         // a lease Redis cannot confirm is as good as lost: another instance may hold it when Redis is back
         onFailure: (error) =>
-          Effect.fail(TokenLock.leaseLost({ store, reason: data.lost ??= `Redis could not confirm it: ${error.reason}` })),
+          Effect.fail(
+            TokenLock.leaseLost({ store, reason: data.lost ??= `Redis could not confirm it: ${error.reason}` })
+          ),
         onSuccess: (value) =>
           value === data.value ? Effect.void : Effect.fail(TokenLock.leaseLost({ store, reason: lostInRedis }))
       })
