@@ -14,3 +14,8 @@ export * as RedisTokenLock from "./RedisTokenLock.js"
  * @since 0.3.0
  */
 export * as RedisClusterEvents from "./RedisClusterEvents.js"
+
+/**
+ * @since 0.3.0
+ */
+export * as RedisSessionStore from "./RedisSessionStore.js"
