@@ -18,6 +18,7 @@
 import * as AccessTokenHttpClient from "@effect-atm/core/AccessTokenHttpClient"
 import * as AccessTokenManagement from "@effect-atm/core/AccessTokenManagement"
 import * as AccessTokenStore from "@effect-atm/core/AccessTokenStore"
+import * as ClusterEvents from "@effect-atm/core/ClusterEvents"
 import * as CurrentUser from "@effect-atm/core/CurrentUser"
 import * as TokenClient from "@effect-atm/core/TokenClient"
 import type { DiscoveryFailed, InvalidClientConfiguration } from "@effect-atm/core/TokenError"
@@ -281,7 +282,8 @@ export const layer = (
     })
   )
 
-  const SessionStoreLive = SessionStore.layerMemory()
+  // one process: sessions in memory, and the sessions' end told to this process only
+  const SessionStoreLive = Layer.merge(SessionStore.layerMemory(), ClusterEvents.layerMemory)
   // one process: client-credentials tokens in memory, renewals exclusive within the process
   const TokenManagementLive = TokensLive.pipe(
     Layer.provideMerge(Layer.mergeAll(TokenStoreLive, AccessTokenStore.layerMemory(), TokenLock.layerMemory)),

@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * import { AccessTokenManagement } from "@effect-atm/core"
+ * import { AccessTokenManagement, ClusterEvents } from "@effect-atm/core"
  * import { OidcLogin, SessionStore } from "@effect-atm/oidc-login"
  * import { HttpRouter, HttpServerResponse } from "@effect/platform"
  * import { Layer, Redacted } from "effect"
@@ -19,7 +19,7 @@
  * )
  *
  * const LoginLive = OidcLogin.layer({ client, baseUrl: "https://app.example.com" }).pipe(
- *   Layer.provide(SessionStore.layerMemory()),
+ *   Layer.provide([SessionStore.layerMemory(), ClusterEvents.layerMemory]),
  *   // one process: tokens in memory (for several, see AccessTokenManagement.layerServer)
  *   Layer.provideMerge(AccessTokenManagement.layerServerMemory({ client }))
  * )
@@ -27,6 +27,7 @@
  *
  * @since 0.1.0
  */
+import type { ClusterEvents } from "@effect-atm/core/ClusterEvents"
 import * as CurrentUser from "@effect-atm/core/CurrentUser"
 import type { OidcEvents } from "@effect-atm/core/OidcEvents"
 import * as TokenClient from "@effect-atm/core/TokenClient"
@@ -286,7 +287,9 @@ export class OidcLogin extends Context.Tag("@effect-atm/oidc-login/OidcLogin")<O
 
 /**
  * Builds the login over the `TokenEndpoint` (discovery), `OidcEvents` (both from `UserTokens.layer` or
- * `AccessTokenManagement.layerServer`) and a `SessionStore`.
+ * `AccessTokenManagement.layerServer`), a `SessionStore` and `ClusterEvents`: a session ended on one instance
+ * (sign-out, expiry, back-channel logout) closes its connections on every instance that hears of it
+ * (`ClusterEvents.layerMemory` for one process; Redis or PostgreSQL for several).
  *
  * @since 0.1.0
  * @category constructors
@@ -294,7 +297,7 @@ export class OidcLogin extends Context.Tag("@effect-atm/oidc-login/OidcLogin")<O
 export const make: (options: Options) => Effect.Effect<
   OidcLogin["Type"],
   InvalidLoginConfiguration | InvalidClientConfiguration,
-  TokenEndpoint | OidcEvents | SessionStore | Scope.Scope
+  TokenEndpoint | OidcEvents | SessionStore | ClusterEvents | Scope.Scope
 > = internal.make
 
 /**
@@ -306,7 +309,7 @@ export const layer = (
 ): Layer.Layer<
   OidcLogin,
   InvalidLoginConfiguration | InvalidClientConfiguration,
-  TokenEndpoint | OidcEvents | SessionStore
+  TokenEndpoint | OidcEvents | SessionStore | ClusterEvents
 > => Layer.scoped(OidcLogin, make(options))
 
 /**
@@ -354,7 +357,7 @@ export const config = (prefix = "OIDC"): Config.Config<Options> =>
  *
  * @example
  * ```ts
- * import { AccessTokenManagement, TokenClient } from "@effect-atm/core"
+ * import { AccessTokenManagement, ClusterEvents, TokenClient } from "@effect-atm/core"
  * import { OidcLogin, SessionStore } from "@effect-atm/oidc-login"
  * import { Config, Effect, Layer } from "effect"
  *
@@ -365,7 +368,7 @@ export const config = (prefix = "OIDC"): Config.Config<Options> =>
  *   Effect.map(Config.nested(TokenClient.config, "OIDC"), (client) => AccessTokenManagement.layerServerMemory({ client }))
  * )
  * const LoginLive = OidcLogin.layerConfig().pipe(
- *   Layer.provide(SessionStore.layerMemory()),
+ *   Layer.provide([SessionStore.layerMemory(), ClusterEvents.layerMemory]),
  *   Layer.provideMerge(TokensLive)
  * )
  * ```
@@ -378,7 +381,7 @@ export const layerConfig = (
 ): Layer.Layer<
   OidcLogin,
   InvalidLoginConfiguration | InvalidClientConfiguration | ConfigError.ConfigError,
-  TokenEndpoint | OidcEvents | SessionStore
+  TokenEndpoint | OidcEvents | SessionStore | ClusterEvents
 > => Layer.scoped(OidcLogin, Effect.flatMap(options, make))
 
 const withLogin = <A, E, R>(

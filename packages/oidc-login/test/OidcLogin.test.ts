@@ -1,3 +1,4 @@
+import * as ClusterEvents from "@effect-atm/core/ClusterEvents"
 import * as TokenEndpoint from "@effect-atm/core/TokenEndpoint"
 import * as UserTokens from "@effect-atm/core/UserTokens"
 import * as OidcLogin from "@effect-atm/oidc-login/OidcLogin"
@@ -380,7 +381,8 @@ describe("OidcLogin", () => {
       const client = { issuer: env.OIDC_ISSUER, clientId: "web", clientSecret: Redacted.make("web-secret") }
       const dependencies = Layer.mergeAll(
         UserTokens.layerMemory({ client, discovery: "lazy" }), // no provider behind login.example.com
-        SessionStore.layerMemory()
+        SessionStore.layerMemory(),
+        ClusterEvents.layerMemory
       ).pipe(Layer.provideMerge(TokenEndpoint.layer()), Layer.provide(FetchHttpClient.layer))
       const load = (values: Record<string, string>) =>
         OidcLogin.OidcLogin.pipe(

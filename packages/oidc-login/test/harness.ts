@@ -6,6 +6,7 @@
 import * as AccessTokenHttpClient from "@effect-atm/core/AccessTokenHttpClient"
 import * as AccessTokenManagement from "@effect-atm/core/AccessTokenManagement"
 import * as AccessTokenStore from "@effect-atm/core/AccessTokenStore"
+import * as ClusterEvents from "@effect-atm/core/ClusterEvents"
 import * as CurrentUser from "@effect-atm/core/CurrentUser"
 import * as SessionStore from "@effect-atm/core/SessionStore"
 import * as TokenLock from "@effect-atm/core/TokenLock"
@@ -152,7 +153,7 @@ export const make = (options: HarnessOptions = {}): Effect.Effect<Harness, unkno
       scope: "openid profile email offline_access api.read",
       ...options.login,
       session: { secret: Redacted.make(secret), ...options.login?.session }
-    }).pipe(Layer.provide(Layer.succeed(SessionStore.SessionStore, sessions)))
+    }).pipe(Layer.provide([Layer.succeed(SessionStore.SessionStore, sessions), ClusterEvents.layerMemory]))
     const apiLayer = AccessTokenHttpClient.layerUser(DemoApiClient, { baseUrl: demoApi.url }).pipe(
       Layer.provide(FetchHttpClient.layer)
     )

@@ -1,3 +1,4 @@
+import { ClusterEvents, SessionEnded } from "@effect-atm/core/ClusterEvents"
 import * as CurrentUser from "@effect-atm/core/CurrentUser"
 import { OidcEvents } from "@effect-atm/core/OidcEvents"
 import { Session } from "@effect-atm/core/Session"
@@ -10,6 +11,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as oidc from "openid-client"
 import {
@@ -54,6 +56,7 @@ export const make = (options: Options) =>
     const endpoint = yield* TokenEndpoint
     const events = yield* OidcEvents
     const store = yield* SessionStore
+    const bus = yield* ClusterEvents
     const { client } = settings
     const insecure = client.allowInsecureRequests || isLoopback(new URL(settings.issuer))
 
@@ -132,17 +135,52 @@ export const make = (options: Options) =>
         Effect.catchAll((error) => Effect.logWarning("Could not clear the tokens of a signed-out user", error.message))
       )
 
+    /** Tells the other instances that a session ended: they close its connections. */
+    const announceEnded = (id: string) =>
+      bus.publish(new SessionEnded({ sessionId: id })).pipe(
+        Effect.catchAll((error) =>
+          Effect.logWarning(
+            "Could not tell the other instances that a session ended; its connections there end at their next " +
+              "session check",
+            error.message
+          )
+        )
+      )
+
     /**
-     * Ends a session: out of the store, its connections here closed, its tokens revoked and cleared — by whoever
-     * removed it from the store, so once across instances.
+     * Ends a session: out of the store, its connections closed here and on the other instances, its tokens revoked
+     * and cleared — by whoever removed it from the store, so once across instances.
      */
     const endSession = (id: string): Effect.Effect<void, SessionStoreError> =>
       Effect.gen(function*() {
         const removed = yield* store.remove(id)
         // stop the session's connections first, so that none of them refreshes a token while it is revoked
         yield* closeConnections(id)
+        yield* announceEnded(id)
         if (Option.isSome(removed)) yield* signOutTokens(removed.value)
       }).pipe(Effect.withSpan("OidcLogin.endSession"))
+
+    /** Connections whose session is gone from the store: after a lost bus subscription, events may be missed. */
+    const closeOrphans = Effect.gen(function*() {
+      for (const id of [...connections.keys()]) {
+        if (Option.isNone(yield* store.get(id))) yield* closeConnections(id)
+      }
+    })
+
+    // sessions ended on other instances: their connections here close within the bus's latency
+    const deliveries = yield* bus.subscribe
+    yield* Queue.take(deliveries).pipe(
+      Effect.flatMap(({ event, local }) =>
+        event._tag === "SessionEnded" && !local
+          ? closeConnections(event.sessionId)
+          : event._tag === "Resubscribed"
+          ? closeOrphans
+          : Effect.void
+      ),
+      Effect.catchAll((error) => Effect.logWarning("Could not check the connections' sessions", error.message)),
+      Effect.forever,
+      Effect.forkScoped
+    )
 
     /** Sessions past their idle or absolute deadline: their connections closed, their tokens revoked and cleared. */
     const sweepExpired: Effect.Effect<number, SessionStoreError> = Effect.gen(function*() {
@@ -151,6 +189,7 @@ export const make = (options: Options) =>
         const expired = yield* store.takeExpired(100)
         for (const session of expired) {
           yield* closeConnections(session.id)
+          yield* announceEnded(session.id)
           yield* signOutTokens(session)
         }
         ended += expired.length
