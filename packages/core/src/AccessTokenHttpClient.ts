@@ -37,6 +37,7 @@ import * as dpop from "./internal/dpop.js"
 import * as tokenMetrics from "./internal/tokenMetrics.js"
 import { errorWithoutToken, ResponseWithoutToken, withoutCredentials } from "./internal/withoutToken.js"
 import type { NoCurrentUser } from "./TokenError.js"
+import { TokenExchange, type TokenExchangeError } from "./TokenExchange.js"
 import * as TokenMetrics from "./TokenMetrics.js"
 import { type UserTokenError, UserTokens } from "./UserTokens.js"
 
@@ -473,5 +474,70 @@ export const layerCurrentUser = <I>(
         withAccessToken(client, yield* metered(tag, currentUserSource(tokens, options))),
         options ?? {}
       )
+    })
+  )
+
+/**
+ * A token source for a token-exchange target, for the user in each request's context.
+ *
+ * @since 0.3.0
+ * @category sources
+ */
+export const tokenExchangeSource = (
+  exchange: TokenExchange["Type"],
+  target: string,
+  options?: TokenRequestOptions
+): TokenSource<Exclude<TokenExchangeError, NoCurrentUser>, CurrentUser> => ({
+  get: Effect.flatMap(CurrentUser, (user) => exchange.getFor(user, target, options)),
+  renew: (rejected) => Effect.flatMap(CurrentUser, (user) => exchange.renewFor(user, target, rejected, options)),
+  withParameters: (parameters) => tokenExchangeSource(exchange, target, mergeParameters(options, parameters))
+})
+
+/**
+ * The service type of a named client that calls a downstream API on behalf of the user in each request's context,
+ * with a token obtained by token exchange.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type TokenExchangeHttpClient = HttpClient.HttpClient.With<
+  HttpClientError.HttpClientError | Exclude<TokenExchangeError, NoCurrentUser>,
+  CurrentUser
+>
+
+/**
+ * Declares a named HTTP client that calls a downstream API as the current user: the user's access token is
+ * exchanged (RFC 8693) for a token of the `target` configured in `TokenExchange`, cached per user and target.
+ *
+ * @example
+ * ```ts
+ * import { AccessTokenHttpClient, CurrentUser } from "@effect-atm/core"
+ * import { Context, Effect } from "effect"
+ *
+ * class BillingApi extends Context.Tag("BillingApi")<BillingApi, AccessTokenHttpClient.TokenExchangeHttpClient>() {}
+ *
+ * const BillingApiLive = AccessTokenHttpClient.layerTokenExchange(BillingApi, {
+ *   target: "billing",
+ *   baseUrl: "https://billing.example.com"
+ * })
+ *
+ * const invoices = Effect.flatMap(BillingApi, (api) => api.get("/invoices"))
+ * const forAlice = invoices.pipe(CurrentUser.provide(new CurrentUser.User({ subject: "alice" })))
+ * ```
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerTokenExchange = <I>(
+  tag: Context.Tag<I, TokenExchangeHttpClient>,
+  options: NamedClientOptions<TokenExchangeHttpClient> & TokenRequestOptions & { readonly target: string }
+): Layer.Layer<I, never, HttpClient.HttpClient | TokenExchange> =>
+  Layer.effect(
+    tag,
+    Effect.gen(function*() {
+      const exchange = yield* TokenExchange
+      const client = yield* HttpClient.HttpClient
+      const { baseUrl: _, target, transform: __, ...parameters } = options
+      return withOptions(withAccessToken(client, tokenExchangeSource(exchange, target, parameters)), options)
     })
   )

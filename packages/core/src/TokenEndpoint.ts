@@ -44,6 +44,21 @@ export type Grant = Data.TaggedEnum<{
    *
    * @since 0.3.0
    */
+  /**
+   * Token exchange (RFC 8693): a token for another audience, resource or scope in exchange for `subjectToken` (by
+   * default an access token), optionally on behalf of `actorToken`. `options` carry the target: `resource`,
+   * `scope`, and `parameters` such as `audience` or `requested_token_type`.
+   *
+   * @since 0.3.0
+   */
+  TokenExchange: {
+    readonly subjectToken: Redacted.Redacted<string>
+    readonly subjectTokenType?: string | undefined
+    readonly actorToken?: Redacted.Redacted<string> | undefined
+    readonly actorTokenType?: string | undefined
+    readonly options?: TokenRequestOptions | undefined
+    readonly dpopKey?: Redacted.Redacted<string> | undefined
+  }
   AuthorizationCode: {
     readonly callbackUrl: URL
     readonly codeVerifier: Redacted.Redacted<string>

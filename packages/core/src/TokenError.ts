@@ -32,6 +32,7 @@ export const Operation = Schema.Literal(
   "client_credentials",
   "refresh_token",
   "authorization_code",
+  "token_exchange",
   "revocation"
 )
 

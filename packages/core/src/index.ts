@@ -51,6 +51,10 @@ export * as TokenEndpoint from "./TokenEndpoint.js"
  */
 export * as TokenError from "./TokenError.js"
 /**
+ * @since 0.3.0
+ */
+export * as TokenExchange from "./TokenExchange.js"
+/**
  * @since 0.1.0
  */
 export * as TokenLock from "./TokenLock.js"

@@ -16,3 +16,17 @@ export const clientCredentialsKey = (name: string, options: TokenRequestOptions 
  */
 export const userTokenKey = (storeKey: string, options: TokenRequestOptions | undefined): string =>
   `${storeKey}#${parametersKey(options)}`
+
+/**
+ * The cache and store key of an exchanged token: the target's name, the user's store key, the parameters and the
+ * generation of the subject token (a digest of it), so that a refreshed subject token leads to a new exchange.
+ * The `~x` prefix and the four `#` keep it apart from client-credentials keys (one `#`) in a shared store.
+ *
+ * @internal
+ */
+export const exchangedTokenKey = (
+  target: string,
+  storeKey: string,
+  options: TokenRequestOptions | undefined,
+  generation: string
+): string => `~x#${keyPart(target)}#${storeKey}#${parametersKey(options)}#${generation}`

@@ -453,6 +453,23 @@ export const decodeResponse = (
   })
 }
 
+const tokenExchangeGrantType = "urn:ietf:params:oauth:grant-type:token-exchange"
+const accessTokenType = "urn:ietf:params:oauth:token-type:access_token"
+
+/** The form of a token exchange: the target's parameters and the tokens, unwrapped for this one request body. */
+const tokenExchangeForm = (
+  grant: Extract<Grant, { readonly _tag: "TokenExchange" }>,
+  form: Record<string, string>
+): Record<string, string> => ({
+  ...form,
+  subject_token: Redacted.value(grant.subjectToken),
+  subject_token_type: grant.subjectTokenType ?? accessTokenType,
+  ...(grant.actorToken === undefined ? {} : {
+    actor_token: Redacted.value(grant.actorToken),
+    actor_token_type: grant.actorTokenType ?? accessTokenType
+  })
+})
+
 /** @internal */
 export const make = (options?: {
   readonly timeout?: Duration.DurationInput | undefined
@@ -585,6 +602,8 @@ export const make = (options?: {
         ? "client_credentials"
         : grant._tag === "RefreshToken"
         ? "refresh_token"
+        : grant._tag === "TokenExchange"
+        ? "token_exchange"
         : "authorization_code"
       return Effect.gen(function*() {
         const server = yield* metadata(client)
@@ -603,6 +622,8 @@ export const make = (options?: {
               return oidc.clientCredentialsGrant(config, form, options)
             case "RefreshToken":
               return oidc.refreshTokenGrant(config, Redacted.value(grant.refreshToken), form, options)
+            case "TokenExchange":
+              return oidc.genericGrantRequest(config, tokenExchangeGrantType, tokenExchangeForm(grant, form), options)
             case "AuthorizationCode":
               return oidc.authorizationCodeGrant(
                 config,

@@ -20,6 +20,8 @@ import { makeAdapterFactory, MemoryStore } from "./memoryAdapter.js"
 import * as Pages from "./pages.js"
 import { tokenEndpointMiddleware, TokenEndpointState } from "./tokenEndpoint.js"
 
+const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+const ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 const WEB_SCOPE = "openid profile email offline_access api.read api.write other.read"
 const MACHINE_SCOPE = "api.read api.write other.read"
 const OIDC_SCOPES = ["openid", "offline_access", "profile", "email"] as const
@@ -163,7 +165,7 @@ export const make = (options: Options = {}) =>
       client_name: name,
       application_type: "web",
       // client_credentials too: the app calls APIs on its own behalf with the same client
-      grant_types: ["authorization_code", "refresh_token", "client_credentials"],
+      grant_types: ["authorization_code", "refresh_token", "client_credentials", TOKEN_EXCHANGE],
       response_types: ["code"],
       // any loopback URI is accepted as well, see redirectUriAllowed below
       redirect_uris: ["http://127.0.0.1/callback", "http://localhost/callback", ...(options.redirectUris ?? [])],
@@ -381,6 +383,79 @@ export const make = (options: Options = {}) =>
         ({ payload }) => ({ ...payload, active: true, token_type: "Bearer" }),
         () => ({ active: false })
       )
+
+    // Token exchange (RFC 8693): an access token this provider issued to the requesting client, still active, is
+    // exchanged for a token for another resource (or audience) and scope, as the same user.
+    const verifyAccessToken = async (token: unknown, what: string) => {
+      if (typeof token !== "string" || token.length === 0) throw new oidc.errors.InvalidRequest(`${what} is missing`)
+      try {
+        return (await Jose.jwtVerify(token, localKeys, { issuer, clockTolerance: 0, typ: "at+jwt" })).payload
+      } catch {
+        throw new oidc.errors.InvalidGrant(`${what} is not an active access token issued by this provider`)
+      }
+    }
+    provider.registerGrantType(
+      TOKEN_EXCHANGE,
+      async (ctx) => {
+        const params = ctx.oidc.params as Record<string, string | undefined>
+        const client = ctx.oidc.client!
+        if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
+          throw new oidc.errors.InvalidRequest(`subject_token_type must be ${ACCESS_TOKEN_TYPE}`)
+        }
+        const subject = await verifyAccessToken(params.subject_token, "subject_token")
+        if (subject.client_id !== client.clientId) {
+          throw new oidc.errors.InvalidGrant("subject_token was not issued to this client")
+        }
+        let act: Record<string, unknown> | undefined
+        if (params.actor_token !== undefined) {
+          if (params.actor_token_type !== ACCESS_TOKEN_TYPE) {
+            throw new oidc.errors.InvalidRequest(`actor_token_type must be ${ACCESS_TOKEN_TYPE}`)
+          }
+          const actor = await verifyAccessToken(params.actor_token, "actor_token")
+          act = { sub: actor.sub ?? actor.client_id }
+        }
+        const resource = params.resource ?? params.audience ?? DEMO_API
+        const info = resourceServerInfo(resource, client.clientId)
+        const allowed = new Set(info.scope.split(" ").filter(Boolean))
+        const requested = params.scope === undefined ? [...allowed] : params.scope.split(" ").filter(Boolean)
+        const refused = requested.filter((scope) => !allowed.has(scope))
+        if (refused.length > 0) {
+          throw new oidc.errors.InvalidScope(`scope not allowed for ${resource}`, refused.join(" "))
+        }
+        const now = Math.floor(Date.now() / 1000)
+        const scope = requested.join(" ")
+        const accessToken = await new Jose.SignJWT({
+          client_id: client.clientId,
+          scope,
+          jti: Crypto.randomUUID(),
+          ...(act === undefined ? {} : { act })
+        })
+          .setProtectedHeader({ alg: "RS256", kid: keys.rs256.kid, typ: "at+jwt" })
+          .setIssuer(issuer)
+          .setSubject(String(subject.sub))
+          .setAudience(resource)
+          .setIssuedAt(now)
+          .setExpirationTime(now + info.accessTokenTTL)
+          .sign(keys.rs256.privateKey)
+        ctx.body = {
+          access_token: accessToken,
+          issued_token_type: ACCESS_TOKEN_TYPE,
+          token_type: "Bearer",
+          expires_in: info.accessTokenTTL,
+          scope
+        }
+      },
+      [
+        "subject_token",
+        "subject_token_type",
+        "actor_token",
+        "actor_token_type",
+        "audience",
+        "resource",
+        "scope",
+        "requested_token_type"
+      ]
+    )
 
     if (debug()) console.error(`dev-identity: OpenID Provider listening at ${issuer}`)
 

@@ -1,0 +1,181 @@
+import {
+  AccessTokenHttpClient,
+  CurrentUser,
+  TokenClient,
+  TokenEndpoint,
+  TokenExchange,
+  UserTokens
+} from "@effect-atm/core"
+import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
+import { assert, describe, layer } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as TestClock from "effect/TestClock"
+import { claims, identity, userTokens } from "../../../test/support/environment.js"
+import { signIn } from "../../../test/support/login.js"
+import { assertNoSecrets, renderings } from "../../../test/support/redaction.js"
+
+const { demoApi, otherApi } = IdentityProvider.Resources
+const TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+const value = (token: { readonly accessToken: Redacted.Redacted<string> }) => Redacted.value(token.accessToken)
+
+class BillingApi extends Context.Tag("test/TokenExchange/BillingApi")<
+  BillingApi,
+  AccessTokenHttpClient.TokenExchangeHttpClient
+>() {}
+
+const webClient = (provider: IdentityProvider.IdentityProvider["Type"]) => ({
+  issuer: provider.issuer,
+  clientId: IdentityProvider.Clients.web.clientId,
+  clientSecret: Redacted.make(IdentityProvider.Clients.web.clientSecret)
+})
+
+/** User tokens (the subject tokens) and the exchange, with a named client for the demo API on top. */
+const environment = Layer.unwrapEffect(
+  Effect.gen(function*() {
+    const provider = yield* IdentityProvider.IdentityProvider
+    const api = yield* DemoApi.DemoApi
+    return AccessTokenHttpClient.layerTokenExchange(BillingApi, { target: "demo", baseUrl: api.url }).pipe(
+      Layer.provideMerge(TokenExchange.layerMemory({
+        client: webClient(provider),
+        targets: {
+          other: { resource: otherApi, scope: "other.read" },
+          demo: { resource: demoApi, scope: "api.read" }
+        }
+      }))
+    )
+  })
+).pipe(Layer.provideMerge(userTokens()), Layer.orDie)
+
+const exchanges = Effect.flatMap(
+  IdentityProvider.IdentityProvider,
+  (provider) => provider.tokenRequests({ grantType: TOKEN_EXCHANGE })
+)
+
+const setup = Effect.gen(function*() {
+  const provider = yield* IdentityProvider.IdentityProvider
+  yield* provider.resetCounters
+  return yield* TokenExchange.TokenExchange
+})
+
+// other-api tokens live 100 s, the users' own (demo API) tokens 300 s
+layer(identity({ resources: { [otherApi]: { scope: "other.read", accessTokenTtl: 100 } } }))(
+  "token exchange against the embedded provider",
+  (it) => {
+    describe("TokenExchange", () => {
+      it.effect("500 concurrent calls of one user make one exchange, for that user and the target", () =>
+        Effect.gen(function*() {
+          const exchange = yield* setup
+          const { user } = yield* signIn("alice")
+          const tokens = yield* Effect.all(
+            Array.from({ length: 500 }, () => exchange.getFor(user, "other")),
+            { concurrency: "unbounded" }
+          )
+          assert.strictEqual(yield* exchanges, 1)
+          assert.strictEqual(new Set(tokens.map(value)).size, 1)
+          const jwt = claims(value(tokens[0]!))
+          assert.strictEqual(jwt.sub, "alice")
+          assert.strictEqual(jwt.aud, otherApi)
+          assert.strictEqual(jwt.scope, "other.read")
+          assert.strictEqual(jwt.client_id, IdentityProvider.Clients.web.clientId)
+        }).pipe(Effect.provide(environment)))
+
+      it.effect("two users never share an exchanged token", () =>
+        Effect.gen(function*() {
+          const exchange = yield* setup
+          const alice = yield* signIn("alice", { sessionId: "a-1" })
+          const bob = yield* signIn("bob", { sessionId: "b-1" })
+          const calls = Array.from({ length: 100 }, (_, i) => i % 2 === 0 ? alice.user : bob.user)
+          const tokens = yield* Effect.all(
+            calls.map((user) => Effect.map(exchange.getFor(user, "other"), (token) => [user, token] as const)),
+            { concurrency: "unbounded" }
+          )
+          for (const [user, token] of tokens) assert.strictEqual(claims(value(token)).sub, user.subject)
+          assert.strictEqual(yield* exchanges, 2)
+        }).pipe(Effect.provide(environment)))
+
+      it.effect("a refreshed user token leads to a new exchange; the exchanged token is renewed before expiry", () =>
+        Effect.gen(function*() {
+          const exchange = yield* setup
+          const userTokensService = yield* UserTokens.UserTokens
+          const { user } = yield* signIn("carol")
+          const first = yield* exchange.getFor(user, "other")
+          assert.strictEqual(value(yield* exchange.getFor(user, "other")), value(first))
+          assert.strictEqual(yield* exchanges, 1)
+
+          yield* userTokensService.getFor(user, { forceRenewal: true }) // the subject token is refreshed
+          const second = yield* exchange.getFor(user, "other")
+          assert.notStrictEqual(value(second), value(first))
+          assert.strictEqual(yield* exchanges, 2)
+          assert.strictEqual(value(yield* exchange.getFor(user, "other")), value(second))
+          assert.strictEqual(yield* exchanges, 2)
+
+          // 100 s tokens are renewed at half their lifetime; the user's 300 s token is still fresh then
+          yield* TestClock.adjust("49 seconds")
+          assert.strictEqual(value(yield* exchange.getFor(user, "other")), value(second))
+          yield* TestClock.adjust("1 second")
+          const third = yield* exchange.getFor(user, "other")
+          assert.notStrictEqual(value(third), value(second))
+          assert.strictEqual(yield* exchanges, 3)
+        }).pipe(Effect.provide(environment)))
+
+      it.effect("per-request parameters get their own exchanged token", () =>
+        Effect.gen(function*() {
+          const exchange = yield* setup
+          const { user } = yield* signIn("dora")
+          const read = yield* exchange.getFor(user, "demo")
+          const write = yield* exchange.getFor(user, "demo", { scope: "api.write" })
+          assert.strictEqual(claims(value(read)).scope, "api.read")
+          assert.strictEqual(claims(value(write)).scope, "api.write")
+          yield* exchange.getFor(user, "demo", { scope: "api.write" })
+          assert.strictEqual(yield* exchanges, 2)
+        }).pipe(Effect.provide(environment)))
+
+      it.effect("the named client calls the downstream API as the current user", () =>
+        Effect.gen(function*() {
+          yield* setup
+          const { user } = yield* signIn("erin")
+          const api = yield* BillingApi
+          const response = yield* api.get("/data").pipe(CurrentUser.provide(user))
+          assert.strictEqual(response.status, 200)
+          const body = (yield* response.json) as { sub: string; scope: string }
+          assert.strictEqual(body.sub, "erin")
+          assert.strictEqual(body.scope, "api.read")
+          const unknown = yield* Effect.flip(
+            Effect.flatMap(TokenExchange.TokenExchange, (exchange) => exchange.getFor(user, "nowhere"))
+          )
+          assert.strictEqual(unknown._tag, "UnknownTokenClient")
+        }).pipe(Effect.provide(environment)))
+    })
+
+    describe("the provider's token-exchange grant", () => {
+      it.effect("refuses a subject token issued to another client, or not issued by it", () =>
+        Effect.gen(function*() {
+          const provider = yield* IdentityProvider.IdentityProvider
+          const endpoint = yield* TokenEndpoint.TokenEndpoint
+          const client = yield* TokenClient.decode(webClient(provider))
+          const exchangeWith = (subject: string) =>
+            Effect.flip(endpoint.request(
+              client,
+              TokenEndpoint.Grant.TokenExchange({
+                subjectToken: Redacted.make(subject),
+                options: { resource: otherApi }
+              })
+            ))
+          const foreign = yield* provider.mintAccessToken({ clientId: IdentityProvider.Clients.machineBasic.clientId })
+          const refused = yield* exchangeWith(foreign)
+          if (refused._tag === "TokenRequestRejected") {
+            assert.strictEqual(refused.error, "invalid_grant")
+            assert.strictEqual(refused.operation, "token_exchange")
+          } else assert.fail(`expected TokenRequestRejected, got ${refused._tag}`)
+          assertNoSecrets(renderings(refused), [foreign])
+          const expired = yield* provider.mintAccessToken({ expiresIn: -10 })
+          const stale = yield* exchangeWith(expired)
+          assert.strictEqual(stale._tag, "TokenRequestRejected")
+        }).pipe(Effect.provide(userTokens())))
+    })
+  }
+)
