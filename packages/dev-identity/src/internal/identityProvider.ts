@@ -74,8 +74,13 @@ const positiveInteger = (name: string, value: number): number => {
 const basic = (clientId: string, clientSecret: string) =>
   `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`).toString("base64")}`
 
-/** Key pairs of the `private_key_jwt` client: an ES256 key given as PEM, an RSA key given as a JWK. */
-const makeClientKeys = () => {
+/**
+ * Key pairs of the `private_key_jwt` client: an ES256 key given as PEM, an RSA key given as a JWK. Made once per
+ * process, like the provider's signing keys: RSA key generation is slow.
+ */
+let processClientKeys: ReturnType<typeof generateClientKeys> | undefined
+const makeClientKeys = () => (processClientKeys ??= generateClientKeys())
+const generateClientKeys = () => {
   const ec = Crypto.generateKeyPairSync("ec", { namedCurve: "P-256" })
   const rsa = Crypto.generateKeyPairSync("rsa", { modulusLength: 2048 })
   const publicJwk = (key: Crypto.KeyObject) => {
