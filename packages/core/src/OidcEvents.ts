@@ -12,6 +12,7 @@
  */
 import * as Context from "effect/Context"
 import type * as Effect from "effect/Effect"
+import type * as Redacted from "effect/Redacted"
 import type { TokenRequestOptions } from "./AccessToken.js"
 import type { User } from "./CurrentUser.js"
 import type { RawTokenResponse } from "./TokenEndpoint.js"
@@ -46,12 +47,14 @@ import type { InvalidTokenResponse, TokenStoreError } from "./TokenError.js"
 export class OidcEvents extends Context.Tag("@effect-atm/core/OidcEvents")<OidcEvents, {
   /**
    * Stores the tokens of a validated token endpoint response (the code exchange) for the user. `params` are the
-   * resource and scope the login asked for (default: the configured default resource).
+   * resource and scope the login asked for (default: the configured default resource). `options.dpopKey` is the
+   * DPoP proof key the code exchange proved (see `DPoP`): it becomes the session's key, stored with its tokens.
    */
   readonly tokenValidated: (
     user: User,
     response: RawTokenResponse,
-    params?: TokenRequestOptions
+    params?: TokenRequestOptions,
+    options?: { readonly dpopKey?: Redacted.Redacted<string> | undefined }
   ) => Effect.Effect<void, InvalidTokenResponse | TokenStoreError>
   /**
    * Revokes the user's refresh token (a failure to revoke is logged, not raised: the user is signing out either

@@ -140,6 +140,51 @@ export const run = <E>(
         assert.isTrue(Option.isNone(yield* store.get(uniqueUser("nobody"), demo)), "an unknown user is not None")
       }))
 
+    it.effect("a DPoP session keeps its proof key with its refresh token, and each bound token its own", () =>
+      Effect.gen(function*() {
+        const store = yield* UserTokenStore
+        const user = uniqueUser("dpop")
+        // a key is a private JWK as JSON: stored as it is given, encrypted with the refresh token when encryption is on
+        const sessionKey = Redacted.make(`{"kty":"EC","crv":"P-256","alg":"ES256","d":"key-of-${user}"}`)
+        const bound = (tag: string, resource: string | undefined) => {
+          const token = makeToken(tag, { resource })
+          return new UserToken({
+            ...token,
+            dpopKey: sessionKey,
+            accessToken: new AccessToken({ ...token.accessToken!, tokenType: "DPoP", dpopKey: sessionKey })
+          })
+        }
+        yield* store.store(user, bound("d1", demo.resource), demo)
+        const read = yield* getSome(user, demo)
+        assert.strictEqual(
+          secret(read.dpopKey),
+          Redacted.value(sessionKey),
+          "the session's DPoP key did not round-trip"
+        )
+        assert.strictEqual(read.accessToken?.tokenType, "DPoP", "tokenType DPoP did not round-trip")
+        assert.strictEqual(
+          secret(read.accessToken?.dpopKey),
+          Redacted.value(sessionKey),
+          "the access token's DPoP key did not round-trip"
+        )
+        // like the refresh token, the key is shared by the user's parameters
+        assert.strictEqual(
+          secret((yield* getSome(user, other)).dpopKey),
+          Redacted.value(sessionKey),
+          "the session's DPoP key is missing for other parameters"
+        )
+        yield* store.store(user, bound("d2", other.resource), other)
+        assert.strictEqual(
+          secret((yield* getSome(user, demo)).dpopKey),
+          Redacted.value(sessionKey),
+          "a write for other parameters lost the session's DPoP key"
+        )
+        // a session without DPoP has no key
+        const plain = uniqueUser("nodpop")
+        yield* store.store(plain, makeToken("p"), demo)
+        assert.isUndefined((yield* getSome(plain, demo)).dpopKey, "a DPoP key appeared that was never stored")
+      }))
+
     it.effect("a known user without an access token for some parameters is Some without one", () =>
       Effect.gen(function*() {
         const store = yield* UserTokenStore

@@ -197,17 +197,23 @@ export const make = (options: Options) =>
     }
 
     const events: OidcEvents["Type"] = {
-      tokenValidated: (user, response, params) =>
+      tokenValidated: (user, response, params, validated) =>
         Effect.gen(function*() {
           const decoded = yield* endpoint.decode(client, "authorization_code", response)
           const storeParams = params ?? paramsFor(undefined)
+          const dpopKey = validated?.dpopKey
+          // a DPoP token of the code exchange is bound to the key the exchange proved
+          const accessToken = dpopKey !== undefined && decoded.accessToken.tokenType === "DPoP"
+            ? new AccessToken({ ...decoded.accessToken, dpopKey })
+            : decoded.accessToken
           yield* store.store(
             CurrentUser.storeKey(user),
             new UserToken({
               clientId: client.clientId,
-              accessToken: withResource(decoded.accessToken, storeParams.resource),
+              accessToken: withResource(accessToken, storeParams.resource),
               ...(decoded.refreshToken === undefined ? {} : { refreshToken: decoded.refreshToken }),
-              ...(decoded.idToken === undefined ? {} : { idToken: decoded.idToken })
+              ...(decoded.idToken === undefined ? {} : { idToken: decoded.idToken }),
+              ...(dpopKey === undefined ? {} : { dpopKey })
             }),
             storeParams
           )

@@ -1,5 +1,6 @@
 import { ClusterEvents, SessionEnded } from "@effect-atm/core/ClusterEvents"
 import * as CurrentUser from "@effect-atm/core/CurrentUser"
+import * as DPoP from "@effect-atm/core/DPoP"
 import { OidcEvents } from "@effect-atm/core/OidcEvents"
 import { Session } from "@effect-atm/core/Session"
 import { SessionStore } from "@effect-atm/core/SessionStore"
@@ -299,7 +300,11 @@ export const make = (options: Options) =>
      * The code exchange, an `authorization_code` grant of `TokenEndpoint`: over the application's `HttpClient`, with
      * its timeout and response-size bound; openid-client checks the response and the ID token (nonce, PKCE, iss).
      */
-    const exchange = (currentUrl: URL, pending: PendingLogin.PendingLogin) =>
+    const exchange = (
+      currentUrl: URL,
+      pending: PendingLogin.PendingLogin,
+      dpopKey: Redacted.Redacted<string> | undefined
+    ) =>
       endpoint.request(
         client,
         Grant.AuthorizationCode({
@@ -307,7 +312,8 @@ export const make = (options: Options) =>
           codeVerifier: pending.codeVerifier,
           expectedState: pending.state,
           expectedNonce: pending.nonce,
-          options: pending.resource === undefined ? undefined : { resource: pending.resource }
+          options: pending.resource === undefined ? undefined : { resource: pending.resource },
+          dpopKey
         })
       ).pipe(
         Effect.mapError((error): CallbackError => {
@@ -382,7 +388,10 @@ export const make = (options: Options) =>
         currentUrl.search = query
         const server = yield* metadata
         yield* checkAuthorizationResponse(server, params)
-        const tokens = yield* exchange(currentUrl, pending.value)
+        // with DPoP, the session's proof key is made here: a public client's refresh token is bound to it
+        const dpopAlgorithm = DPoP.algorithmOf(client.dpop)
+        const dpopKey = dpopAlgorithm === undefined ? undefined : yield* DPoP.generateKey(dpopAlgorithm)
+        const tokens = yield* exchange(currentUrl, pending.value, dpopKey)
         const claims = tokens.idTokenClaims as oidc.IDToken | undefined
         if (claims === undefined || tokens.idToken === undefined) {
           return yield* new IdTokenRejected({ reason: "the token response has no ID token" })
@@ -411,7 +420,8 @@ export const make = (options: Options) =>
             id_token: Redacted.value(tokens.idToken),
             scope: tokens.accessToken.scope
           },
-          pending.value.resource === undefined ? undefined : { resource: pending.value.resource }
+          pending.value.resource === undefined ? undefined : { resource: pending.value.resource },
+          { dpopKey }
         )
         yield* store.set(session).pipe(
           Effect.tapError(() => Effect.ignore(events.signingOut(session.user)))
