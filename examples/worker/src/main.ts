@@ -49,14 +49,25 @@ const Embedded = Layer.unwrapEffect(Effect.gen(function*() {
   const provider = yield* IdentityProvider.IdentityProvider
   const api = yield* DemoApi.DemoApi
   yield* Effect.logInfo(`Embedded OpenID Provider at ${provider.issuer}, demo API at ${api.url}`)
+  // WORKER_DEMO_AUTHENTICATION=private_key_jwt: the embedded provider's private_key_jwt client, signing with its key
+  const authentication = yield* Config.literal("client_secret_basic", "private_key_jwt")("WORKER_DEMO_AUTHENTICATION")
+    .pipe(Config.withDefault("client_secret_basic" as const))
   const tokens = ClientCredentialsTokens.layer({
     clients: {
-      worker: {
-        issuer: provider.issuer,
-        clientId: IdentityProvider.Clients.machineBasic.clientId,
-        clientSecret: Redacted.make(IdentityProvider.Clients.machineBasic.clientSecret),
-        scope: "api.read"
-      }
+      worker: authentication === "private_key_jwt"
+        ? {
+          issuer: provider.issuer,
+          clientId: IdentityProvider.Clients.machinePrivateKeyJwt.clientId,
+          authentication: "private_key_jwt",
+          privateKey: Redacted.make(provider.clientPrivateKeys.pem),
+          scope: "api.read"
+        }
+        : {
+          issuer: provider.issuer,
+          clientId: IdentityProvider.Clients.machineBasic.clientId,
+          clientSecret: Redacted.make(IdentityProvider.Clients.machineBasic.clientSecret),
+          scope: "api.read"
+        }
     }
   })
   return AccessTokenHttpClient.layerClientCredentials(DemoApiClient, { client: "worker", baseUrl: api.url }).pipe(
