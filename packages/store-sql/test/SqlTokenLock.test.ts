@@ -6,7 +6,7 @@
 import { CurrentUser, TokenEncryption, TokenLock, UserTokens, UserTokenStore } from "@effect-atm/core"
 import { IdentityProvider } from "@effect-atm/dev-identity"
 import { SqlStore, SqlTokenLock } from "@effect-atm/store-sql"
-import { TokenLockSuite } from "@effect-atm/testing"
+import { TokenLockSuite, UserTokenStoreSuite } from "@effect-atm/testing"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { assert, layer } from "@effect/vitest"
@@ -19,8 +19,18 @@ import * as Redacted from "effect/Redacted"
 import { signIn } from "../../../test/support/login.js"
 import { dropPgTablesAfter, pgQuery, pgUrl, runId, webUserTokens } from "../../../test/support/stores.js"
 
+const { makeToken, uniqueUser } = UserTokenStoreSuite
 const prefix = `lock_${runId()}_`
 const calls = 250
+
+/** Ends the session holding the advisory lock for `key` (only this test's sessions lock its unique keys). */
+const terminateHolder = (key: string) =>
+  pgQuery(
+    `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+      AND classid::bigint = ((hashtextextended($1, 0) >> 32) & 4294967295)
+      AND objid::bigint = (hashtextextended($1, 0) & 4294967295)`,
+    [key]
+  )
 
 /** One application instance: its own pool, store, (optional) lock and user token manager. */
 const instance = (withLock: boolean) =>
@@ -93,6 +103,53 @@ layer(Env, { excludeTestServices: true, timeout: "60 seconds" })("PostgreSQL adv
       assert.strictEqual(later._tag, "Left", "the reused refresh token made the provider revoke the grant")
     }))
 
+  it.scoped("a holder whose session ended cannot write: the instance that took over keeps its write", () =>
+    Effect.gen(function*() {
+      /** A store and its lock on one pool of their own: one instance. */
+      const storeAndLock = Effect.map(
+        Layer.build(
+          Layer.merge(SqlStore.layer({ tablePrefix: prefix }), SqlTokenLock.layer({ lockTimeout: "20 seconds" })).pipe(
+            Layer.provide(TokenEncryption.layerPlaintext),
+            Layer.provide(PgClient.layer({ url: Redacted.make(pgUrl) })),
+            Layer.orDie
+          )
+        ),
+        (context) => ({
+          store: Context.get(context, UserTokenStore.UserTokenStore),
+          lock: Context.get(context, TokenLock.TokenLock)
+        })
+      )
+      const a = yield* storeAndLock
+      const b = yield* storeAndLock
+      const user = uniqueUser("pg-fenced")
+      const refreshTokenOf = Effect.map(
+        b.store.get(user),
+        (token) => Redacted.value(Option.getOrThrow(token).refreshToken!)
+      )
+
+      const [tokenA, tokenB, refused] = yield* a.lock.withLock(user)(Effect.gen(function*() {
+        const tokenA = Option.getOrThrow(yield* TokenLock.CurrentLease).fencingToken
+        yield* a.store.store(user, makeToken("a1"))
+        // the session holding A's lock ends (a cut connection, a terminated backend): its lock goes with it
+        yield* terminateHolder(user)
+        const tokenB = yield* b.lock.withLock(user)(Effect.gen(function*() {
+          yield* b.store.store(user, makeToken("b1"))
+          return Option.getOrThrow(yield* TokenLock.CurrentLease).fencingToken
+        }))
+        const refused = yield* Effect.all([
+          Effect.flip(a.store.store(user, makeToken("a2"))),
+          Effect.flip(a.store.clear(user))
+        ])
+        return [tokenA, tokenB, refused] as const
+      }))
+      assert.isAbove(tokenB, tokenA, "the later holder has the greater fencing token")
+      for (const error of refused) assert.isTrue(TokenLock.isLeaseLost(error), `refused with ${error.message}`)
+      assert.strictEqual(yield* refreshTokenOf, "rt-b1", "B's write stands")
+      // outside any lease, A's store writes as before (on its pool)
+      yield* a.store.store(user, makeToken("a3"))
+      assert.strictEqual(yield* refreshTokenOf, "rt-a3")
+    }))
+
   it.scoped("the lock excludes other sessions, times out with a typed error, and fails on SQLite", () =>
     Effect.gen(function*() {
       const session = (lockTimeout: Duration.DurationInput) =>
@@ -119,15 +176,6 @@ layer(Env, { excludeTestServices: true, timeout: "60 seconds" })("PostgreSQL adv
       assert.include(sqlite.message, "needs PostgreSQL")
     }))
 })
-
-/** Ends the session holding the advisory lock for `key` (only this test's sessions lock its unique keys). */
-const terminateHolder = (key: string) =>
-  pgQuery(
-    `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
-      AND classid::bigint = ((hashtextextended($1, 0) >> 32) & 4294967295)
-      AND objid::bigint = (hashtextextended($1, 0) & 4294967295)`,
-    [key]
-  )
 
 TokenLockSuite.run(
   "SqlTokenLock on PostgreSQL",
