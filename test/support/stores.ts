@@ -157,12 +157,16 @@ export const webUserTokens = Layer.unwrapEffect(
  * The parent side of a cross-process test: user tokens over an encrypted Redis store under `prefix` (the same
  * store the instances use), an embedded provider with 5-second access tokens, and the keys removed afterwards.
  */
-export const redisUserTokensEnvironment = (prefix: string, key: Redacted.Redacted<string>) =>
+export const redisUserTokensEnvironment = (
+  prefix: string,
+  key: Redacted.Redacted<string>,
+  provider?: IdentityProvider.Options
+) =>
   webUserTokens.pipe(
     Layer.provideMerge(
       RedisStore.layer({ url: redisUrl, prefix }).pipe(Layer.provide(TokenEncryption.layer({ key: { key } })))
     ),
-    Layer.provideMerge(IdentityProvider.layer({ accessTokenTtl: 5 })),
+    Layer.provideMerge(IdentityProvider.layer({ accessTokenTtl: 5, ...provider })),
     Layer.provideMerge(deleteRedisKeysAfter(prefix)),
     Layer.orDie
   )
