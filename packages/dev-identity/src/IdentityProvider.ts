@@ -109,6 +109,8 @@ export class IdentityProvider extends Context.Tag("@effect-atm/dev-identity/Iden
  * - `HugeBody`: answers 200 `application/json` with a body of `bytes` bytes (a token response that never ends).
  * - `Downtime`: answers `status` (default 503) to every request for `millis` (wall clock) from when it is set,
  *   then clears itself; `times` does not apply.
+ * - `ConnectionReset`: closes the connection without answering (the client sees a reset or a hang-up): a
+ *   provider that is unreachable. The request never reaches the provider.
  * - `NonJson`: answers 200 `text/html`.
  * - `MalformedJson`: answers 200 `application/json` that is JSON but not a token response (`{"foo":1}`).
  * - `TruncatedJson`: answers 200 `application/json` whose body is not valid JSON.
@@ -146,6 +148,10 @@ export type TokenEndpointFault =
     readonly status?: number | undefined
     /** @since 0.2.0 */
     readonly retryAfter?: number | string | undefined
+  }
+  | {
+    /** @since 0.3.0 */
+    readonly _tag: "ConnectionReset"
   }
   | { readonly _tag: "NonJson" }
   | { readonly _tag: "MalformedJson" }

@@ -235,6 +235,19 @@ layer(IdentityProvider.layer({ accessTokenTtl: ACCESS_TOKEN_TTL }))("IdentityPro
       assert.strictEqual(yield* op.tokenRequests({ clientId: "machine-post" }), 11, "every request counted")
     }))
 
+  it.effect("faults: ConnectionReset closes the connection without an answer, counted, then clears", () =>
+    Effect.gen(function*() {
+      const op = yield* reset
+      const form = { grant_type: "client_credentials", client_id: "machine-post", client_secret: "machine-post-secret" }
+      yield* op.setTokenFault({ _tag: "ConnectionReset" }, { times: 2 })
+      for (let i = 0; i < 2; i++) {
+        const failed = yield* Effect.exit(Effect.tryPromise(() => rawTokenRequest(op, form).pipe(Effect.runPromise)))
+        assert.isTrue(Exit.isFailure(failed), "no HTTP answer at all")
+      }
+      assert.strictEqual((yield* rawTokenRequest(op, form)).status, 200, "`times` used up: answers again")
+      assert.strictEqual(yield* op.tokenRequests({ clientId: "machine-post" }), 3, "every request counted")
+    }))
+
   it.effect("authorization code flow via authorize(): access, refresh and ID token", () =>
     Effect.gen(function*() {
       const op = yield* reset

@@ -181,6 +181,12 @@ async (ctx, next) => {
           ctx.set("Retry-After", String(fault.retryAfter))
         }
       })
+    case "ConnectionReset":
+      return shortCircuit(() => {
+        // no answer at all: the connection goes, as when the provider crashed or a proxy dropped it
+        ctx.respond = false
+        ctx.req.socket.destroy()
+      })
     case "EmptyBody":
       return shortCircuit(() => {
         ctx.status = fault.status
