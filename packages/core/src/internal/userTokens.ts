@@ -1,5 +1,6 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import { AccessToken, type TokenRequestOptions } from "../AccessToken.js"
 import * as CurrentUser from "../CurrentUser.js"
 import * as DPoP from "../DPoP.js"
@@ -71,6 +72,16 @@ export const make = (options: Options) =>
       return key
     }
 
+    /**
+     * The write after a refresh holds the only copy of a rotated refresh token (the provider has spent the old
+     * one): a store failing for a moment (a restarting Redis, a dropped connection) is retried while the renewal
+     * lock is held, rather than the token thrown away and the user's grant with it.
+     */
+    const storeRotated = (key: Key, token: UserToken) =>
+      store.store(key.storeKey, token, key.params).pipe(
+        Effect.retry({ schedule: rotatedWriteRetry, while: (error) => error.transient })
+      )
+
     const refresh = (key: Key, current: Option.Option<UserToken>) =>
       Effect.gen(function*() {
         if (Option.isNone(current)) {
@@ -106,14 +117,13 @@ export const make = (options: Options) =>
               Option.match(rotatedRefreshToken(error), {
                 onNone: () => Effect.void,
                 onSome: (rotated) =>
-                  store.store(
-                    key.storeKey,
+                  storeRotated(
+                    key,
                     new UserToken({
                       ...current.value,
                       refreshToken: rotated,
                       ...(dpopKey === undefined ? {} : { dpopKey })
-                    }),
-                    key.params
+                    })
                   )
               })
             )
@@ -126,7 +136,7 @@ export const make = (options: Options) =>
           ...(response.idToken === undefined ? {} : { idToken: response.idToken }),
           ...(dpopKey === undefined ? {} : { dpopKey })
         })
-        yield* store.store(key.storeKey, token, key.params)
+        yield* storeRotated(key, token)
         return token
       }).pipe(
         metrics.renewal,
@@ -228,6 +238,12 @@ export const make = (options: Options) =>
 
     return { tokens, events }
   })
+
+/** 50 ms doubling to 1 s between attempts, for up to 10 s: a Redis restart or a failover, not an outage */
+const rotatedWriteRetry = Schedule.exponential("50 millis").pipe(
+  Schedule.union(Schedule.spaced("1 second")),
+  Schedule.upTo("10 seconds")
+)
 
 const withResource = (token: AccessToken, resource: string | undefined): AccessToken =>
   resource === undefined || token.resource === resource ? token : new AccessToken({ ...token, resource })
