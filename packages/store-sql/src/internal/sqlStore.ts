@@ -6,7 +6,7 @@ import * as UserTokenModule from "@effect-atm/core/UserToken"
 import { UserToken } from "@effect-atm/core/UserToken"
 import { UserTokenStore } from "@effect-atm/core/UserTokenStore"
 import * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
+import { SqlError } from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -101,6 +101,11 @@ export const make = (
 
     const run = <A>(operation: StoreOperation, effect: Effect.Effect<A, SqlError>): Effect.Effect<A, TokenStoreError> =>
       effect.pipe(
+        // @effect/sql makes a failed COMMIT or ROLLBACK (a connection dropped mid-transaction) a defect: it is the
+        // store failing all the same, and the caller (a refresh holding a rotated refresh token) must see it as such
+        Effect.catchSomeDefect((defect) =>
+          defect instanceof SqlError ? Option.some(Effect.fail(defect)) : Option.none()
+        ),
         Effect.retry({ while: isTransient, times: 3 }),
         Effect.mapError(fail(operation)),
         Effect.withSpan(`SqlStore.${operation}`, { attributes: { "db.system.name": store }, captureStackTrace: false })
