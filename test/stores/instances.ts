@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url"
 import { redisUrl } from "../support/stores.js"
 import type { Command, Report } from "./instance.worker.js"
 
-const worker = fileURLToPath(new URL("./instance.worker.ts", import.meta.url))
+const defaultWorker = fileURLToPath(new URL("./instance.worker.ts", import.meta.url))
 
 export interface Instance {
   readonly pid: number
@@ -35,37 +35,66 @@ const nextMessage = (child: ChildProcess) =>
   })
 
 /**
- * Starts `count` application instances (Node processes running `instance.worker.ts` with tsx), each ready to
- * take commands; they are told to exit (or killed) when the scope closes.
+ * Forks one application instance (a Node process running `worker` with tsx, `instance.worker.ts` unless given)
+ * and waits until it says it is ready; killed if it does not.
  */
-export const startInstances = (count: number, env: Record<string, string>) =>
+export const spawnInstance = async (
+  env: Record<string, string>,
+  worker: string = defaultWorker,
+  onSpawn?: (child: ChildProcess) => void
+): Promise<Instance> => {
+  const child = fork(worker, [], {
+    execArgv: ["--import", "tsx"],
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "inherit", "inherit", "ipc"]
+  })
+  onSpawn?.(child)
+  const exited = new Promise<NodeJS.Signals | number | null>((resolve) =>
+    child.once("exit", (code, signal) => resolve(signal ?? code))
+  )
+  const ready = await nextMessage(child).catch((error) => {
+    child.kill("SIGKILL")
+    throw error
+  })
+  if (ready?.ready !== child.pid) {
+    child.kill("SIGKILL")
+    throw new Error(`instance ${child.pid} did not start: ${JSON.stringify(ready)}`)
+  }
+  return {
+    pid: child.pid!,
+    child,
+    exited,
+    send: (command) =>
+      Effect.promise(() => {
+        const answer = nextMessage(child)
+        child.send(command)
+        return answer
+      })
+  }
+}
+
+/** Asks an instance to exit (killed if it has not after 3 seconds) and waits until it has. */
+export const stopInstance = async (instance: Instance) => {
+  if (instance.child.exitCode !== null || instance.child.signalCode !== null) return
+  // a child whose channel already closed cannot be asked: the callback keeps EPIPE off the 'error' event
+  if (instance.child.connected) instance.child.send("exit", (error) => error && instance.child.kill("SIGKILL"))
+  else instance.child.kill("SIGKILL")
+  const timer = setTimeout(() => instance.child.kill("SIGKILL"), 3_000)
+  await instance.exited
+  clearTimeout(timer)
+}
+
+/**
+ * Starts `count` application instances (Node processes running `instance.worker.ts`, or `worker`, with tsx), each
+ * ready to take commands; they are told to exit (or killed) when the scope closes.
+ */
+export const startInstances = (count: number, env: Record<string, string>, worker: string = defaultWorker) =>
   Effect.acquireRelease(
     Effect.promise(async () => {
       const children: Array<ChildProcess> = []
-      const started = await Promise.allSettled(Array.from({ length: count }, async (): Promise<Instance> => {
-        const child = fork(worker, [], {
-          execArgv: ["--import", "tsx"],
-          env: { ...process.env, ...env },
-          stdio: ["ignore", "inherit", "inherit", "ipc"]
-        })
-        children.push(child)
-        const exited = new Promise<NodeJS.Signals | number | null>((resolve) =>
-          child.once("exit", (code, signal) => resolve(signal ?? code))
-        )
-        const ready = await nextMessage(child)
-        if (ready?.ready !== child.pid) throw new Error(`instance ${child.pid} did not start: ${JSON.stringify(ready)}`)
-        return {
-          pid: child.pid!,
-          child,
-          exited,
-          send: (command) =>
-            Effect.promise(() => {
-              const answer = nextMessage(child)
-              child.send(command)
-              return answer
-            })
-        }
-      }))
+      const started = await Promise.allSettled(
+        Array.from({ length: count }, () => spawnInstance(env, worker, (child) => children.push(child)))
+      )
       const failed = started.find((result) => result.status === "rejected")
       if (failed !== undefined) {
         // no orphans: the ones that did start go too
@@ -74,18 +103,7 @@ export const startInstances = (count: number, env: Record<string, string>) =>
       }
       return started.map((result) => (result as PromiseFulfilledResult<Instance>).value)
     }),
-    (instances) =>
-      Effect.promise(() =>
-        Promise.all(instances.map(async (instance) => {
-          if (instance.child.exitCode !== null || instance.child.signalCode !== null) return
-          // a child whose channel already closed cannot be asked: the callback keeps EPIPE off the 'error' event
-          if (instance.child.connected) instance.child.send("exit", (error) => error && instance.child.kill("SIGKILL"))
-          else instance.child.kill("SIGKILL")
-          const timer = setTimeout(() => instance.child.kill("SIGKILL"), 3_000)
-          await instance.exited
-          clearTimeout(timer)
-        }))
-      )
+    (instances) => Effect.promise(() => Promise.all(instances.map(stopInstance)))
   )
 
 /** Sends one command to every instance at once; the answers in instance order. */
