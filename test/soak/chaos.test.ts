@@ -445,9 +445,9 @@ describe("chaos soak", () => {
   // (pg_terminate_backend) releases the advisory lock of a renewal still in flight: another instance refreshes with
   // the same refresh token and the provider revokes the grant (2 grants lost, no kill to explain them, in a 30 s run),
   // and callers wait for more than 60 s (71 of 415) behind lock pollers holding the pool's connections.
-  it.skip(
+  it.scopedLive.skip(
     `PostgreSQL, the instances' sessions dropped too: ${processes} processes × ${userCount} users, ${seconds} s`,
-    () => Effect.runPromise(Effect.scoped(soak("postgresql", { dropSessions: true }))),
+    () => soak("postgresql", { dropSessions: true }),
     timeout
   )
 })
