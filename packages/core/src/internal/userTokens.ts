@@ -8,7 +8,7 @@ import type { OidcEvents } from "../OidcEvents.js"
 import * as TokenClient from "../TokenClient.js"
 import { Grant, TokenEndpoint } from "../TokenEndpoint.js"
 import { SignInRequired, type TokenEndpointError, type TokenStoreError } from "../TokenError.js"
-import { TokenLock } from "../TokenLock.js"
+import { isLeaseLost, TokenLock } from "../TokenLock.js"
 import * as TokenMetrics from "../TokenMetrics.js"
 import { UserToken } from "../UserToken.js"
 import type { Options, UserTokens } from "../UserTokens.js"
@@ -79,7 +79,8 @@ export const make = (options: Options) =>
      */
     const storeRotated = (key: Key, token: UserToken) =>
       store.store(key.storeKey, token, key.params).pipe(
-        Effect.retry({ schedule: rotatedWriteRetry, while: (error) => error.transient })
+        // a write refused because the lease was lost stays refused: another instance may have taken over
+        Effect.retry({ schedule: rotatedWriteRetry, while: (error) => error.transient && !isLeaseLost(error) })
       )
 
     const refresh = (key: Key, current: Option.Option<UserToken>) =>
