@@ -33,6 +33,7 @@ import type { OidcEvents } from "@effect-atm/core/OidcEvents"
 import * as TokenClient from "@effect-atm/core/TokenClient"
 import type { TokenEndpoint } from "@effect-atm/core/TokenEndpoint"
 import type { InvalidClientConfiguration } from "@effect-atm/core/TokenError"
+import { isSignInRequired } from "@effect-atm/core/TokenError"
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
@@ -452,23 +453,44 @@ export interface RequireUserOptions {
   readonly onMissing?: "redirect" | "unauthorized" | undefined
 }
 
+/** The path and query of a request URL, absolute (web handlers) or not (Node's server). */
+const pathOf = (url: string): string => {
+  if (url.startsWith("/")) return url
+  try {
+    const parsed = new URL(url)
+    return parsed.pathname + parsed.search
+  } catch {
+    return "/"
+  }
+}
+
 const unauthenticated = (
   login: OidcLogin["Type"],
   request: HttpServerRequest.HttpServerRequest,
-  auth: Exclude<Authentication, { readonly _tag: "Authenticated" }>,
+  auth: Exclude<Authentication, { readonly _tag: "Authenticated" }> | { readonly _tag: "SignInRequired" },
   onMissing: "redirect" | "unauthorized"
 ): HttpServerResponse.HttpServerResponse => {
   const response = onMissing === "unauthorized"
     ? HttpServerResponse.unsafeJson({
-      error: auth._tag === "Anonymous" ? "unauthenticated" : "invalid_session",
+      error: auth._tag === "Anonymous"
+        ? "unauthenticated"
+        : auth._tag === "SignInRequired"
+        ? "sign_in_required"
+        : "invalid_session",
       message: auth._tag === "Anonymous"
         ? "Sign in first."
+        : auth._tag === "SignInRequired"
+        ? "Sign in again: the access granted at sign-in has ended."
         : auth.reason === "expired"
         ? "The session has ended (expired or signed out); sign in again."
         : "The session cookie was refused (its signature does not verify); sign in again."
-    }, { status: 401 })
+    }, {
+      status: 401,
+      // RFC 9110 §11.6.1: a 401 names how to authenticate
+      headers: { "www-authenticate": `Cookie realm="${login.settings.origin}", login="${login.settings.loginPath}"` }
+    })
     : HttpServerResponse.redirect(
-      login.loginUrl(request.method === "GET" ? request.originalUrl : undefined),
+      login.loginUrl(request.method === "GET" ? pathOf(request.originalUrl) : undefined),
       { status: request.method === "GET" || request.method === "HEAD" ? 302 : 303 }
     )
   const uncached = HttpServerResponse.setHeader(response, "cache-control", "no-store")
@@ -480,7 +502,9 @@ const unauthenticated = (
 /**
  * Runs an `HttpApp` (a route handler, or a whole router with `HttpRouter.use`) for the signed-in user, with
  * `CurrentUser` provided; a request without a valid session is redirected to sign-in (pages) or answered 401
- * (APIs). A refused cookie (tampered, or its session gone) is also expired.
+ * (APIs, with `WWW-Authenticate`). A refused cookie (tampered, or its session gone) is also expired. A
+ * `SignInRequired` from `app` (the user's tokens are gone) is answered the same way. A handler of `HttpRouter` and
+ * `HttpLayerRouter` routes alike.
  *
  * @example
  * ```ts
@@ -520,7 +544,16 @@ export const requireUser: {
     withLogin((login, request) =>
       Effect.flatMap(login.authenticate(request), (auth) =>
         auth._tag === "Authenticated"
-          ? CurrentUser.provide(app, auth.session.user)
+          ? CurrentUser.provide(app, auth.session.user).pipe(
+            // the user's tokens are gone (refresh token rejected, none stored): sign in again, as without a session
+            Effect.catchIf(
+              (error): error is E => isSignInRequired(error),
+              () =>
+                Effect.succeed(
+                  unauthenticated(login, request, { _tag: "SignInRequired" }, options?.onMissing ?? "redirect")
+                )
+            )
+          )
           : Effect.succeed(unauthenticated(login, request, auth, options?.onMissing ?? "redirect")))
     )
 )
