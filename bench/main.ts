@@ -14,6 +14,7 @@ import * as os from "node:os"
 import * as clientAuthentication from "./clientAuthentication.js"
 import * as clientCredentials from "./clientCredentials.js"
 import * as cluster from "./cluster.js"
+import * as dpop from "./dpop.js"
 import * as outage from "./outage.js"
 import * as stores from "./stores.js"
 import { printTable, type Row } from "./support.js"
@@ -32,7 +33,8 @@ const suites: Record<
   stores: stores.run,
   outage: outage.run,
   cluster: cluster.run,
-  clientAuthentication: clientAuthentication.run
+  clientAuthentication: clientAuthentication.run,
+  dpop: dpop.run
 }
 
 const only = process.argv.slice(2)

@@ -29,7 +29,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
+import type * as Redacted from "effect/Redacted"
 import { type AccessToken, authorization, type TokenRequestOptions } from "./AccessToken.js"
 import { type ClientCredentialsTokenError, ClientCredentialsTokens } from "./ClientCredentialsTokens.js"
 import { CurrentUser } from "./CurrentUser.js"
@@ -183,7 +183,7 @@ export const withAccessToken: {
                   htm: request.method,
                   htu: request.url,
                   iat: Math.floor(now / 1000),
-                  accessToken: Redacted.value(token.accessToken),
+                  ath: dpop.athOfToken(token.accessToken),
                   nonce: nonces.get(request.url)
                 })
               )

@@ -130,6 +130,6 @@ export const proof = (
       htm: request.method,
       htu: request.url,
       iat: Math.floor(now / 1000),
-      accessToken: request.token === undefined ? undefined : Redacted.value(request.token.accessToken),
+      ath: request.token === undefined ? undefined : internal.athOfToken(request.token.accessToken),
       nonce: request.nonce
     })))
