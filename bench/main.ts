@@ -18,6 +18,7 @@ import * as dpop from "./dpop.js"
 import * as outage from "./outage.js"
 import * as stores from "./stores.js"
 import { printTable, type Row } from "./support.js"
+import * as telemetry from "./telemetry.js"
 import * as userTokens from "./userTokens.js"
 
 const suites: Record<
@@ -29,6 +30,7 @@ const suites: Record<
   >
 > = {
   clientCredentials: clientCredentials.run,
+  telemetry: telemetry.run,
   userTokens: userTokens.run,
   stores: stores.run,
   outage: outage.run,

@@ -169,6 +169,8 @@ interface Key {
   readonly client: ClientCredentialsClient
   readonly options: TokenRequestOptions
   readonly id: string
+  /** The client's instruments, found once per key rather than at every lookup. */
+  readonly metrics: tokenMetrics.ClientMetrics
 }
 
 const effectiveOptions = (client: ClientCredentialsClient, options: TokenRequestOptions | undefined) => {
@@ -225,7 +227,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       metered ? tokenMetrics.client("client_credentials", name) : tokenMetrics.noClientMetrics
     ] as const
   ))
-  const metricsOf = (key: Key) => metrics.get(key.name)!
+  const metricsOf = (key: Key) => key.metrics
 
   const cache = yield* tokenCache.make<Key, AccessToken, TokenEndpointError | TokenStoreError>({
     keyOf: (key) => key.id,
@@ -253,7 +255,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
 
   const makeKey = (name: string, client: ClientCredentialsClient, options: TokenRequestOptions | undefined): Key => {
     const effective = effectiveOptions(client, options)
-    return { name, client, options: effective, id: clientCredentialsKey(name, effective) }
+    return { name, client, options: effective, id: clientCredentialsKey(name, effective), metrics: metrics.get(name)! }
   }
   // a plain `get(name)` is the hot path of every named HTTP client: its key and its whole lookup are made once,
   // so that a hit is a clock read and a map lookup
