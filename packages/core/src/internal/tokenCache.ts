@@ -12,9 +12,9 @@ import * as Scope from "effect/Scope"
 import { type AccessToken, isFresh, isSameToken } from "../AccessToken.js"
 import type { Backend, Backoff, Options, TokenCache } from "../TokenCache.js"
 import { isTokenError, isTransient, TokenManagerClosed, type TokenStoreError } from "../TokenError.js"
+import { ensureHeld } from "../TokenLock.js"
 import { readThrough } from "./readThrough.js"
 import type { CacheInstruments } from "./tokenMetrics.js"
-import { ensureHeld } from "../TokenLock.js"
 
 /** @internal */
 export const defaultBackoff = {
