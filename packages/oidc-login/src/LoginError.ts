@@ -25,6 +25,22 @@ export const TypeId: unique symbol = Symbol.for("@effect-atm/oidc-login/LoginErr
 export type TypeId = typeof TypeId
 
 /**
+ * Text the provider chose (`error`, `error_description`), fit for a log line and a page: control characters, line
+ * and paragraph separators and escape sequences written as `\uXXXX` (no forged log lines, no terminal escapes), at
+ * most 300 characters.
+ *
+ * @since 0.3.0
+ * @category utils
+ */
+export const providerText = (text: string): string => {
+  const escaped = text.replace(
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`
+  )
+  return escaped.length > 300 ? `${escaped.slice(0, 300)}…` : escaped
+}
+
+/**
  * The callback came without a sign-in this browser started: no pre-login cookie (`missing-cookie`, e.g. a replayed
  * callback URL: every answer of the callback expires the cookie), a cookie that does not open (`invalid-cookie`,
  * e.g. tampered, or sealed with a secret no longer configured), or a sign-in that expired (`expired-or-used`).
@@ -113,13 +129,13 @@ export class AuthorizationFailed extends Schema.TaggedError<AuthorizationFailed>
     return 400
   }
   override get message(): string {
-    const description = this.errorDescription ? ` (${this.errorDescription})` : ""
+    const description = this.errorDescription ? ` (${providerText(this.errorDescription)})` : ""
     const hint = this.error === "access_denied"
       ? "The sign-in was cancelled or refused; sign in again to continue."
       : this.error === "invalid_scope" || this.error === "invalid_target"
       ? "Check the configured scope and resource against what the client may request at the provider."
       : "Check the client configuration (client id, redirect URI) at the provider, then sign in again."
-    return `The OpenID Provider refused the sign-in with "${this.error}"${description}. ${hint}`
+    return `The OpenID Provider refused the sign-in with "${providerText(this.error)}"${description}. ${hint}`
   }
 }
 
@@ -179,11 +195,13 @@ export class CodeExchangeFailed extends Schema.TaggedError<CodeExchangeFailed>()
     return 400
   }
   override get message(): string {
-    const description = this.errorDescription ? ` (${this.errorDescription})` : ""
+    const description = this.errorDescription ? ` (${providerText(this.errorDescription)})` : ""
     const hint = this.error === "invalid_client" || this.error === "unauthorized_client"
       ? "Check the client id, client secret and authentication method."
       : "The code was already used, has expired, or does not match this sign-in: start the sign-in again."
-    return `The provider refused to exchange the authorization code: HTTP ${this.status} "${this.error}"` +
+    return `The provider refused to exchange the authorization code: HTTP ${this.status} "${
+      providerText(this.error)
+    }"` +
       `${description}. ${hint}`
   }
 }

@@ -127,6 +127,27 @@ export interface Options {
    * @since 0.3.0
    */
   readonly endSessionHint?: "id_token_hint" | "logout_hint" | undefined
+  /**
+   * Limits of `websocket` connections.
+   *
+   * @since 0.3.0
+   */
+  readonly websocket?: WebsocketOptions | undefined
+}
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export interface WebsocketOptions {
+  /**
+   * The largest message a browser may send, in bytes; a larger one closes the connection (1009, message too big).
+   * Default: 64 KiB. (The `ws` server of @effect/platform-node still reads a frame up to its own limit, 100 MiB,
+   * before the connection sees it: the per-session connection limit bounds how many can be in flight.)
+   */
+  readonly maxMessageBytes?: number | undefined
+  /** How many connections one session may hold at once; more are refused with 429. Default: 10. */
+  readonly maxConnectionsPerSession?: number | undefined
 }
 
 /**
@@ -157,6 +178,8 @@ export interface Settings {
   readonly connectionCheckMillis: number
   readonly sweepIntervalMillis: number
   readonly endSessionHint: "id_token_hint" | "logout_hint"
+  readonly maxMessageBytes: number
+  readonly maxConnectionsPerSession: number
   readonly loginTimeoutMillis: number
   readonly timeoutMillis: number
 }
@@ -267,6 +290,12 @@ export class OidcLogin extends Context.Tag("@effect-atm/oidc-login/OidcLogin")<O
   ) => Effect.Effect<void, E, Exclude<R, CurrentUser.CurrentUser>>
   /** Number of connections running (for tests and metrics). */
   readonly connections: Effect.Effect<number>
+  /**
+   * Number of connections a session holds here (for the per-session limit).
+   *
+   * @since 0.3.0
+   */
+  readonly connectionsOf: (sessionId: string) => Effect.Effect<number>
   /** The sign-in URL (server-relative) that returns to `returnTo`. */
   readonly loginUrl: (returnTo?: string) => string
   /** Whether the request has no `Origin` header, or the application's own. */
@@ -589,6 +618,27 @@ export const currentUser: Effect.Effect<
   )
 )
 
+const sizeOf = (data: string | Uint8Array): number =>
+  typeof data === "string" ? Buffer.byteLength(data, "utf8") : data.byteLength
+
+/** The socket, closing with 1009 (message too big) at the first message over `max` bytes instead of handing it on. */
+const limitMessages = (
+  socket: Socket.Socket,
+  max: number,
+  write: (chunk: Uint8Array | string | Socket.CloseEvent) => Effect.Effect<void, Socket.SocketError>
+): Socket.Socket => {
+  const guard =
+    (handler: (data: any) => Effect.Effect<unknown, unknown, unknown> | void) => (data: string | Uint8Array): any =>
+      sizeOf(data) > max
+        ? Effect.ignore(write(new Socket.CloseEvent(1009, "message too big")))
+        : handler(data)
+  return {
+    ...socket,
+    run: (handler: any, options: any) => socket.run(guard(handler), options),
+    runRaw: (handler: any, options: any) => socket.runRaw(guard(handler), options)
+  } as Socket.Socket
+}
+
 /**
  * The websocket close code sent when the connection's session ends (sign-out, expiry).
  *
@@ -644,9 +694,14 @@ export const websocket = <E, R>(
       if (!login.isSameOrigin(request)) {
         return HttpServerResponse.text("Cross-origin websocket refused", { status: 403 })
       }
-      const socket = yield* Effect.orDie(request.upgrade)
+      const { maxConnectionsPerSession, maxMessageBytes } = login.settings
+      if ((yield* login.connectionsOf(auth.session.id)) >= maxConnectionsPerSession) {
+        return HttpServerResponse.text(`At most ${maxConnectionsPerSession} connections per session`, { status: 429 })
+      }
+      const raw = yield* Effect.orDie(request.upgrade)
       yield* Effect.scoped(Effect.gen(function*() {
-        const write = yield* socket.writer
+        const write = yield* raw.writer
+        const socket = limitMessages(raw, maxMessageBytes, write)
         yield* login.runConnection(auth.session, handler(socket), {
           onEnd: Effect.ignore(write(new Socket.CloseEvent(sessionEndedCloseCode, "session ended")))
         })

@@ -577,4 +577,49 @@ describe("OidcLogin", () => {
       }),
     { timeout: 180_000 }
   )
+
+  it.scopedLive("websocket limits: a message over the size limit closes the connection, a session's connections are capped", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make({
+        login: { websocket: { maxMessageBytes: 1024, maxConnectionsPerSession: 3 } }
+      })
+      const { browser } = yield* signedIn(harness, "alice")
+      const headers = { cookie: browser.cookieHeader, origin: harness.url }
+      const open = Effect.promise(() =>
+        new Promise<WebSocket | undefined>((resolve) => {
+          const socket = new WebSocket(`${harness.url.replace("http", "ws")}/ws`, { headers })
+          socket.addEventListener("open", () => resolve(socket))
+          socket.addEventListener("error", () => resolve(undefined))
+        })
+      )
+      const closed = (socket: WebSocket) =>
+        Effect.promise(() =>
+          new Promise<CloseEvent>((resolve) => socket.addEventListener("close", resolve as never, { once: true }))
+        )
+
+      const small = (yield* open)!
+      small.send("x".repeat(1024))
+      const big = (yield* open)!
+      const bigClosed = closed(big)
+      big.send("x".repeat(1025))
+      assert.strictEqual((yield* bigClosed).code, 1009, "a message over the limit closes the connection")
+      assert.strictEqual(small.readyState, WebSocket.OPEN, "a message at the limit is accepted")
+
+      const more = [yield* open, yield* open]
+      assert.isDefined(more[0])
+      assert.isDefined(more[1])
+      assert.strictEqual(yield* harness.login.connections, 3)
+      assert.isUndefined(yield* open, "a fourth connection of the session is refused")
+      const smallClosed = closed(small)
+      small.close()
+      yield* smallClosed
+      // the server notices the close: then a new connection fits again
+      let reopened: WebSocket | undefined
+      for (let i = 0; i < 40 && reopened === undefined; i++) {
+        yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
+        reopened = yield* open
+      }
+      assert.isDefined(reopened)
+      for (const socket of [...more, reopened]) socket?.close()
+    }))
 })

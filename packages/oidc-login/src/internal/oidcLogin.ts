@@ -14,6 +14,7 @@ import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
+import * as Http from "node:http"
 import * as oidc from "openid-client"
 import {
   AuthorizationFailed,
@@ -35,11 +36,27 @@ import { randomId, sign, verify } from "./signedId.js"
 /** ID token claims that describe the token, not the user: not kept in the session. */
 const protocolClaims = new Set(["aud", "exp", "iat", "nbf", "nonce", "at_hash", "c_hash", "s_hash", "jti", "azp"])
 
-/** A path on this site: one leading slash, no scheme, no protocol-relative `//` or `/\`, no control characters. */
-export const safeReturnTo = (value: string | null | undefined): string =>
-  typeof value === "string" && value.length <= 2048 && /^\/(?![/\\])[^\u0000-\u001f\u007f]*$/.test(value) ?
-    value :
-    "/"
+const site = "http://site.invalid"
+
+/**
+ * A path on this site, in the form a `Location` header accepts: one leading slash, no scheme, no protocol-relative
+ * `//` or `/\`, no control characters; anything outside printable ASCII percent-encoded; and checked by Node's own
+ * header validation, so that the callback never fails to answer after the tokens were stored. Anything else: `/`.
+ */
+export const safeReturnTo = (value: string | null | undefined): string => {
+  if (typeof value !== "string" || value.length > 2048 || !/^\/(?![/\\])[^\u0000-\u001f\u007f]*$/.test(value)) {
+    return "/"
+  }
+  try {
+    // a lone surrogate cannot be encoded: refused
+    const encoded = value.replace(/[^\x21-\x7e]/gu, (c) => encodeURIComponent(c))
+    if (new URL(encoded, site).origin !== site) return "/"
+    Http.validateHeaderValue("location", encoded)
+    return encoded
+  } catch {
+    return "/"
+  }
+}
 
 const describe = (cause: unknown): string => {
   if (cause instanceof Error) {
@@ -386,6 +403,8 @@ export const make = (options: Options) =>
 
         const currentUrl = new URL(settings.redirectUri)
         currentUrl.search = query
+        // where the browser goes afterwards, checked before anything is stored (sealed at login, checked again)
+        const returnTo = safeReturnTo(pending.value.returnTo)
         const server = yield* metadata
         yield* checkAuthorizationResponse(server, params)
         // with DPoP, the session's proof key is made here: a public client's refresh token is bound to it
@@ -434,7 +453,7 @@ export const make = (options: Options) =>
             Effect.catchAll((error) => Effect.logWarning("Could not end the previous session", error.message))
           )
         }
-        return HttpServerResponse.redirect(pending.value.returnTo, {
+        return HttpServerResponse.redirect(returnTo, {
           status: 303,
           headers: { "cache-control": "no-store" }
         }).pipe(
@@ -515,6 +534,7 @@ export const make = (options: Options) =>
       endSession,
       sweepExpired,
       runConnection,
+      connectionsOf: (sessionId) => Effect.sync(() => connections.get(sessionId)?.size ?? 0),
       connections: Effect.sync(() => {
         let count = 0
         for (const set of connections.values()) count += set.size

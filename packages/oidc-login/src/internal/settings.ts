@@ -7,6 +7,11 @@ import { InvalidLoginConfiguration } from "../LoginError.js"
 import type { Options, Settings } from "../OidcLogin.js"
 import { randomSecret } from "./signedId.js"
 
+const count = (field: string, value: number) =>
+  Number.isSafeInteger(value) && value > 0
+    ? Effect.succeed(value)
+    : Effect.fail(new InvalidLoginConfiguration({ field, reason: "must be a positive whole number" }))
+
 /** The settings, and the cookie-signing secrets (the first signs; all verify), kept out of `Settings`. @internal */
 export interface Resolved extends Settings {
   readonly secrets: ReadonlyArray<string>
@@ -126,6 +131,11 @@ export const resolve = (
       ),
       sweepIntervalMillis: yield* positive("session.sweepInterval", session.sweepInterval ?? Duration.minutes(1)),
       endSessionHint: options.endSessionHint ?? "id_token_hint",
+      maxMessageBytes: yield* count("websocket.maxMessageBytes", options.websocket?.maxMessageBytes ?? 65_536),
+      maxConnectionsPerSession: yield* count(
+        "websocket.maxConnectionsPerSession",
+        options.websocket?.maxConnectionsPerSession ?? 10
+      ),
       loginTimeoutMillis: yield* positive("loginTimeout", options.loginTimeout ?? Duration.minutes(10)),
       timeoutMillis: yield* positive("timeout", options.timeout ?? Duration.seconds(10))
     } satisfies Resolved
