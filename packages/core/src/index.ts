@@ -31,6 +31,10 @@ export * as CurrentUser from "./CurrentUser.js"
  */
 export * as DPoP from "./DPoP.js"
 /**
+ * @since 0.3.0
+ */
+export * as MutualTls from "./MutualTls.js"
+/**
  * @since 0.1.0
  */
 export * as OidcEvents from "./OidcEvents.js"

@@ -96,6 +96,32 @@ export class IdentityProvider extends Context.Tag("@effect-atm/dev-identity/Iden
    * @since 0.3.0
    */
   readonly clientPrivateKeys: { readonly pem: string; readonly jwk: string }
+  /**
+   * The token endpoint on the provider's https listener, which asks for a client certificate (RFC 8705); its
+   * server certificate is issued by `testCertificates.ca`.
+   *
+   * @since 0.3.0
+   */
+  readonly mtlsTokenEndpoint: string
+  /**
+   * The revocation endpoint on the https listener.
+   *
+   * @since 0.3.0
+   */
+  readonly mtlsRevocationEndpoint: string
+  /**
+   * The test CA made at start-up (once per process, with the `openssl` CLI) and the certificates it issued: the
+   * https listeners' (for 127.0.0.1), the `machine-tls` client's, and the self-signed certificate of
+   * `machine-self-signed-tls`. Development material only.
+   *
+   * @since 0.3.0
+   */
+  readonly testCertificates: {
+    readonly ca: string
+    readonly server: { readonly certificate: string; readonly key: string }
+    readonly client: { readonly certificate: string; readonly key: string }
+    readonly selfSigned: { readonly certificate: string; readonly key: string }
+  }
 }>() {}
 
 /**
@@ -289,6 +315,10 @@ export const Resources = {
  *   `client_secret_post`; scope `api.read api.write other.read`.
  * - `machineSecretJwt`, `machinePrivateKeyJwt`: the same, authenticating with `client_secret_jwt` /
  *   `private_key_jwt` (the private keys of the latter are made at start-up: `IdentityProvider.clientPrivateKeys`).
+ * - `machineTls`, `machineSelfSignedTls`: the same, authenticating with `tls_client_auth` (the CA-issued
+ *   `testCertificates.client`, subject `CN=machine-tls`) / `self_signed_tls_client_auth`
+ *   (`testCertificates.selfSigned`) at `mtlsTokenEndpoint`; their access tokens are bound to the certificate
+ *   (`cnf.x5t#S256`, RFC 8705).
  * - `web`, `webPost`: confidential web apps, `authorization_code` (PKCE S256 required) and `refresh_token`,
  *   authenticating with `client_secret_basic` / `client_secret_post`; scope
  *   `openid profile email offline_access api.read api.write other.read`.
@@ -308,6 +338,8 @@ export const Clients = {
     clientSecret: "machine-secret-jwt-secret-0123456789abcdef0123456789abcdef"
   },
   machinePrivateKeyJwt: { clientId: "machine-private-key-jwt" },
+  machineTls: { clientId: "machine-tls" },
+  machineSelfSignedTls: { clientId: "machine-self-signed-tls" },
   web: { clientId: "web", clientSecret: "web-secret" },
   webPost: { clientId: "web-post", clientSecret: "web-post-secret" },
   /** @since 0.3.0 */

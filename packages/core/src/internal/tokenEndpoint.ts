@@ -13,6 +13,7 @@ import * as Runtime from "effect/Runtime"
 import * as Stream from "effect/Stream"
 import * as oidc from "openid-client"
 import { AccessToken, toFormParameters } from "../AccessToken.js"
+import { MutualTls } from "../MutualTls.js"
 import type { TokenClientLike } from "../TokenClient.js"
 import type { Grant, ServerMetadata, TokenEndpoint, TokenResponse } from "../TokenEndpoint.js"
 import {
@@ -491,6 +492,37 @@ export const make = (options?: {
      * Runs one openid-client call over the application's `HttpClient`: interruptible, timed out, and with its
      * failures typed. `onFailure` sees the typed error and what the transport saw.
      */
+    const mutualTls = yield* MutualTls
+    const mutualTlsTransports = new WeakMap<Redacted.Redacted<string>, Transport>()
+    /**
+     * The transport of a client with a certificate: an `HttpClient` that presents it (made once per certificate),
+     * so that it authenticates with it and its tokens are bound to it (RFC 8705).
+     */
+    const transportFor = (client: TokenClientLike, operation: Operation, endpoint: string) => {
+      const { clientCertificate: certificate, clientCertificateKey: key } = client
+      if (certificate === undefined || key === undefined) return Effect.succeed(io)
+      const known = mutualTlsTransports.get(certificate)
+      if (known !== undefined) return Effect.succeed(known)
+      if (mutualTls.httpClient === undefined) {
+        return Effect.fail({
+          error: new TokenEndpointUnavailable({
+            operation,
+            clientId: client.clientId,
+            endpoint,
+            reason: "the client has a certificate for mutual TLS, but no transport presents it: provide " +
+              "MutualTls.layer(...) with an HttpClient that presents the certificate"
+          }),
+          cause: undefined,
+          exchange: {} as Exchange
+        })
+      }
+      return Effect.map(mutualTls.httpClient({ certificate, key }), (http): Transport => {
+        const transport = { ...io, http }
+        mutualTlsTransports.set(certificate, transport)
+        return transport
+      })
+    }
+
     const call = <A>(
       client: TokenClientLike,
       operation: Operation,
@@ -501,46 +533,49 @@ export const make = (options?: {
       [A, Exchange],
       { readonly error: TokenEndpointError; readonly cause: unknown; exchange: Exchange }
     > =>
-      Effect.flatMap(Effect.runtime<never>(), (runtime) => {
-        const exchange: Exchange = {}
-        return Effect.tryPromise({
-          try: (signal) =>
-            f(
-              transport({
-                ...io,
-                runtime,
-                signal,
-                exchange,
-                tokenResponse: flags?.tokenResponse ?? false,
-                stripIdToken: flags?.stripIdToken ?? false
-              }),
-              exchange
+      Effect.flatMap(
+        Effect.zip(Effect.runtime<never>(), transportFor(client, operation, endpoint)),
+        ([runtime, io]) => {
+          const exchange: Exchange = {}
+          return Effect.tryPromise({
+            try: (signal) =>
+              f(
+                transport({
+                  ...io,
+                  runtime,
+                  signal,
+                  exchange,
+                  tokenResponse: flags?.tokenResponse ?? false,
+                  stripIdToken: flags?.stripIdToken ?? false
+                }),
+                exchange
+              ),
+            catch: (cause) => cause
+          }).pipe(
+            Effect.map((a): [A, Exchange] => [a, exchange]),
+            Effect.catchAll((cause) =>
+              Effect.flatMap(
+                Clock.currentTimeMillis,
+                (now) =>
+                  Effect.fail({ error: mapError(client, operation, endpoint, exchange, now)(cause), cause, exchange })
+              )
             ),
-          catch: (cause) => cause
-        }).pipe(
-          Effect.map((a): [A, Exchange] => [a, exchange]),
-          Effect.catchAll((cause) =>
-            Effect.flatMap(
-              Clock.currentTimeMillis,
-              (now) =>
-                Effect.fail({ error: mapError(client, operation, endpoint, exchange, now)(cause), cause, exchange })
-            )
-          ),
-          Effect.timeoutFail({
-            duration: timeout,
-            onTimeout: () => ({
-              error: new TokenEndpointTimeout({
-                operation,
-                clientId: client.clientId,
-                endpoint,
-                timeoutMillis: Duration.toMillis(timeout)
-              }),
-              cause: undefined,
-              exchange
+            Effect.timeoutFail({
+              duration: timeout,
+              onTimeout: () => ({
+                error: new TokenEndpointTimeout({
+                  operation,
+                  clientId: client.clientId,
+                  endpoint,
+                  timeoutMillis: Duration.toMillis(timeout)
+                }),
+                cause: undefined,
+                exchange
+              })
             })
-          })
-        )
-      })
+          )
+        }
+      )
 
     /**
      * openid-client's DPoP handle for one request: it makes the proofs (a new one for its one retry on

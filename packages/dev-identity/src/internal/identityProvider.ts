@@ -2,6 +2,8 @@ import * as Effect from "effect/Effect"
 import * as Jose from "jose"
 import * as Crypto from "node:crypto"
 import * as Http from "node:http"
+import * as Https from "node:https"
+import * as Tls from "node:tls"
 import type * as OidcProvider from "oidc-provider"
 import type { Configuration, Provider } from "oidc-provider"
 import * as Api from "../IdentityProvider.js"
@@ -14,6 +16,7 @@ import type {
   TokenEndpointFault
 } from "../IdentityProvider.js"
 import { authorize } from "./authorize.js"
+import { testCertificates } from "./certificates.js"
 import { accountIdPattern, interactionsMiddleware } from "./interactions.js"
 import { signingKeys } from "./keys.js"
 import { makeAdapterFactory, MemoryStore } from "./memoryAdapter.js"
@@ -73,6 +76,18 @@ const positiveInteger = (name: string, value: number): number => {
 
 const basic = (clientId: string, clientSecret: string) =>
   `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`).toString("base64")}`
+
+/** The client certificate of a request on the https listener, if it presented one. */
+const peerCertificate = (req: Http.IncomingMessage): Crypto.X509Certificate | undefined => {
+  const socket = req.socket
+  return socket instanceof Tls.TLSSocket ? socket.getPeerX509Certificate() : undefined
+}
+
+/** The public JWK of a self-signed certificate, with the certificate in `x5c` (how the provider matches it). */
+const selfSignedJwk = (certificate: string) => {
+  const x509 = new Crypto.X509Certificate(certificate)
+  return { ...x509.publicKey.export({ format: "jwk" }), x5c: [x509.raw.toString("base64")] }
+}
 
 /**
  * Key pairs of the `private_key_jwt` client: an ES256 key given as PEM, an RSA key given as a JWK. Made once per
@@ -161,6 +176,24 @@ export const make = (options: Options = {}) =>
     )
     const issuer = `http://127.0.0.1:${port}`
 
+    // RFC 8705: the same provider behind an https listener that asks for a client certificate (any: a
+    // self-signed one is checked against the client's registered keys, a CA-issued one against the test CA)
+    const tls = testCertificates()
+    const tlsServer = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        Https.createServer({
+          cert: tls.server.certificate,
+          key: tls.server.key,
+          ca: [tls.ca],
+          requestCert: true,
+          rejectUnauthorized: false
+        }, (req, res) => handler(req, res))
+      ),
+      (server) => close(server as unknown as Http.Server)
+    )
+    const tlsPort = yield* listen(tlsServer as unknown as Http.Server, 0).pipe(Effect.orDie)
+    const mtlsOrigin = `https://127.0.0.1:${tlsPort}`
+
     const store = new MemoryStore()
     const tokenState = new TokenEndpointState()
     type Credentials = { readonly clientId: string; readonly clientSecret: string }
@@ -195,6 +228,21 @@ export const make = (options: Options = {}) =>
       machineClient(Clients.machineBasic, "client_secret_basic"),
       machineClient(Clients.machinePost, "client_secret_post"),
       machineClient(Clients.machineSecretJwt, "client_secret_jwt"),
+      {
+        ...machineClient({ clientId: Clients.machineTls.clientId, clientSecret: "" }, "tls_client_auth"),
+        client_secret: undefined,
+        tls_client_auth_subject_dn: "CN=machine-tls",
+        tls_client_certificate_bound_access_tokens: true
+      },
+      {
+        ...machineClient(
+          { clientId: Clients.machineSelfSignedTls.clientId, clientSecret: "" },
+          "self_signed_tls_client_auth"
+        ),
+        client_secret: undefined,
+        jwks: { keys: [selfSignedJwk(tls.selfSigned.certificate)] },
+        tls_client_certificate_bound_access_tokens: true
+      },
       {
         ...machineClient({ clientId: Clients.machinePrivateKeyJwt.clientId, clientSecret: "" }, "private_key_jwt"),
         client_secret: undefined,
@@ -247,6 +295,15 @@ export const make = (options: Options = {}) =>
       adapter: makeAdapterFactory(store),
       clients: registered as Configuration["clients"],
       clockTolerance: 0,
+      clientAuthMethods: [
+        "client_secret_basic",
+        "client_secret_post",
+        "client_secret_jwt",
+        "private_key_jwt",
+        "tls_client_auth",
+        "self_signed_tls_client_auth",
+        "none"
+      ],
       // the access tokens are JWTs for APIs, so the ID token is where a relying party finds name and email
       conformIdTokenClaims: false,
       cookies: { keys: [Crypto.randomBytes(32).toString("base64url")] },
@@ -272,6 +329,16 @@ export const make = (options: Options = {}) =>
           } :
           undefined,
       features: {
+        mTLS: {
+          enabled: true,
+          certificateBoundAccessTokens: true,
+          tlsClientAuth: true,
+          selfSignedTlsClientAuth: true,
+          getCertificate: (ctx) => peerCertificate(ctx.req),
+          certificateAuthorized: (ctx) => (ctx.req.socket as Tls.TLSSocket).authorized === true,
+          certificateSubjectMatches: (ctx, property, expected) =>
+            property === "tls_client_auth_subject_dn" && peerCertificate(ctx.req)?.subject === expected
+        },
         devInteractions: { enabled: false },
         clientCredentials: { enabled: true },
         dPoP: {
@@ -467,6 +534,9 @@ export const make = (options: Options = {}) =>
     const service: IdentityProvider["Type"] = {
       issuer,
       clientPrivateKeys: { pem: clientKeys.pem, jwk: clientKeys.jwk },
+      mtlsTokenEndpoint: `${mtlsOrigin}${new URL(provider.urlFor("token")).pathname}`,
+      mtlsRevocationEndpoint: `${mtlsOrigin}${new URL(provider.urlFor("revocation")).pathname}`,
+      testCertificates: tls,
       discoveryUrl: `${issuer}/.well-known/openid-configuration`,
       tokenEndpoint: provider.urlFor("token"),
       revocationEndpoint: provider.urlFor("revocation"),
