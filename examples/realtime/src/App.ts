@@ -65,6 +65,11 @@ export interface Options {
   readonly refreshTokenTtl?: number | undefined
   /** How often each connection calls the API and pushes the answer. Default: 2 seconds. */
   readonly interval?: Duration.DurationInput | undefined
+  /**
+   * DPoP-bound user tokens: the provider's `web-dpop` client with `dpop: true` — a proof key per session, proofs
+   * on the code exchange, on refresh and on every API call. Default: false (bearer tokens).
+   */
+  readonly dpop?: boolean | undefined
 }
 
 /** What a running app exposes, for `main.ts` and for tests. */
@@ -226,11 +231,13 @@ export const layer = (
 
   // the client registered at the provider (with your own provider: `TokenClient.config` from the environment),
   // decoded once for the login and the token managers
+  const registered = options.dpop ? IdentityProvider.Clients.webDpop : IdentityProvider.Clients.web
   const client = Effect.flatMap(IdentityProvider.IdentityProvider, (provider) =>
     TokenClient.decode({
       issuer: provider.issuer,
-      clientId: IdentityProvider.Clients.web.clientId,
-      clientSecret: Redacted.make(IdentityProvider.Clients.web.clientSecret)
+      clientId: registered.clientId,
+      clientSecret: Redacted.make(registered.clientSecret),
+      dpop: options.dpop ?? false
     }))
 
   // 1. Store registration: the user token store, and token management over it

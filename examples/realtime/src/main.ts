@@ -1,7 +1,8 @@
 /**
  * Starts the realtime example on embedded defaults: `npx tsx examples/realtime/src/main.ts`.
  *
- * Environment: `PORT` (default 3000; 0 picks a free port), `ACCESS_TOKEN_TTL` in seconds (default 20).
+ * Environment: `PORT` (default 3000; 0 picks a free port), `ACCESS_TOKEN_TTL` in seconds (default 20), `DPOP`
+ * (`true` for DPoP-bound tokens; default false).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Config from "effect/Config"
@@ -13,7 +14,8 @@ import * as App from "./App.js"
 const main = Effect.gen(function*() {
   const port = yield* Config.integer("PORT").pipe(Config.withDefault(3000))
   const accessTokenTtl = yield* Config.integer("ACCESS_TOKEN_TTL").pipe(Config.withDefault(20))
-  const start = (port: number) => Layer.build(App.layer({ port, accessTokenTtl }))
+  const dpop = yield* Config.boolean("DPOP").pipe(Config.withDefault(false))
+  const start = (port: number) => Layer.build(App.layer({ port, accessTokenTtl, dpop }))
   const context = yield* start(port).pipe(
     // a busy port should not stop a demo: take a free one instead
     Effect.catchTag(

@@ -52,6 +52,10 @@ const Embedded = Layer.unwrapEffect(Effect.gen(function*() {
   // WORKER_DEMO_AUTHENTICATION=private_key_jwt: the embedded provider's private_key_jwt client, signing with its key
   const authentication = yield* Config.literal("client_secret_basic", "private_key_jwt")("WORKER_DEMO_AUTHENTICATION")
     .pipe(Config.withDefault("client_secret_basic" as const))
+  // WORKER_DEMO_DPOP=true: DPoP-bound tokens, a proof on every request (the secret client is then the provider's
+  // machine-dpop client, which refuses tokens without a proof)
+  const dpop = yield* Config.boolean("WORKER_DEMO_DPOP").pipe(Config.withDefault(false))
+  const secretClient = dpop ? IdentityProvider.Clients.machineDpop : IdentityProvider.Clients.machineBasic
   const tokens = ClientCredentialsTokens.layer({
     clients: {
       worker: authentication === "private_key_jwt"
@@ -60,13 +64,15 @@ const Embedded = Layer.unwrapEffect(Effect.gen(function*() {
           clientId: IdentityProvider.Clients.machinePrivateKeyJwt.clientId,
           authentication: "private_key_jwt",
           privateKey: Redacted.make(provider.clientPrivateKeys.pem),
-          scope: "api.read"
+          scope: "api.read",
+          dpop
         }
         : {
           issuer: provider.issuer,
-          clientId: IdentityProvider.Clients.machineBasic.clientId,
-          clientSecret: Redacted.make(IdentityProvider.Clients.machineBasic.clientSecret),
-          scope: "api.read"
+          clientId: secretClient.clientId,
+          clientSecret: Redacted.make(secretClient.clientSecret),
+          scope: "api.read",
+          dpop
         }
     }
   })

@@ -1,4 +1,5 @@
 import * as ClusterEvents from "@effect-atm/core/ClusterEvents"
+import * as DPoP from "@effect-atm/core/DPoP"
 import * as TokenEndpoint from "@effect-atm/core/TokenEndpoint"
 import * as UserTokens from "@effect-atm/core/UserTokens"
 import * as OidcLogin from "@effect-atm/oidc-login/OidcLogin"
@@ -37,6 +38,33 @@ const nothingStored = (harness: Harness.Harness, browser: Harness.Browser) => {
 }
 
 describe("OidcLogin", () => {
+  it.scopedLive("with dpop, the session gets a proof key: the code exchange, refresh and API calls prove it", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make({ dpop: true })
+      const { browser, sessionId } = yield* signedIn(harness, "alice")
+      const stored = yield* Harness.storedToken(harness, "alice", sessionId)
+      assert.isDefined(stored?.dpopKey, "the session's key is stored with its tokens")
+      assert.strictEqual(stored?.accessToken?.tokenType, "DPoP", "the code exchange got a DPoP-bound token")
+      const jkt = (JSON.parse(
+        Buffer.from(Redacted.value(stored!.accessToken!.accessToken).split(".")[1]!, "base64url").toString()
+      ) as { cnf?: { jkt?: string } }).cnf?.jkt
+      assert.strictEqual(jkt, DPoP.thumbprint(stored!.dpopKey!), "bound to the session's key")
+      // the demo API verifies the proof of every call (and refuses a bound token without one)
+      const first = yield* Harness.json(yield* browser.fetch("/api/demo"))
+      assert.strictEqual(first.status, 200)
+      // a refresh (forced by the API refusing the token once) proves the same key
+      yield* harness.provider.resetCounters
+      yield* harness.demoApi.rejectNextValidTokens(1)
+      const second = yield* Harness.json(yield* browser.fetch("/api/demo"))
+      assert.strictEqual(second.status, 200)
+      assert.strictEqual(yield* harness.provider.tokenRequests({ grantType: "refresh_token" }), 1)
+      const refreshed = yield* Harness.storedToken(harness, "alice", sessionId)
+      assert.strictEqual(Redacted.value(refreshed!.dpopKey!), Redacted.value(stored!.dpopKey!))
+      assert.isFalse(
+        Redacted.value(refreshed!.accessToken!.accessToken) === Redacted.value(stored!.accessToken!.accessToken)
+      )
+    }))
+
   it.scopedLive("signs a user in with code + PKCE, seeds the token store and provides CurrentUser", () =>
     Effect.gen(function*() {
       const harness = yield* Harness.make()

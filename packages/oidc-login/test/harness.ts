@@ -59,11 +59,14 @@ export interface HarnessOptions {
   /** Wraps the application's HttpClient (the one the token endpoint, and so the login, speaks to the provider with). */
   readonly transport?: (client: HttpClient.HttpClient) => HttpClient.HttpClient
   readonly login?: Partial<OidcLogin.Options>
+  /** Sign in with the provider's `web-dpop` client, with `dpop: true`: DPoP-bound user tokens. */
+  readonly dpop?: boolean
 }
 
 export interface Harness {
   readonly url: string
   readonly provider: IdentityProvider.IdentityProvider["Type"]
+  readonly demoApi: DemoApi.DemoApi["Type"]
   readonly login: OidcLogin.OidcLogin["Type"]
   readonly sessions: SessionStore.SessionStore["Type"]
   readonly tokens: UserTokenStore.UserTokenStore["Type"]
@@ -128,10 +131,12 @@ export const make = (options: HarnessOptions = {}): Effect.Effect<Harness, unkno
     const address = Context.get(server, HttpServer.HttpServer).address as HttpServer.TcpAddress
     const url = `http://127.0.0.1:${address.port}`
 
+    const registered = options.dpop ? IdentityProvider.Clients.webDpop : IdentityProvider.Clients.web
     const client = {
       issuer: provider.issuer,
-      clientId: IdentityProvider.Clients.web.clientId,
-      clientSecret: Redacted.make(IdentityProvider.Clients.web.clientSecret)
+      clientId: registered.clientId,
+      clientSecret: Redacted.make(registered.clientSecret),
+      ...(options.dpop ? { dpop: true } : {})
     }
     const transport = options.transport
     const httpLayer = transport === undefined
@@ -161,7 +166,16 @@ export const make = (options: HarnessOptions = {}): Effect.Effect<Harness, unkno
       Layer.provideMerge(Layer.merge(loginLayer, apiLayer), tokenLayer)
     )
     yield* HttpServer.serveEffect(routes).pipe(Effect.provide(Context.merge(app, server)))
-    return { url, provider, login: Context.get(app, OidcLogin.OidcLogin), sessions, tokens, sessionCalls, tokenCalls }
+    return {
+      url,
+      provider,
+      demoApi,
+      login: Context.get(app, OidcLogin.OidcLogin),
+      sessions,
+      tokens,
+      sessionCalls,
+      tokenCalls
+    }
   })
 
 /** A browser for one site: remembers cookies, follows no redirects. */
