@@ -36,6 +36,7 @@ import { CurrentUser } from "./CurrentUser.js"
 import * as dpop from "./internal/dpop.js"
 import * as tokenMetrics from "./internal/tokenMetrics.js"
 import { errorWithoutToken, ResponseWithoutToken, withoutCredentials } from "./internal/withoutToken.js"
+import * as MutualTls from "./MutualTls.js"
 import type { NoCurrentUser } from "./TokenError.js"
 import { TokenExchange, type TokenExchangeError } from "./TokenExchange.js"
 import * as TokenMetrics from "./TokenMetrics.js"
@@ -338,14 +339,26 @@ const withOptions = <Client extends HttpClient.HttpClient.With<any, any>>(
  */
 export const layerClientCredentials = <I>(
   tag: Context.Tag<I, ClientCredentialsHttpClient>,
-  options: NamedClientOptions<ClientCredentialsHttpClient> & TokenRequestOptions & { readonly client: string }
+  options: NamedClientOptions<ClientCredentialsHttpClient> & TokenRequestOptions & {
+    readonly client: string
+    /**
+     * The client certificate presented on connections to the API, through `MutualTls`: the certificate the
+     * client's tokens are bound to (RFC 8705), usually the client's `clientCertificate` and `clientCertificateKey`.
+     *
+     * @since 0.3.0
+     */
+    readonly mutualTls?: MutualTls.ClientIdentity | undefined
+  }
 ): Layer.Layer<I, never, HttpClient.HttpClient | ClientCredentialsTokens> =>
   Layer.effect(
     tag,
     Effect.gen(function*() {
       const tokens = yield* ClientCredentialsTokens
-      const client: ClientCredentialsHttpClient = yield* HttpClient.HttpClient
-      const source = yield* metered(tag, clientCredentialsSource(tokens, options.client, options))
+      const client: ClientCredentialsHttpClient = options.mutualTls === undefined
+        ? yield* HttpClient.HttpClient
+        : yield* MutualTls.httpClientFor(options.mutualTls)
+      const { baseUrl: _, client: name, mutualTls: __, transform: ___, ...parameters } = options
+      const source = yield* metered(tag, clientCredentialsSource(tokens, name, parameters))
       return withOptions(withAccessToken(client, source), options)
     })
   )

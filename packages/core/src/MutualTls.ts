@@ -27,7 +27,7 @@
  */
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Context from "effect/Context"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
 
@@ -65,3 +65,19 @@ export class MutualTls extends Context.Reference<MutualTls>()("@effect-atm/core/
 export const layer = (
   httpClient: (identity: ClientIdentity) => Effect.Effect<HttpClient.HttpClient>
 ): Layer.Layer<MutualTls> => Layer.succeed(MutualTls, { httpClient })
+
+/**
+ * The `HttpClient` that presents `identity`, made by the `MutualTls` in the context. Without one, a defect that
+ * says to provide `MutualTls.layer`: a named client configured for mutual TLS cannot work without it.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const httpClientFor = (identity: ClientIdentity): Effect.Effect<HttpClient.HttpClient> =>
+  Effect.flatMap(MutualTls, ({ httpClient }) =>
+    httpClient === undefined
+      ? Effect.dieMessage(
+        "A named client is configured with a client certificate (mutualTls), but no transport presents it: " +
+          "provide MutualTls.layer(...)"
+      )
+      : httpClient(identity))

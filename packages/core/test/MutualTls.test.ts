@@ -1,7 +1,8 @@
-import { ClientCredentialsTokens, MutualTls } from "@effect-atm/core"
-import { IdentityProvider } from "@effect-atm/dev-identity"
+import { AccessToken, AccessTokenHttpClient, ClientCredentialsTokens, MutualTls } from "@effect-atm/core"
+import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, layer } from "@effect/vitest"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -72,6 +73,43 @@ const clientsFor = (provider: IdentityProvider.IdentityProvider["Type"]) => {
   }
 }
 
+class BoundApi extends Context.Tag("test/MutualTls/BoundApi")<
+  BoundApi,
+  AccessTokenHttpClient.ClientCredentialsHttpClient
+>() {}
+
+/** The named client of the machine-tls client, presenting its certificate to the demo API's https listener. */
+const boundApi = Layer.unwrapEffect(Effect.gen(function*() {
+  const provider = yield* IdentityProvider.IdentityProvider
+  const api = yield* DemoApi.DemoApi
+  const { client } = provider.testCertificates
+  return AccessTokenHttpClient.layerClientCredentials(BoundApi, {
+    client: "tls",
+    baseUrl: api.mtlsUrl,
+    mutualTls: { certificate: Redacted.make(client.certificate), key: Redacted.make(client.key) }
+  })
+}))
+
+/** A GET of the demo API with a token, over a connection that presents `certificate` (or none). */
+const getWith = (
+  url: string,
+  token: AccessToken.AccessToken,
+  certificate: { readonly certificate: string; readonly key: string } | undefined,
+  ca: string
+) =>
+  Effect.gen(function*() {
+    const http = NodeHttpClient.makeUndici(
+      new Agent({
+        connect: {
+          ca: [ca],
+          ...(certificate === undefined ? {} : { cert: certificate.certificate, key: certificate.key })
+        }
+      })
+    )
+    const response = yield* http.get(`${url}/data`, { headers: { authorization: AccessToken.authorization(token) } })
+    return response.status
+  })
+
 const withClients = (transport: boolean) =>
   Layer.unwrapEffect(
     Effect.map(IdentityProvider.IdentityProvider, (provider) => clientCredentials({ clients: clientsFor(provider) }))
@@ -104,6 +142,27 @@ layer(identity())("mutual TLS client authentication (RFC 8705) against the embed
           else assert.fail(`${name}: expected TokenRequestRejected, got ${error._tag}`)
         }
       }).pipe(Effect.provide(withClients(true))))
+
+    it.effect("a certificate-bound token is accepted by the demo API only on a connection with its certificate", () =>
+      Effect.gen(function*() {
+        const provider = yield* IdentityProvider.IdentityProvider
+        const api = yield* DemoApi.DemoApi
+        const { ca, client, selfSigned } = provider.testCertificates
+        const named = yield* BoundApi
+        const response = yield* named.get("/data")
+        assert.strictEqual(response.status, 200, "the named client presents the certificate")
+        const body = (yield* response.json) as { client_id: string }
+        assert.strictEqual(body.client_id, IdentityProvider.Clients.machineTls.clientId)
+
+        const token = yield* Effect.flatMap(
+          ClientCredentialsTokens.ClientCredentialsTokens,
+          (tokens) => tokens.get("tls")
+        )
+        assert.strictEqual(yield* getWith(api.mtlsUrl, token, client, ca), 200)
+        assert.strictEqual(yield* getWith(api.mtlsUrl, token, undefined, ca), 401, "no certificate")
+        assert.strictEqual(yield* getWith(api.mtlsUrl, token, selfSigned, ca), 401, "another certificate")
+        assert.strictEqual(yield* getWith(api.url, token, undefined, ca), 401, "plain http")
+      }).pipe(Effect.provide(boundApi.pipe(Layer.provideMerge(withClients(true)), Layer.provide(mutualTls)))))
 
     it.effect("without a MutualTls transport the request fails and says what to provide, showing no key", () =>
       Effect.gen(function*() {

@@ -44,6 +44,14 @@ import * as internal from "./internal/demoApi.js"
 export class DemoApi extends Context.Tag("@effect-atm/dev-identity/DemoApi")<DemoApi, {
   /** e.g. `"http://127.0.0.1:41235"` (no trailing slash) */
   readonly url: string
+  /**
+   * The same API on https, asking for a client certificate: where certificate-bound tokens (`cnf.x5t#S256`, RFC
+   * 8705) are accepted, when the connection presents their certificate. Its server certificate is issued by the
+   * provider's `testCertificates.ca`.
+   *
+   * @since 0.3.0
+   */
+  readonly mtlsUrl: string
   /** the audience tokens must be issued for, `"urn:effect-atm:demo-api"` unless configured */
   readonly audience: string
   /** answers 401 `invalid_token` to the next `n` requests that carry a valid token (as if it was revoked) */

@@ -1,4 +1,5 @@
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -7,8 +8,11 @@ import * as Ref from "effect/Ref"
 import * as Jose from "jose"
 import * as Crypto from "node:crypto"
 import * as Http from "node:http"
+import * as Https from "node:https"
+import * as Tls from "node:tls"
 import type { DemoApi, StandaloneOptions } from "../DemoApi.js"
 import { Resources } from "../IdentityProvider.js"
+import { testCertificates } from "./certificates.js"
 import { checkProof, supportedAlgorithms } from "./dpopProof.js"
 
 const REALM = "demo-api"
@@ -160,6 +164,15 @@ export const make = (options: StandaloneOptions) =>
         const refused = checkDPoP(request, match[2]!, jkt)
         if (refused !== undefined) return refused
       }
+      // a certificate-bound token (cnf.x5t#S256) is only accepted on a connection that presents its certificate
+      const x5t = (verified.payload.cnf as { readonly "x5t#S256"?: unknown } | undefined)?.["x5t#S256"]
+      if (typeof x5t === "string") {
+        const presented = peerThumbprint(request)
+        if (presented === undefined) {
+          return unauthorized("the access token is bound to a client certificate: present it over mutual TLS")
+        }
+        if (presented !== x5t) return unauthorized("the client certificate is not the one the access token is bound to")
+      }
       const rejected = yield* Ref.modify(rejectNext, (n) => (n > 0 ? [true, n - 1] : [false, 0]))
       if (rejected) return unauthorized("the access token was rejected by the demo API (rejectNextValidTokens)")
       if (request.method !== "GET" && request.method !== "HEAD") {
@@ -185,9 +198,23 @@ export const make = (options: StandaloneOptions) =>
     )
     yield* HttpServer.serveEffect(app).pipe(Effect.provideService(HttpServer.HttpServer, server))
     const port = server.address._tag === "TcpAddress" ? server.address.port : 0
+    const tls = testCertificates()
+    const tlsServer = yield* NodeHttpServer.make(
+      () =>
+        Https.createServer({
+          cert: tls.server.certificate,
+          key: tls.server.key,
+          requestCert: true,
+          rejectUnauthorized: false
+        }) as unknown as Http.Server,
+      { port: 0, host: "127.0.0.1" }
+    ).pipe(Effect.orDie)
+    yield* HttpServer.serveEffect(app).pipe(Effect.provideService(HttpServer.HttpServer, tlsServer))
+    const tlsPort = tlsServer.address._tag === "TcpAddress" ? tlsServer.address.port : 0
 
     const service: DemoApi["Type"] = {
       url: `http://127.0.0.1:${port}`,
+      mtlsUrl: `https://127.0.0.1:${tlsPort}`,
       audience,
       rejectNextValidTokens: (n) => Ref.set(rejectNext, Math.max(0, Math.floor(n))),
       requireDPoPNonce: (required) =>
@@ -202,5 +229,12 @@ export const make = (options: StandaloneOptions) =>
     }
     return service
   })
+
+/** The SHA-256 thumbprint of the client certificate presented on the request's connection, if any. */
+const peerThumbprint = (request: HttpServerRequest.HttpServerRequest): string | undefined => {
+  const socket = NodeHttpServerRequest.toIncomingMessage(request).socket
+  const certificate = socket instanceof Tls.TLSSocket ? socket.getPeerX509Certificate() : undefined
+  return certificate === undefined ? undefined : Crypto.createHash("sha256").update(certificate.raw).digest("base64url")
+}
 
 const newNonce = () => Crypto.randomBytes(16).toString("base64url")
