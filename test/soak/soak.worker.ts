@@ -14,6 +14,7 @@ import {
   CurrentUser,
   TokenEndpoint,
   TokenError,
+  TokenLock,
   UserTokens,
   UserTokenStore
 } from "@effect-atm/core"
@@ -71,11 +72,19 @@ const watched = Effect.gen(function*() {
         })),
     store: (user, token, params) =>
       store.store(user, token, params).pipe(
-        Effect.onExit((exit) =>
-          tell(
-            Exit.isSuccess(exit) ? { t: "written", user, at: Date.now() } : { t: "storeFailed", user, at: Date.now() }
-          )
-        )
+        Effect.onExit((exit) => {
+          const at = Date.now()
+          if (Exit.isSuccess(exit)) return tell({ t: "written", user, at })
+          const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
+          // fenced: the lease was lost after the provider had rotated the refresh token, so its write is refused
+          if (TokenLock.isLeaseLost(error)) return tell({ t: "unknown", user, at, reason: "lease lost" })
+          const reason = error !== undefined
+            ? describe(error)
+            : Cause.isInterruptedOnly(exit.cause)
+            ? "interrupted"
+            : "defect"
+          return tell({ t: "storeFailed", user, at, reason })
+        })
       )
   }
   const watchedEndpoint: TokenEndpoint.TokenEndpoint["Type"] = {
@@ -86,14 +95,21 @@ const watched = Effect.gen(function*() {
       return Effect.zipRight(
         tell({ t: "start", user, at: Date.now() }),
         endpoint.request(client, grant).pipe(
-          Effect.tapError((error) => {
+          Effect.onExit((exit) => {
             const at = Date.now()
+            // answered with tokens: the write that follows says whether they were kept
+            if (Exit.isSuccess(exit)) return Effect.void
+            if (Cause.isInterruptedOnly(exit.cause)) {
+              // stopped in flight (its lease was lost, its caller gave up): the provider may have rotated anyway
+              return tell({ t: "unknown", user, at, reason: "interrupted" })
+            }
+            const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
             // the provider answered (an OAuth error or a status): it rotated nothing
-            if (error._tag === "TokenRequestRejected") return tell({ t: "answered", user, at })
-            if (error._tag === "TokenEndpointUnavailable" && error.status !== undefined) {
+            if (error?._tag === "TokenRequestRejected") return tell({ t: "answered", user, at })
+            if (error?._tag === "TokenEndpointUnavailable" && error.status !== undefined) {
               return tell({ t: "answered", user, at })
             }
-            return tell({ t: "unknown", user, at, reason: error._tag })
+            return tell({ t: "unknown", user, at, reason: error?._tag ?? "defect" })
           })
         )
       )

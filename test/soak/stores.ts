@@ -59,8 +59,12 @@ export type Message =
   /** the provider answered the refresh with an error: nothing was rotated */
   | { readonly t: "answered"; readonly user: string; readonly at: number }
   /** a write of `user`'s tokens failed (the library retries it while the store fails transiently) */
-  | { readonly t: "storeFailed"; readonly user: string; readonly at: number }
-  /** the refresh got no answer (timeout, connection lost): whether the provider rotated the refresh token is unknown */
+  | { readonly t: "storeFailed"; readonly user: string; readonly at: number; readonly reason: string }
+  /**
+   * the refresh got no answer (timeout, connection lost, interrupted): whether the provider rotated the refresh
+   * token is unknown; or its write was refused because the renewal lease was lost meanwhile: the rotated refresh
+   * token is gone
+   */
   | { readonly t: "unknown"; readonly user: string; readonly at: number; readonly reason: string }
   | { readonly t: "calls"; readonly calls: ReadonlyArray<Call> }
   | { readonly t: "stopped" }
