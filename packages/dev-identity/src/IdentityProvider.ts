@@ -245,6 +245,15 @@ export interface Options {
   /** post-logout redirect URIs accepted for the built-in web clients besides the loopback ones */
   readonly postLogoutRedirectUris?: ReadonlyArray<string> | undefined
   /**
+   * The built-in `web` client's `backchannel_logout_uri` (with `backchannel_logout_session_required`): when a
+   * provider session ends (the user signs out at the provider, or through any client's RP-initiated logout), the
+   * provider POSTs a logout token there (OpenID Connect Back-Channel Logout 1.0). `OidcLogin` receives it at
+   * `<baseUrl>/auth/backchannel-logout`. Default: none.
+   *
+   * @since 0.3.0
+   */
+  readonly backchannelLogoutUri?: string | undefined
+  /**
    * Demand a DPoP nonce at the token endpoint from the start (default false; see
    * `IdentityProvider.requireDPoPNonce`). DPoP itself is always on: proofs are verified, DPoP-bound tokens
    * issued to clients that send one, and required from the `dpop_bound_access_tokens` clients.

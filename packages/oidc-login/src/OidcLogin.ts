@@ -273,6 +273,17 @@ export class OidcLogin extends Context.Tag("@effect-atm/oidc-login/OidcLogin")<O
    */
   readonly endSession: (sessionId: string) => Effect.Effect<void, SessionStoreError>
   /**
+   * The back-channel logout receiver (OpenID Connect Back-Channel Logout 1.0): validates the `logout_token` of a
+   * form POST from the provider — signature by the provider's JWKS, `iss`, `aud`, `iat` (at most 2 minutes old),
+   * a `jti` not seen before by this instance, the logout event, no `nonce` — and ends every session of its `sid`
+   * (or of its `sub`, without `sid`) on every instance. Answers 200, or 400 with the reason.
+   *
+   * @since 0.3.0
+   */
+  readonly backchannelLogout: (
+    request: HttpServerRequest.HttpServerRequest
+  ) => Effect.Effect<HttpServerResponse.HttpServerResponse>
+  /**
    * Ends the sessions past their idle or absolute deadline (their connections here, their tokens revoked and
    * cleared), as the layer does every `sweepInterval`; returns how many.
    *
@@ -438,6 +449,9 @@ const renderErrors = <E extends { readonly _tag: string; readonly message: strin
  * - `GET /callback` — the redirect URI: completes the sign-in, then redirects to `returnTo`;
  * - `POST /logout` — signs out (same-origin requests only), then RP-initiated logout at the provider;
  * - `GET /logout` — a page with a sign-out button.
+ * - `POST /backchannel-logout` — the provider's back-channel logout (register
+ *   `<baseUrl><path>/backchannel-logout` as the client's `backchannel_logout_uri`, with
+ *   `backchannel_logout_session_required`).
  *
  * Failures answer with an error page (400 for bad input, 502 when the provider is unavailable).
  *
@@ -465,7 +479,9 @@ export const router: HttpRouter.HttpRouter<never, OidcLogin> = HttpRouter.empty.
         : Effect.succeed(HttpServerResponse.text("Cross-origin sign-out refused", { status: 403 }))
     )
   ),
-  HttpRouter.get("/logout", Effect.map(OidcLogin, (login) => login.signOutPage))
+  HttpRouter.get("/logout", Effect.map(OidcLogin, (login) => login.signOutPage)),
+  // from the provider, not a browser: no cookie, no origin check; the logout token is the credential
+  HttpRouter.post("/backchannel-logout", withLogin((login, request) => login.backchannelLogout(request)))
 )
 
 /**

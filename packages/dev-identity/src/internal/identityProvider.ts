@@ -248,7 +248,13 @@ export const make = (options: Options = {}) =>
         client_secret: undefined,
         jwks: { keys: clientKeys.publicJwks }
       },
-      webClient(Clients.web, "client_secret_basic", "Web app (dev)"),
+      {
+        ...webClient(Clients.web, "client_secret_basic", "Web app (dev)"),
+        ...(options.backchannelLogoutUri === undefined ? {} : {
+          backchannel_logout_uri: options.backchannelLogoutUri,
+          backchannel_logout_session_required: true
+        })
+      },
       webClient(Clients.webPost, "client_secret_post", "Web app, client_secret_post (dev)"),
       { ...machineClient(Clients.machineDpop, "client_secret_basic"), ...dpopBound },
       { ...webClient(Clients.webDpop, "client_secret_basic", "Web app, DPoP (dev)"), ...dpopBound },
@@ -328,6 +334,13 @@ export const make = (options: Options = {}) =>
             claims: () => ({ sub, name: sub, email: `${sub}@example.test`, email_verified: true })
           } :
           undefined,
+      // oidc-provider guards its own requests (back-channel logout) against special-use addresses, loopback
+      // included; the relying parties of this development provider are on loopback, so those go out unguarded
+      fetch: (url, options) => {
+        if (options === undefined || url instanceof Request || !isLoopback(String(url))) return fetch(url, options)
+        const { dispatcher: _, ...rest } = options as RequestInit & { readonly dispatcher?: unknown }
+        return fetch(url, rest)
+      },
       features: {
         mTLS: {
           enabled: true,
@@ -360,6 +373,8 @@ export const make = (options: Options = {}) =>
             throw new oidc.errors.InvalidRequest("client is not authorized to revoke the presented token")
           }
         },
+        // a logout token to the clients of a provider session when it ends (only the web client registers a URI)
+        backchannelLogout: { enabled: true },
         rpInitiatedLogout: {
           enabled: true,
           logoutSource: (ctx, form) => {
@@ -420,7 +435,9 @@ export const make = (options: Options = {}) =>
     provider.silent = !debug()
     if (debug()) {
       const events: NodeJS.EventEmitter = provider
-      for (const event of ["server_error", "grant.error", "authorization.error", "end_session.error"]) {
+      for (
+        const event of ["server_error", "grant.error", "authorization.error", "end_session.error", "backchannel.error"]
+      ) {
         events.on(event, (_ctx: unknown, error: unknown) => console.error(`dev-identity ${event}:`, error))
       }
     }

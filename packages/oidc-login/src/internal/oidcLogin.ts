@@ -28,6 +28,7 @@ import {
   StateMismatch
 } from "../LoginError.js"
 import type { Authentication, LoginOptions, OidcLogin, Options } from "../OidcLogin.js"
+import * as BackchannelLogout from "./backchannelLogout.js"
 import * as Pages from "./pages.js"
 import * as PendingLogin from "./pendingLogin.js"
 import { isLoopback, resolve } from "./settings.js"
@@ -221,6 +222,21 @@ export const make = (options: Options) =>
       Effect.forever,
       Effect.forkScoped
     )
+
+    const backchannelLogout = BackchannelLogout.make({
+      issuer: settings.issuer,
+      clientId: client.clientId,
+      metadata,
+      // the provider session's sessions here (of its subject, when both are named); all of the subject's without sid
+      sessionsOf: ({ sid, sub }) =>
+        sid !== undefined
+          ? Effect.map(
+            store.findByProviderSession(sid),
+            (sessions) => sub === undefined ? sessions : sessions.filter((session) => session.subject === sub)
+          )
+          : store.findBySubject(sub!),
+      endSession
+    })
 
     const runConnection: OidcLogin["Type"]["runConnection"] = (session, effect, connectionOptions) =>
       Effect.scoped(Effect.gen(function*() {
@@ -532,6 +548,7 @@ export const make = (options: Options) =>
       callback,
       logout,
       endSession,
+      backchannelLogout,
       sweepExpired,
       runConnection,
       connectionsOf: (sessionId) => Effect.sync(() => connections.get(sessionId)?.size ?? 0),
