@@ -98,6 +98,8 @@ type Message =
   | {
     readonly type: "update"
     readonly at: number
+    /** With several instances: the one this connection runs on. */
+    readonly instance?: string | undefined
     readonly api: ApiEcho
     readonly token: {
       readonly signedInAt: number
@@ -110,7 +112,7 @@ type Message =
   | { readonly type: "signed-out"; readonly message: string }
 
 /** 4. The component: one per websocket connection, acting for the connection's user. */
-const live = (interval: Duration.Duration) =>
+const live = (interval: Duration.Duration, instance?: string) =>
   OidcLogin.websocket((socket) =>
     Effect.gen(function*() {
       const write = yield* socket.writer
@@ -127,6 +129,7 @@ const live = (interval: Duration.Duration) =>
         yield* send({
           type: "update",
           at: yield* Clock.currentTimeMillis,
+          ...(instance === undefined ? {} : { instance }),
           api: echo,
           token: {
             signedInAt: tokens?.signedInAt ?? 0,
@@ -158,7 +161,7 @@ const live = (interval: Duration.Duration) =>
     }).pipe(Effect.scoped)
   )
 
-const routes = (interval: Duration.Duration) =>
+export const routes = (interval: Duration.Duration, instance?: string) =>
   HttpRouter.empty.pipe(
     HttpRouter.mount("/auth", OidcLogin.router),
     HttpRouter.get(
@@ -176,7 +179,8 @@ const routes = (interval: Duration.Duration) =>
               email: typeof user.claims?.email === "string" ? user.claims.email : undefined,
               logoutUrl: login.settings.logoutPath,
               apiUrl: demoApi.url,
-              intervalSeconds: Duration.toSeconds(interval)
+              intervalSeconds: Duration.toSeconds(interval),
+              instance
             })
         })
         return HttpServerResponse.html(html).pipe(HttpServerResponse.setHeader("cache-control", "no-store"))
@@ -188,7 +192,7 @@ const routes = (interval: Duration.Duration) =>
         OidcLogin.requireUser({ onMissing: "unauthorized" })
       )
     ),
-    HttpRouter.get("/ws", live(interval)),
+    HttpRouter.get("/ws", live(interval, instance)),
     HttpRouter.get("/favicon.ico", Effect.succeed(HttpServerResponse.empty({ status: 204 }))),
     HttpRouter.get("/app.css", Effect.succeed(HttpServerResponse.text(Page.css, { contentType: "text/css" }))),
     HttpRouter.get(
@@ -201,7 +205,7 @@ const routes = (interval: Duration.Duration) =>
  * Tight defaults for a page that shows only what the server renders and what its own websocket brings. The
  * sign-in pages bring their own policy (for their inline stylesheet), which is kept.
  */
-const securityHeaders = (issuer: string) => <E, R>(app: HttpRouter.HttpRouter<E, R>) =>
+export const securityHeaders = (issuer: string) => <E, R>(app: HttpRouter.HttpRouter<E, R>) =>
   HttpRouter.use(app, (handler) =>
     Effect.map(handler, (response) =>
       HttpServerResponse.setHeaders(response, {

@@ -55,6 +55,8 @@ export const signedIn = (options: {
   readonly logoutUrl: string
   readonly apiUrl: string
   readonly intervalSeconds: number
+  /** With several instances: the one that rendered this page. */
+  readonly instance?: string | undefined
 }): string =>
   layout(
     "Realtime demo",
@@ -75,7 +77,13 @@ export const signedIn = (options: {
 <div><dt>Token id (jti)</dt><dd id="api-jti" class="mono">—</dd></div>
 <div><dt>Path</dt><dd id="api-path" class="mono">—</dd></div>
 </dl>
-<p class="footnote"><span id="update-count">0</span> updates received · last at <span id="last-update">—</span></p>
+<p class="footnote"><span id="update-count">0</span> updates received · last at <span id="last-update">—</span></p>${
+      options.instance === undefined ?
+        "" :
+        `\n<p class="footnote">This page came from instance <strong id="page-instance">${
+          escape(options.instance)
+        }</strong>; the live data comes from instance <strong id="ws-instance">—</strong>.</p>`
+    }
 <p class="error" id="error" hidden></p>
 </section>
 <section class="card">
@@ -211,6 +219,7 @@ function onMessage(message) {
     set("api-jti", message.api.jti.slice(0, 12) + "…")
     set("api-path", message.api.path)
     set("refresh-count", message.token.refreshes)
+    if (message.instance !== undefined && $("ws-instance")) set("ws-instance", message.instance)
     token = message.token
     $("error").hidden = true
     tick()

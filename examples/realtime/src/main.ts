@@ -1,8 +1,10 @@
 /**
- * Starts the realtime example on embedded defaults: `npx tsx examples/realtime/src/main.ts`.
+ * Starts the realtime example on embedded defaults: `npm run realtime`; on two instances behind a round-robin
+ * proxy, sharing Redis: `npm run realtime -- --instances 2`.
  *
  * Environment: `PORT` (default 3000; 0 picks a free port), `ACCESS_TOKEN_TTL` in seconds (default 20), `DPOP`
- * (`true` for DPoP-bound tokens; default false).
+ * (`true` for DPoP-bound tokens; default false; one instance), `REDIS_URL` with two instances (default
+ * `redis://127.0.0.1:6379`).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Config from "effect/Config"
@@ -10,6 +12,34 @@ import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as App from "./App.js"
+import * as Cluster from "./Cluster.js"
+
+const instancesFlag = process.argv.indexOf("--instances")
+const instances = instancesFlag === -1 ? 1 : Number(process.argv[instancesFlag + 1])
+
+const cluster = Effect.gen(function*() {
+  const port = yield* Config.integer("PORT").pipe(Config.withDefault(3000))
+  const accessTokenTtl = yield* Config.integer("ACCESS_TOKEN_TTL").pipe(Config.withDefault(20))
+  const redisUrl = yield* Config.string("REDIS_URL").pipe(Config.withDefault("redis://127.0.0.1:6379"))
+  const app = yield* Cluster.make({ port, accessTokenTtl, redisUrl }).pipe(
+    Effect.catchAll(() =>
+      Effect.zipRight(
+        Console.log(`Port ${port} is busy; using a free one.`),
+        Cluster.make({ port: 0, accessTokenTtl, redisUrl })
+      )
+    )
+  )
+  yield* Console.log(`
+  Realtime example on two instances at ${app.url} (a round-robin proxy)
+    instance A: ${app.instances[0]!.url}
+    instance B: ${app.instances[1]!.url}
+  sharing Redis at ${redisUrl} (keys under ${app.prefix}): sessions, tokens, the renewal lock and the bus.
+
+  Sign in, then open a second tab: each tab's live data comes from the instance named on the page. Sign out in
+  one tab, and the other tab's connection ends at once, whichever instance it was on. Ctrl+C stops everything.
+`)
+  return yield* Effect.never
+})
 
 const main = Effect.gen(function*() {
   const port = yield* Config.integer("PORT").pipe(Config.withDefault(3000))
@@ -34,4 +64,8 @@ const main = Effect.gen(function*() {
   return yield* Effect.never
 })
 
-NodeRuntime.runMain(Effect.scoped(main))
+if (instances !== 1 && instances !== 2) {
+  console.error("--instances: 1 or 2")
+  process.exit(2)
+}
+NodeRuntime.runMain(Effect.scoped(instances === 2 ? cluster : main))
