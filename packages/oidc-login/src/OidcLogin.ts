@@ -357,7 +357,9 @@ export const layer = (
  * The options from Effect `Config`, nested under `prefix` (default `OIDC`; from the environment: `OIDC_ISSUER`,
  * `OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET`, `OIDC_AUTHENTICATION`, `OIDC_BASE_URL`, `OIDC_PATH`, `OIDC_REDIRECT_URI`,
  * `OIDC_POST_LOGOUT_REDIRECT_URI`, `OIDC_SCOPE`, `OIDC_RESOURCE`, `OIDC_SESSION_SECRET`,
- * `OIDC_SESSION_IDLE_TIMEOUT`, `OIDC_SESSION_ABSOLUTE_TIMEOUT`; durations as `"30 minutes"`).
+ * `OIDC_SESSION_IDLE_TIMEOUT`, `OIDC_SESSION_ABSOLUTE_TIMEOUT`, `OIDC_SESSION_SWEEP_INTERVAL`,
+ * `OIDC_END_SESSION_HINT`, `OIDC_WEBSOCKET_MAX_MESSAGE_BYTES`, `OIDC_WEBSOCKET_MAX_CONNECTIONS_PER_SESSION`;
+ * durations as `"30 minutes"`).
  *
  * @since 0.1.0
  * @category config
@@ -373,7 +375,11 @@ export const config = (prefix = "OIDC"): Config.Config<Options> =>
     resource: Config.option(Config.string("RESOURCE")),
     secret: Config.option(Config.redacted("SESSION_SECRET")),
     idleTimeout: Config.option(Config.duration("SESSION_IDLE_TIMEOUT")),
-    absoluteTimeout: Config.option(Config.duration("SESSION_ABSOLUTE_TIMEOUT"))
+    absoluteTimeout: Config.option(Config.duration("SESSION_ABSOLUTE_TIMEOUT")),
+    sweepInterval: Config.option(Config.duration("SESSION_SWEEP_INTERVAL")),
+    endSessionHint: Config.option(Config.literal("id_token_hint", "logout_hint")("END_SESSION_HINT")),
+    maxMessageBytes: Config.option(Config.integer("WEBSOCKET_MAX_MESSAGE_BYTES")),
+    maxConnectionsPerSession: Config.option(Config.integer("WEBSOCKET_MAX_CONNECTIONS_PER_SESSION"))
   }).pipe(
     Config.map((values): Options => ({
       client: values.client,
@@ -387,7 +393,13 @@ export const config = (prefix = "OIDC"): Config.Config<Options> =>
       session: {
         secret: Option.getOrUndefined(values.secret),
         idleTimeout: Option.getOrUndefined(values.idleTimeout),
-        absoluteTimeout: Option.getOrUndefined(values.absoluteTimeout)
+        absoluteTimeout: Option.getOrUndefined(values.absoluteTimeout),
+        sweepInterval: Option.getOrUndefined(values.sweepInterval)
+      },
+      endSessionHint: Option.getOrUndefined(values.endSessionHint),
+      websocket: {
+        maxMessageBytes: Option.getOrUndefined(values.maxMessageBytes),
+        maxConnectionsPerSession: Option.getOrUndefined(values.maxConnectionsPerSession)
       }
     })),
     Config.nested(prefix)

@@ -1,5 +1,7 @@
 import { AuthorizationFailed, CodeExchangeFailed } from "@effect-atm/oidc-login/LoginError"
+import * as OidcLogin from "@effect-atm/oidc-login/OidcLogin"
 import { assert, describe, it } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Http from "node:http"
 import { safeReturnTo } from "../src/internal/oidcLogin.js"
@@ -65,5 +67,24 @@ describe("login hardening", () => {
       assert.strictEqual(location.searchParams.get("logout_hint"), "alice")
       assert.isNotEmpty(location.searchParams.get("client_id"))
       assert.isNull(location.searchParams.get("id_token_hint"))
+    }))
+
+  it.effect("the limits and the logout hint are read from Effect Config", () =>
+    Effect.gen(function*() {
+      const options = yield* OidcLogin.config().pipe(Effect.withConfigProvider(ConfigProvider.fromMap(
+        new Map([
+          ["OIDC_ISSUER", "https://login.example.com"],
+          ["OIDC_CLIENT_ID", "web"],
+          ["OIDC_BASE_URL", "https://app.example.com"],
+          ["OIDC_END_SESSION_HINT", "logout_hint"],
+          ["OIDC_SESSION_SWEEP_INTERVAL", "5 minutes"],
+          ["OIDC_WEBSOCKET_MAX_MESSAGE_BYTES", "4096"],
+          ["OIDC_WEBSOCKET_MAX_CONNECTIONS_PER_SESSION", "3"]
+        ]),
+        { pathDelim: "_" }
+      )))
+      assert.strictEqual(options.endSessionHint, "logout_hint")
+      assert.deepStrictEqual(options.websocket, { maxMessageBytes: 4096, maxConnectionsPerSession: 3 })
+      assert.isDefined(options.session?.sweepInterval)
     }))
 })
