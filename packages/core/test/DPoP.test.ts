@@ -1,9 +1,18 @@
-import { AccessToken, AccessTokenHttpClient, ClientCredentialsTokens, DPoP, TokenClient } from "@effect-atm/core"
+import {
+  AccessToken,
+  AccessTokenHttpClient,
+  ClientCredentialsTokens,
+  DPoP,
+  TokenClient,
+  TokenEndpoint
+} from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
+import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
 import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import { assert, describe, layer } from "@effect/vitest"
+import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -237,6 +246,50 @@ layer(identity(), { excludeTestServices: true })("DPoP", (it) => {
         )
         assert.isUndefined(Headers.get(ok.request.headers, "dpop")._tag === "Some" ? "dpop" : undefined)
       }).pipe(Effect.provide(dpopClients())))
+  })
+
+  describe("redaction at the token endpoint", () => {
+    it.effect("a refused DPoP token request: no proof in the error, and the HTTP span redacts the dpop header", () =>
+      Effect.gen(function*() {
+        const provider = yield* IdentityProvider.IdentityProvider
+        const proofs: Array<string> = []
+        const http = yield* HttpClient.HttpClient
+        // a transport that keeps the proofs sent, to search for them afterwards
+        const recording = HttpClient.mapRequest(http, (request) => {
+          if (request.headers["dpop"] !== undefined) proofs.push(request.headers["dpop"])
+          return request
+        })
+        const spans = new InMemorySpanExporter()
+        const tracing = NodeSdk.layer(() => ({
+          resource: { serviceName: "effect-atm-test" },
+          spanProcessor: new SimpleSpanProcessor(spans)
+        }))
+        const endpoint = yield* TokenEndpoint.make().pipe(Effect.provideService(HttpClient.HttpClient, recording))
+        const key = yield* DPoP.generateKey()
+        const client = yield* TokenClient.decode({
+          issuer: provider.issuer,
+          clientId: machineDpop.clientId,
+          clientSecret: Redacted.make("not-the-secret-of-machine-dpop"),
+          dpop: true
+        })
+        // the spans are read before the tracing layer shuts down (the exporter forgets them then)
+        const [error, finished] = yield* Effect.flip(
+          endpoint.request(client, TokenEndpoint.Grant.ClientCredentials({ dpopKey: key }))
+        ).pipe(
+          Effect.map((error) => [error, spans.getFinishedSpans()] as const),
+          Effect.provide(tracing)
+        )
+        assert.strictEqual(error._tag, "TokenRequestRejected")
+        assert.isAtLeast(proofs.length, 1, "the request carried a proof")
+        const recorded = finished.flatMap((span) =>
+          Object.entries(span.attributes).map(([name, value]) => `${span.name} ${name}=${String(value)}`)
+        )
+        assert.isTrue(
+          recorded.some((line) => line.includes("http.request.header.dpop=<redacted>")),
+          "the client's span shows the header, redacted"
+        )
+        assertNoSecrets([...renderings(error), ...recorded], [...proofs, "not-the-secret-of-machine-dpop"])
+      }))
   })
 
   describe("configuration", () => {
