@@ -19,12 +19,14 @@
  *
  * @since 0.1.0
  */
+import { decodeDuration } from "@effect-atm/core/TokenClient"
 import { type StoreOperation, TokenStoreError } from "@effect-atm/core/TokenError"
 import { CurrentLease, TokenLock } from "@effect-atm/core/TokenLock"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
@@ -35,7 +37,10 @@ import * as lease from "./internal/lease.js"
  * @category models
  */
 export interface Options {
-  /** How long to wait for the lock before failing with `TokenStoreError`. Default: 30 seconds. */
+  /**
+   * How long to wait for the lock before failing with `TokenStoreError`. Default: 30 seconds. An invalid duration
+   * fails the layer with a `TokenStoreError` naming the option.
+   */
   readonly lockTimeout?: Duration.DurationInput | undefined
 }
 
@@ -72,7 +77,16 @@ export const make = (options?: Options): Effect.Effect<TokenLock["Type"], TokenS
         transient: false
       })
     }
-    const lockTimeout = Duration.decode(options?.lockTimeout ?? Duration.seconds(30))
+    const decoded = decodeDuration(options?.lockTimeout ?? Duration.seconds(30))
+    if (Either.isLeft(decoded)) {
+      return yield* new TokenStoreError({
+        store: "postgresql",
+        operation: "start",
+        transient: false,
+        reason: `the option lockTimeout ${decoded.left}`
+      })
+    }
+    const lockTimeout = decoded.right
     const poll = Schedule.exponential("5 millis").pipe(
       Schedule.union(Schedule.spaced("100 millis")),
       Schedule.upTo(lockTimeout)

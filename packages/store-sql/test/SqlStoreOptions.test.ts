@@ -1,10 +1,13 @@
 import { TokenEncryption } from "@effect-atm/core"
-import { SqlStore } from "@effect-atm/store-sql"
+import { SqlStore, SqlTokenLock } from "@effect-atm/store-sql"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import { pgUrl } from "../../../test/support/stores.js"
 
 const build = (options: Partial<SqlStore.Options>) =>
   Effect.exit(Effect.scoped(Layer.build(
@@ -38,4 +41,23 @@ describe("SqlStore options", () => {
     Effect.gen(function*() {
       assert.isTrue(Exit.isSuccess(yield* build({ timeToLive: "30 days", purgeInterval: 0 })))
     }))
+
+  for (const [what, lockTimeout] of [["unparseable", "soon"], ["negative", -1], ["NaN", Number.NaN]] as const) {
+    it.effect(`a lock timeout that is ${what} fails SqlTokenLock.layer with a TokenStoreError naming it`, () =>
+      Effect.gen(function*() {
+        const exit = yield* Effect.exit(Effect.scoped(Layer.build(
+          SqlTokenLock.layer({ lockTimeout: lockTimeout as never }).pipe(
+            Layer.provide(PgClient.layer({ url: Redacted.make(pgUrl) }))
+          )
+        )))
+        assert.isTrue(Exit.isFailure(exit))
+        if (Exit.isSuccess(exit)) return
+        const error = Cause.failureOption(exit.cause)
+        assert.isTrue(error._tag === "Some" && error.value._tag === "TokenStoreError", Cause.pretty(exit.cause))
+        if (error._tag === "Some" && error.value._tag === "TokenStoreError") {
+          assert.include(error.value.message, "the option lockTimeout")
+          assert.isFalse(error.value.transient)
+        }
+      }))
+  }
 })

@@ -50,33 +50,49 @@ const call = <A>(operation: StoreOperation, f: () => Promise<A>): Effect.Effect<
 /** @internal */
 export const makeConnection = (options: ConnectionOptions = {}): Effect.Effect<Redis, TokenStoreError, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.suspend(() => {
-      const url = options.url === undefined
-        ? options.options === undefined ? defaults.url : undefined
-        : typeof options.url === "string"
-        ? options.url
-        : Redacted.value(options.url)
-      const redisOptions: RedisOptions = {
-        // Fail fast rather than hang: no queueing while disconnected, a bound on every command, and no replay of
-        // unanswered commands after a reconnect (a late replay could write back a refresh token already rotated).
-        enableOfflineQueue: false,
-        autoResendUnfulfilledCommands: false,
-        maxRetriesPerRequest: 1,
-        commandTimeout: Duration.toMillis(Duration.decode(options.commandTimeout ?? defaults.commandTimeout)),
-        connectTimeout: Duration.toMillis(Duration.decode(options.connectTimeout ?? defaults.connectTimeout)),
-        // keep reconnecting while the layer lives: work resumes when Redis is back
-        retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
-        ...options.options,
-        lazyConnect: true
+    Effect.flatMap(
+      Effect.all([
+        durationOption(
+          "commandTimeout",
+          options.commandTimeout,
+          defaults.commandTimeout,
+          "how long a command may take"
+        ),
+        durationOption(
+          "connectTimeout",
+          options.connectTimeout,
+          defaults.connectTimeout,
+          "how long connecting may take"
+        )
+      ]),
+      ([commandTimeout, connectTimeout]) => {
+        const url = options.url === undefined
+          ? options.options === undefined ? defaults.url : undefined
+          : typeof options.url === "string"
+          ? options.url
+          : Redacted.value(options.url)
+        const redisOptions: RedisOptions = {
+          // Fail fast rather than hang: no queueing while disconnected, a bound on every command, and no replay of
+          // unanswered commands after a reconnect (a late replay could write back a refresh token already rotated).
+          enableOfflineQueue: false,
+          autoResendUnfulfilledCommands: false,
+          maxRetriesPerRequest: 1,
+          commandTimeout: Math.max(1, Math.ceil(Duration.toMillis(commandTimeout))),
+          connectTimeout: Math.max(1, Math.ceil(Duration.toMillis(connectTimeout))),
+          // keep reconnecting while the layer lives: work resumes when Redis is back
+          retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
+          ...options.options,
+          lazyConnect: true
+        }
+        const client = url === undefined ? new Redis(redisOptions) : new Redis(url, redisOptions)
+        // errors surface on the commands that fail; without a listener ioredis would print each reconnect attempt
+        client.on("error", () => {})
+        return call("connect", () => client.connect()).pipe(
+          Effect.as(client),
+          Effect.tapError(() => Effect.sync(() => client.disconnect()))
+        )
       }
-      const client = url === undefined ? new Redis(redisOptions) : new Redis(url, redisOptions)
-      // errors surface on the commands that fail; without a listener ioredis would print each reconnect attempt
-      client.on("error", () => {})
-      return call("connect", () => client.connect()).pipe(
-        Effect.as(client),
-        Effect.tapError(() => Effect.sync(() => client.disconnect()))
-      )
-    }),
+    ),
     (client) =>
       call("connect", () => client.quit()).pipe(
         Effect.catchAll(() => Effect.sync(() => client.disconnect()))
@@ -100,22 +116,45 @@ const checkExec = (operation: StoreOperation) => (replies: Array<[Error | null, 
       discard: true
     })
 
-/** The store's options, strictly: a bad time to live fails the layer naming the option. @internal */
-export const checkStoreOptions = (options: StoreOptions): Effect.Effect<void, TokenStoreError> =>
+/**
+ * A duration option, strictly (see `TokenClient.decodeDuration`): a bad one fails the layer with a `TokenStoreError`
+ * naming the option. `positive`: zero is refused too, saying why the option needs a length.
+ *
+ * @internal
+ */
+export const durationOption = (
+  name: string,
+  input: Duration.DurationInput | undefined,
+  fallback: Duration.Duration,
+  positive?: string
+): Effect.Effect<Duration.Duration, TokenStoreError> =>
   Effect.suspend(() => {
-    const decoded = decodeDuration(options.timeToLive ?? defaults.timeToLive)
-    if (Either.isRight(decoded) && Duration.toMillis(decoded.right) > 0) return Effect.void
+    const decoded = decodeDuration(input ?? fallback)
+    if (Either.isRight(decoded) && (positive === undefined || Duration.toMillis(decoded.right) > 0)) {
+      return Effect.succeed(decoded.right)
+    }
     return Effect.fail(
       new TokenStoreError({
         store: "redis",
         operation: "start",
         transient: false,
-        reason: `the option timeToLive ${
-          Either.isLeft(decoded) ? decoded.left : "must be longer than zero (the provider's refresh token lifetime)"
-        }`
+        reason: `the option ${name} ${Either.isLeft(decoded) ? decoded.left : `must be longer than zero (${positive})`}`
       })
     )
   })
+
+/** The store's options, strictly: a bad time to live fails the layer naming the option. @internal */
+export const checkStoreOptions = (options: StoreOptions): Effect.Effect<void, TokenStoreError> =>
+  Effect.asVoid(
+    durationOption("timeToLive", options.timeToLive, defaults.timeToLive, "the provider's refresh token lifetime")
+  )
+
+/** The lock's options, strictly. @internal */
+export const checkLockOptions = (options: LockOptions): Effect.Effect<void, TokenStoreError> =>
+  Effect.asVoid(Effect.all([
+    durationOption("leaseTime", options.leaseTime, defaults.leaseTime, "how long a lease lasts unless extended"),
+    durationOption("lockTimeout", options.lockTimeout, defaults.lockTimeout)
+  ]))
 
 /** @internal */
 export const makeUserTokenStore = (
