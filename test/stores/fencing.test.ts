@@ -22,7 +22,7 @@ import * as Path from "node:path"
 import { signIn } from "../support/login.js"
 import { rawRedis, redisUserTokensEnvironment, runId, tempDir } from "../support/stores.js"
 import type { Stall } from "./instance.worker.js"
-import { instanceEnvironment, startInstances } from "./instances.js"
+import { crossProcessTimeout, instanceEnvironment, startInstances } from "./instances.js"
 
 const key = TokenEncryption.generateKey()
 const leaseMillis = 300
@@ -85,28 +85,32 @@ layer(redisUserTokensEnvironment(rotating, key), {
   excludeTestServices: true,
   timeout: "60 seconds"
 })("fenced renewal across processes, rotating refresh tokens", (it) => {
-  it.scoped("a holder frozen before its refresh wakes to a lost lease and never spends the refresh token", () =>
-    Effect.gen(function*() {
-      const { afterTakeover, final, fencingTokens, frozen, initial, provider, report, takenOverAt, takeover, user } =
-        yield* stalledHolder(rotating, "refresh")
-      // order of events: frozen holder → takeover complete → holder woken, and only then answering
-      assert.isAbove(fencingTokens, frozen.fencingToken, "the takeover acquired the lease after the frozen holder")
-      assert.isDefined(report.stalled, "the holder froze")
-      assert.isAtLeast(report.stalled!.until, takenOverAt, "the holder stayed frozen until after the takeover")
-      // the woken holder stopped before the provider: one refresh in all, the takeover's
-      assert.deepStrictEqual(report.errors, { "TokenStoreError:lease": 1 })
-      assert.strictEqual(report.ok, 0)
-      assert.strictEqual(yield* provider.tokenRequests({ grantType: "refresh_token" }), 1)
-      // ... and never wrote: the store holds the takeover's tokens, as it did before the holder woke
-      assert.strictEqual(hash(final.accessToken!.accessToken), hash(takeover.accessToken))
-      assert.strictEqual(Redacted.value(final.refreshToken!), Redacted.value(afterTakeover.refreshToken!))
-      // no grant lost: the first refresh token was spent once, the stored one is alive and renews
-      assert.isFalse((yield* provider.introspect(Redacted.value(initial.refreshToken!))).active, "spent once")
-      assert.isTrue((yield* provider.introspect(Redacted.value(final.refreshToken!))).active, "the grant is alive")
-      const tokens = yield* UserTokens.UserTokens
-      yield* tokens.getFor(user, { forceRenewal: true })
-      assert.strictEqual(yield* provider.tokenRequests({ grantType: "refresh_token" }), 2)
-    }))
+  it.scoped(
+    "a holder frozen before its refresh wakes to a lost lease and never spends the refresh token",
+    () =>
+      Effect.gen(function*() {
+        const { afterTakeover, final, fencingTokens, frozen, initial, provider, report, takenOverAt, takeover, user } =
+          yield* stalledHolder(rotating, "refresh")
+        // order of events: frozen holder → takeover complete → holder woken, and only then answering
+        assert.isAbove(fencingTokens, frozen.fencingToken, "the takeover acquired the lease after the frozen holder")
+        assert.isDefined(report.stalled, "the holder froze")
+        assert.isAtLeast(report.stalled!.until, takenOverAt, "the holder stayed frozen until after the takeover")
+        // the woken holder stopped before the provider: one refresh in all, the takeover's
+        assert.deepStrictEqual(report.errors, { "TokenStoreError:lease": 1 })
+        assert.strictEqual(report.ok, 0)
+        assert.strictEqual(yield* provider.tokenRequests({ grantType: "refresh_token" }), 1)
+        // ... and never wrote: the store holds the takeover's tokens, as it did before the holder woke
+        assert.strictEqual(hash(final.accessToken!.accessToken), hash(takeover.accessToken))
+        assert.strictEqual(Redacted.value(final.refreshToken!), Redacted.value(afterTakeover.refreshToken!))
+        // no grant lost: the first refresh token was spent once, the stored one is alive and renews
+        assert.isFalse((yield* provider.introspect(Redacted.value(initial.refreshToken!))).active, "spent once")
+        assert.isTrue((yield* provider.introspect(Redacted.value(final.refreshToken!))).active, "the grant is alive")
+        const tokens = yield* UserTokens.UserTokens
+        yield* tokens.getFor(user, { forceRenewal: true })
+        assert.strictEqual(yield* provider.tokenRequests({ grantType: "refresh_token" }), 2)
+      }),
+    crossProcessTimeout
+  )
 })
 
 const nonRotating = `test:${runId()}:fence-write:`
@@ -115,21 +119,25 @@ layer(redisUserTokensEnvironment(nonRotating, key, { rotateRefreshTokens: false 
   excludeTestServices: true,
   timeout: "60 seconds"
 })("fenced renewal across processes, before the write", (it) => {
-  it.scoped("a holder frozen between its refresh and its write wakes to a lost lease and writes nothing", () =>
-    Effect.gen(function*() {
-      const { final, fencingTokens, frozen, provider, report, takenOverAt, takeover } = yield* stalledHolder(
-        nonRotating,
-        "write"
-      )
-      assert.isAbove(fencingTokens, frozen.fencingToken, "the takeover acquired the lease after the frozen holder")
-      assert.isAtLeast(report.stalled!.until, takenOverAt, "the holder stayed frozen until after the takeover")
-      // both asked the provider (the holder before it froze); only the takeover's token was stored
-      assert.strictEqual(yield* provider.tokenRequests({ grantType: "refresh_token" }), 2)
-      assert.deepStrictEqual(report.errors, { "TokenStoreError:lease": 1 })
-      assert.strictEqual(
-        hash(final.accessToken!.accessToken),
-        hash(takeover.accessToken),
-        "the takeover's write stands"
-      )
-    }))
+  it.scoped(
+    "a holder frozen between its refresh and its write wakes to a lost lease and writes nothing",
+    () =>
+      Effect.gen(function*() {
+        const { final, fencingTokens, frozen, provider, report, takenOverAt, takeover } = yield* stalledHolder(
+          nonRotating,
+          "write"
+        )
+        assert.isAbove(fencingTokens, frozen.fencingToken, "the takeover acquired the lease after the frozen holder")
+        assert.isAtLeast(report.stalled!.until, takenOverAt, "the holder stayed frozen until after the takeover")
+        // both asked the provider (the holder before it froze); only the takeover's token was stored
+        assert.strictEqual(yield* provider.tokenRequests({ grantType: "refresh_token" }), 2)
+        assert.deepStrictEqual(report.errors, { "TokenStoreError:lease": 1 })
+        assert.strictEqual(
+          hash(final.accessToken!.accessToken),
+          hash(takeover.accessToken),
+          "the takeover's write stands"
+        )
+      }),
+    crossProcessTimeout
+  )
 })

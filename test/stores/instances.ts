@@ -6,6 +6,13 @@ import { fileURLToPath } from "node:url"
 import { redisUrl } from "../support/stores.js"
 import type { Command, Report } from "./instance.worker.js"
 
+/**
+ * How long one cross-process test may take: processes start, discover the provider and contend on a machine whose
+ * CPUs other work shares (a test that takes 25 s alone took 50 s beside a CPU hog). Their assertions are about order,
+ * never duration; this bound only stops a hang.
+ */
+export const crossProcessTimeout = 180_000
+
 const defaultWorker = fileURLToPath(new URL("./instance.worker.ts", import.meta.url))
 
 export interface Instance {
