@@ -2,6 +2,7 @@ import * as CurrentUser from "@effect-atm/core/CurrentUser"
 import * as TokenError from "@effect-atm/core/TokenError"
 import * as HttpApiLogin from "@effect-atm/oidc-login/HttpApiLogin"
 import * as OidcLogin from "@effect-atm/oidc-login/OidcLogin"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
@@ -162,5 +163,38 @@ describe("HttpApiLogin", () => {
       const goneApi = yield* call(handler, "/gone-api", browser.cookieHeader)
       assert.strictEqual(goneApi.status, 401)
       assert.strictEqual(JSON.parse(goneApi.body).error, "sign_in_required")
+    }))
+
+  it.scopedLive("HttpLayerRouter: the HttpApi with Authentication, and WWW-Authenticate from a router middleware", () =>
+    Effect.gen(function*() {
+      const harness = yield* Harness.make()
+      const { browser } = yield* Harness.signIn(harness, "alice")
+      const login = Layer.succeed(OidcLogin.OidcLogin, harness.login)
+      const routes = HttpLayerRouter.addHttpApi(Api).pipe(
+        Layer.provide(AccountLive),
+        Layer.provide(HttpApiLogin.layerAuthentication),
+        Layer.provide(login),
+        Layer.provide(
+          HttpLayerRouter.middleware(HttpApiLogin.wwwAuthenticate, { global: true }).pipe(
+            Layer.provide(login)
+          )
+        )
+      )
+      const web = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          HttpLayerRouter.toWebHandler(routes.pipe(Layer.provide(NodeHttpServer.layerContext)), {
+            disableLogger: true
+          })
+        ),
+        (web) => Effect.promise(() => web.dispose())
+      )
+      const handler = (request: Request) => web.handler(request, Context.empty() as never)
+      const me = yield* call(handler, "/me", browser.cookieHeader)
+      assert.strictEqual(me.status, 200)
+      assert.strictEqual(JSON.parse(me.body).subject, "alice")
+      const anonymous = yield* call(handler, "/me")
+      assert.strictEqual(anonymous.status, 401)
+      assert.strictEqual(JSON.parse(anonymous.body).error, "unauthenticated")
+      assert.match(anonymous.headers.get("www-authenticate") ?? "", /^Cookie realm=/)
     }))
 })
