@@ -70,6 +70,12 @@ export interface Options {
    * on the code exchange, on refresh and on every API call. Default: false (bearer tokens).
    */
   readonly dpop?: boolean | undefined
+  /**
+   * Client authentication with a signed assertion instead of a secret: the provider's `web-private-key-jwt` client
+   * with `authentication: "private_key_jwt"` and the key the provider made at start-up. Combines with `dpop`.
+   * Default: false (`client_secret_basic`).
+   */
+  readonly privateKeyJwt?: boolean | undefined
 }
 
 /** What a running app exposes, for `main.ts` and for tests. */
@@ -237,12 +243,22 @@ export const layer = (
   // decoded once for the login and the token managers
   const registered = options.dpop ? IdentityProvider.Clients.webDpop : IdentityProvider.Clients.web
   const client = Effect.flatMap(IdentityProvider.IdentityProvider, (provider) =>
-    TokenClient.decode({
-      issuer: provider.issuer,
-      clientId: registered.clientId,
-      clientSecret: Redacted.make(registered.clientSecret),
-      dpop: options.dpop ?? false
-    }))
+    TokenClient.decode(
+      options.privateKeyJwt
+        ? {
+          issuer: provider.issuer,
+          clientId: IdentityProvider.Clients.webPrivateKeyJwt.clientId,
+          authentication: "private_key_jwt",
+          privateKey: Redacted.make(provider.clientPrivateKeys.pem),
+          dpop: options.dpop ?? false
+        }
+        : {
+          issuer: provider.issuer,
+          clientId: registered.clientId,
+          clientSecret: Redacted.make(registered.clientSecret),
+          dpop: options.dpop ?? false
+        }
+    ))
 
   // 1. Store registration: the user token store, and token management over it
   // tokens live no longer than the longest session (OidcLogin's absolute timeout, 12 hours by default)

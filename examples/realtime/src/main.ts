@@ -3,8 +3,8 @@
  * proxy, sharing Redis: `npm run realtime -- --instances 2`.
  *
  * Environment: `PORT` (default 3000; 0 picks a free port), `ACCESS_TOKEN_TTL` in seconds (default 20), `DPOP`
- * (`true` for DPoP-bound tokens; default false; one instance), `REDIS_URL` with two instances (default
- * `redis://127.0.0.1:6379`).
+ * (`true` for DPoP-bound tokens; default false; one instance), `PRIVATE_KEY_JWT` (`true` for private_key_jwt client
+ * authentication; default false; one instance), `REDIS_URL` with two instances (default `redis://127.0.0.1:6379`).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Config from "effect/Config"
@@ -45,7 +45,8 @@ const main = Effect.gen(function*() {
   const port = yield* Config.integer("PORT").pipe(Config.withDefault(3000))
   const accessTokenTtl = yield* Config.integer("ACCESS_TOKEN_TTL").pipe(Config.withDefault(20))
   const dpop = yield* Config.boolean("DPOP").pipe(Config.withDefault(false))
-  const start = (port: number) => Layer.build(App.layer({ port, accessTokenTtl, dpop }))
+  const privateKeyJwt = yield* Config.boolean("PRIVATE_KEY_JWT").pipe(Config.withDefault(false))
+  const start = (port: number) => Layer.build(App.layer({ port, accessTokenTtl, dpop, privateKeyJwt }))
   const context = yield* start(port).pipe(
     // a busy port should not stop a demo: take a free one instead
     Effect.catchTag(

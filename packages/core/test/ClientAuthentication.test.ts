@@ -16,6 +16,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
 import * as Crypto from "node:crypto"
+import * as oidc from "openid-client"
 import { claims, clientCredentials, identity } from "../../../test/support/environment.js"
 import { assertNoSecrets, renderings } from "../../../test/support/redaction.js"
 
@@ -152,6 +153,61 @@ layer(identity())("client authentication against the embedded provider", (it) =>
         const error = yield* Effect.flip(endpoint.revoke(wrong, Redacted.make("some-token"), "refresh_token"))
         if (error._tag === "TokenRequestRejected") assert.strictEqual(error.operation, "revocation")
         else assert.fail(`expected TokenRequestRejected, got ${error._tag}`)
+      }).pipe(Effect.provide(withClients)))
+  })
+
+  describe("private_key_jwt for user tokens", () => {
+    it.effect("the code exchange, the refresh and the revocation each authenticate with a fresh assertion", () =>
+      Effect.gen(function*() {
+        const provider = yield* IdentityProvider.IdentityProvider
+        const endpoint = yield* TokenEndpoint.TokenEndpoint
+        assertions.length = 0
+        const clientId = IdentityProvider.Clients.webPrivateKeyJwt.clientId
+        const client = yield* TokenClient.decode({
+          issuer: provider.issuer,
+          clientId,
+          authentication: "private_key_jwt",
+          privateKey: Redacted.make(provider.clientPrivateKeys.pem)
+        })
+        // the authorization request, built with openid-client, completed without a browser
+        const metadata = yield* endpoint.metadata(client)
+        const config = new oidc.Configuration(metadata as oidc.ServerMetadata, clientId)
+        oidc.allowInsecureRequests(config)
+        const verifier = oidc.randomPKCECodeVerifier()
+        const state = oidc.randomState()
+        const nonce = oidc.randomNonce()
+        const url = oidc.buildAuthorizationUrl(config, {
+          redirect_uri: "http://127.0.0.1:1/callback",
+          scope: "openid offline_access api.read",
+          code_challenge: yield* Effect.promise(() => oidc.calculatePKCECodeChallenge(verifier)),
+          code_challenge_method: "S256",
+          prompt: "consent",
+          resource: IdentityProvider.Resources.demoApi,
+          state,
+          nonce
+        })
+        const callbackUrl = yield* provider.authorize(url, "alice")
+        const signedIn = yield* endpoint.request(
+          client,
+          TokenEndpoint.Grant.AuthorizationCode({
+            callbackUrl,
+            codeVerifier: Redacted.make(verifier),
+            expectedState: state,
+            expectedNonce: Redacted.make(nonce),
+            options: { resource: IdentityProvider.Resources.demoApi }
+          })
+        )
+        assert.strictEqual(claims(value(signedIn.accessToken)).sub, "alice")
+        const refreshed = yield* endpoint.request(
+          client,
+          TokenEndpoint.Grant.RefreshToken({ refreshToken: signedIn.refreshToken! })
+        )
+        assert.notStrictEqual(value(refreshed.accessToken), value(signedIn.accessToken))
+        yield* endpoint.revoke(client, refreshed.refreshToken!, "refresh_token")
+        const introspected = yield* provider.introspect(Redacted.value(refreshed.refreshToken!))
+        assert.isFalse(introspected.active, "the refresh token was revoked")
+        assert.strictEqual(assertions.length, 3)
+        assert.strictEqual(new Set(assertions.map((a) => a.payload.jti)).size, 3)
       }).pipe(Effect.provide(withClients)))
   })
 

@@ -331,6 +331,8 @@ export const Resources = {
  * - `web`, `webPost`: confidential web apps, `authorization_code` (PKCE S256 required) and `refresh_token`,
  *   authenticating with `client_secret_basic` / `client_secret_post`; scope
  *   `openid profile email offline_access api.read api.write other.read`.
+ * - `webPrivateKeyJwt`: as `web`, authenticating with `private_key_jwt` (the keys of `clientPrivateKeys`); it
+ *   accepts DPoP proofs too.
  * - `machineDpop`, `webDpop`: as `machineBasic` and `web`, but their access tokens must be DPoP-bound
  *   (`dpop_bound_access_tokens`): a token request without a DPoP proof is refused.
  * - `publicDpop`: a public client (no secret, `token_endpoint_auth_method: none`) of the code flow with refresh
@@ -355,6 +357,7 @@ export const Clients = {
   machineDpop: { clientId: "machine-dpop", clientSecret: "machine-dpop-secret" },
   /** @since 0.3.0 */
   webDpop: { clientId: "web-dpop", clientSecret: "web-dpop-secret" },
+  webPrivateKeyJwt: { clientId: "web-private-key-jwt" },
   /** @since 0.3.0 */
   publicDpop: { clientId: "public-dpop" }
 } as const

@@ -259,6 +259,15 @@ export const make = (options: Options = {}) =>
       { ...machineClient(Clients.machineDpop, "client_secret_basic"), ...dpopBound },
       { ...webClient(Clients.webDpop, "client_secret_basic", "Web app, DPoP (dev)"), ...dpopBound },
       {
+        ...webClient(
+          { clientId: Clients.webPrivateKeyJwt.clientId, clientSecret: "" },
+          "private_key_jwt",
+          "Web app, private_key_jwt (dev)"
+        ),
+        client_secret: undefined,
+        jwks: { keys: clientKeys.publicJwks }
+      },
+      {
         // a public client: its refresh tokens are bound to the DPoP key of the code exchange (RFC 9449 §5)
         ...withoutSecret(
           webClient({ clientId: Clients.publicDpop.clientId, clientSecret: "" }, "none", "Public app, DPoP (dev)")
