@@ -210,11 +210,13 @@ export const make = <K, V, E>(
      * Joins the renewal in flight for the key, or starts one in the cache's scope — unless the key is backing off,
      * then fails at once with the error that started the window. `held` is a value still valid (inside its renewal
      * window, not expired) that callers are served while renewal fails: its renewal is retried in the background.
+     * `retryOf` is the end of the window a background retry waited for: that window does not refuse it.
      */
     const flight = (
       key: K,
       rejected: AccessToken | undefined,
-      held?: V
+      held?: V,
+      retryOf?: number
     ): Effect.Effect<V, E | TokenStoreError | TokenManagerClosed> =>
       Effect.clockWith((clock) => {
         if (closed) return failClosed
@@ -230,7 +232,10 @@ export const make = <K, V, E>(
           })
         }
         const backingOff = backoffs.get(id)
-        if (backingOff !== undefined && clock.unsafeCurrentTimeMillis() < backingOff.until) {
+        if (
+          backingOff !== undefined && clock.unsafeCurrentTimeMillis() < backingOff.until &&
+          (retryOf === undefined || backingOff.until > retryOf)
+        ) {
           instruments?.lookup(key, "backoff")
           const error = Effect.fail(backingOff.error)
           return held === undefined ? error : Effect.zipRight(scheduleRetry(key, id, held), error)
@@ -271,7 +276,9 @@ export const make = <K, V, E>(
         retries.add(id)
         return Effect.sleep(Math.max(0, window.until - clock.unsafeCurrentTimeMillis())).pipe(
           Effect.zipRight(Effect.sync(() => retries.delete(id))),
-          Effect.zipRight(Effect.suspend(() => flight(key, undefined, held))),
+          // waking at the window's end may still read as a hair before it: refused by that window, the retry would
+          // be scheduled again at once, and again, never letting the clock (or a TestClock) move on
+          Effect.zipRight(Effect.suspend(() => flight(key, undefined, held, window.until))),
           Effect.ignore,
           Effect.onInterrupt(() => Effect.sync(() => retries.delete(id))),
           // scheduled from a renewal's exit handler, which is uninterruptible: the retry must not inherit that
