@@ -76,6 +76,11 @@ export interface Options {
    * Default: false (`client_secret_basic`).
    */
   readonly privateKeyJwt?: boolean | undefined
+  /**
+   * Websocket limits: the largest message a browser may send (default 64 KiB; larger closes the connection with
+   * 1009) and the connections one session may hold (default 10; more are refused with 429).
+   */
+  readonly websocket?: OidcLogin.WebsocketOptions | undefined
 }
 
 /** What a running app exposes, for `main.ts` and for tests. */
@@ -278,7 +283,8 @@ export const layer = (
       client: yield* client,
       baseUrl: `http://127.0.0.1:${address.port}`,
       scope: "openid profile email offline_access api.read",
-      resource: IdentityProvider.Resources.demoApi
+      resource: IdentityProvider.Resources.demoApi,
+      websocket: options.websocket
     })
   }))
 

@@ -46,7 +46,11 @@ const main = Effect.gen(function*() {
   const accessTokenTtl = yield* Config.integer("ACCESS_TOKEN_TTL").pipe(Config.withDefault(20))
   const dpop = yield* Config.boolean("DPOP").pipe(Config.withDefault(false))
   const privateKeyJwt = yield* Config.boolean("PRIVATE_KEY_JWT").pipe(Config.withDefault(false))
-  const start = (port: number) => Layer.build(App.layer({ port, accessTokenTtl, dpop, privateKeyJwt }))
+  const websocket = {
+    maxMessageBytes: yield* Config.integer("WS_MAX_MESSAGE_BYTES").pipe(Config.withDefault(65_536)),
+    maxConnectionsPerSession: yield* Config.integer("WS_MAX_CONNECTIONS_PER_SESSION").pipe(Config.withDefault(10))
+  }
+  const start = (port: number) => Layer.build(App.layer({ port, accessTokenTtl, dpop, privateKeyJwt, websocket }))
   const context = yield* start(port).pipe(
     // a busy port should not stop a demo: take a free one instead
     Effect.catchTag(
