@@ -150,6 +150,53 @@ layer(Env, { excludeTestServices: true, timeout: "60 seconds" })("PostgreSQL adv
       assert.strictEqual(yield* refreshTokenOf, "rt-a3")
     }))
 
+  it.scoped("the lock's session ends after the provider rotated the refresh token: stored under a new lease", () =>
+    Effect.gen(function*() {
+      const provider = yield* IdentityProvider.IdentityProvider
+      const backend = yield* Layer.build(
+        Layer.merge(SqlStore.layer({ tablePrefix: prefix }), SqlTokenLock.layer({ lockTimeout: "20 seconds" })).pipe(
+          Layer.provide(TokenEncryption.layerPlaintext),
+          Layer.provide(PgClient.layer({ url: Redacted.make(pgUrl) })),
+          Layer.orDie
+        )
+      )
+      const inner = Context.get(backend, UserTokenStore.UserTokenStore)
+      let armed = false
+      // the renewal's write: first the session holding its lock is ended (a dropped connection, a failover)
+      const dropping = UserTokenStore.UserTokenStore.of({
+        ...inner,
+        store: (user, token, params) =>
+          Effect.flatMap(TokenLock.CurrentLease, (lease) => {
+            if (!armed || Option.isNone(lease)) return inner.store(user, token, params)
+            armed = false
+            return Effect.zipRight(terminateHolder(lease.value.key), inner.store(user, token, params))
+          })
+      })
+      const services = yield* Layer.build(
+        webUserTokens.pipe(
+          Layer.provideMerge(Layer.succeed(UserTokenStore.UserTokenStore, dropping)),
+          Layer.provideMerge(Layer.succeed(TokenLock.TokenLock, Context.get(backend, TokenLock.TokenLock))),
+          Layer.provideMerge(Layer.succeed(IdentityProvider.IdentityProvider, provider))
+        )
+      )
+      const { user } = yield* signIn("pg-session-dropped").pipe(Effect.provide(services))
+      const storeKey = CurrentUser.storeKey(user)
+      const spent = Redacted.value(Option.getOrThrow(yield* inner.get(storeKey)).refreshToken!)
+      yield* provider.resetCounters
+      armed = true
+      const token = yield* Effect.flatMap(
+        UserTokens.UserTokens,
+        (tokens) => tokens.getFor(user, { forceRenewal: true })
+      )
+        .pipe(Effect.provide(services))
+      assert.isFalse(armed, "the session was dropped during the write")
+      assert.strictEqual(yield* provider.tokenRequests({ grantType: "refresh_token" }), 1)
+      const stored = Option.getOrThrow(yield* inner.get(storeKey, { resource: IdentityProvider.Resources.demoApi }))
+      assert.strictEqual(Redacted.value(stored.accessToken!.accessToken), Redacted.value(token.accessToken))
+      assert.notStrictEqual(Redacted.value(stored.refreshToken!), spent, "the rotated refresh token was stored")
+      assert.isTrue((yield* provider.introspect(Redacted.value(stored.refreshToken!))).active, "the grant is alive")
+    }))
+
   it.scoped("the lock excludes other sessions, times out with a typed error, and fails on SQLite", () =>
     Effect.gen(function*() {
       const session = (lockTimeout: Duration.DurationInput) =>

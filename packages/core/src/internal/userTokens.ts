@@ -1,5 +1,6 @@
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import { AccessToken, type TokenRequestOptions } from "../AccessToken.js"
 import * as CurrentUser from "../CurrentUser.js"
@@ -77,11 +78,28 @@ export const make = (options: Options) =>
      * one): a store failing for a moment (a restarting Redis, a dropped connection) is retried while the renewal
      * lock is held, rather than the token thrown away and the user's grant with it.
      */
-    const storeRotated = (key: Key, token: UserToken) =>
-      store.store(key.storeKey, token, key.params).pipe(
+    const storeRotated = (key: Key, token: UserToken, spent: Redacted.Redacted<string>) => {
+      const write = store.store(key.storeKey, token, key.params).pipe(
         // a write refused because the lease was lost stays refused: another instance may have taken over
         Effect.retry({ schedule: rotatedWriteRetry, while: (error) => error.transient && !isLeaseLost(error) })
       )
+      const rotated = token.refreshToken !== undefined && Redacted.value(token.refreshToken) !== Redacted.value(spent)
+      if (lock === undefined || !rotated) return write
+      // The lease was lost after the provider rotated the refresh token (a dropped session, a stall): unless another
+      // instance stored since, the rotated token is the grant's only one. Under a new lease, store it if the store
+      // still holds the spent one; if anything else is there, whoever stored it decides.
+      return Effect.catchIf(write, isLeaseLost, (lost) =>
+        lock.withLock(key.storeKey)(
+          Effect.flatMap(store.get(key.storeKey), (stored) =>
+            Option.exists(
+                stored,
+                (stored) =>
+                  stored.refreshToken !== undefined && Redacted.value(stored.refreshToken) === Redacted.value(spent)
+              )
+              ? write
+              : Effect.fail(lost))
+        ))
+    }
 
     const refresh = (key: Key, current: Option.Option<UserToken>) =>
       Effect.gen(function*() {
@@ -124,7 +142,8 @@ export const make = (options: Options) =>
                       ...current.value,
                       refreshToken: rotated,
                       ...(dpopKey === undefined ? {} : { dpopKey })
-                    })
+                    }),
+                    refreshToken
                   )
               })
             )
@@ -137,7 +156,7 @@ export const make = (options: Options) =>
           ...(response.idToken === undefined ? {} : { idToken: response.idToken }),
           ...(dpopKey === undefined ? {} : { dpopKey })
         })
-        yield* storeRotated(key, token)
+        yield* storeRotated(key, token, refreshToken)
         return token
       }).pipe(
         metrics.renewal,
