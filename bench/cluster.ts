@@ -7,8 +7,9 @@
  *      also has the same get on the shared store without a near cache (a round trip and a decryption per get).
  * P13: two instances sharing the store and the bus (each with its own connections, in this process, on loopback):
  *      B keeps getting the user's token (a get every millisecond), A signs the user out (`OidcEvents.signingOut`:
- *      revoke at the provider, clear the store, publish); the latency is from A's sign-out call to B's first
- *      `SignInRequired`, and from A's clear (its publish) to it. 20 sign-outs per backend (goal: median ≤ 100 ms).
+ *      under the renewal lock, clear the store and publish, then revoke at the provider); the latency is from A's
+ *      sign-out call to B's first `SignInRequired`, and from A's own delivery of its publish to it. 20 sign-outs
+ *      per backend (goal: median ≤ 100 ms).
  */
 import {
   ClusterEvents,

@@ -197,15 +197,17 @@ export const make = (options: Options) =>
      */
     const revokeAndClear = <E>(
       storeKey: string,
-      onRevokeFailure: (error: TokenEndpointError) => Effect.Effect<void, E>
+      onRevokeFailure: (error: TokenEndpointError) => Effect.Effect<void, E>,
+      clearFirst = false
     ) =>
       Effect.gen(function*() {
         const stored = yield* store.get(storeKey)
         const refreshToken = Option.flatMapNullable(stored, (token) => token.refreshToken)
+        if (clearFirst) yield* store.clear(storeKey)
         if (Option.isSome(refreshToken)) {
           yield* Effect.catchAll(endpoint.revoke(client, refreshToken.value, "refresh_token"), onRevokeFailure)
         }
-        yield* store.clear(storeKey)
+        if (!clearFirst) yield* store.clear(storeKey)
       }).pipe(cache.withLock(storeKey))
 
     const tokens: UserTokens["Type"] = {
@@ -248,11 +250,13 @@ export const make = (options: Options) =>
             storeParams
           )
         }).pipe(Effect.withSpan("OidcEvents.tokenValidated")),
+      // cleared before the provider is asked to revoke: with a near cache, the other instances stop using the
+      // tokens within the bus's latency rather than after the provider's answer (a failure to revoke is logged)
       signingOut: (user) =>
         revokeAndClear(
           CurrentUser.storeKey(user),
-          (error) =>
-            Effect.logWarning("Could not revoke the refresh token at sign-out; clearing it anyway", error.message)
+          (error) => Effect.logWarning("Could not revoke the refresh token at sign-out; it is cleared", error.message),
+          true
         ).pipe(Effect.withSpan("OidcEvents.signingOut"))
     }
 
