@@ -14,6 +14,7 @@ import type { DemoApi, StandaloneOptions } from "../DemoApi.js"
 import { Resources } from "../IdentityProvider.js"
 import { testCertificates } from "./certificates.js"
 import { checkProof, supportedAlgorithms } from "./dpopProof.js"
+import { keepAliveTimeout } from "./http.js"
 
 const REALM = "demo-api"
 
@@ -188,7 +189,7 @@ export const make = (options: StandaloneOptions) =>
       )
     })
 
-    const server = yield* NodeHttpServer.make(() => Http.createServer(), {
+    const server = yield* NodeHttpServer.make(() => Http.createServer({ keepAliveTimeout }), {
       port: options.port ?? 0,
       host: "127.0.0.1"
     }).pipe(
@@ -205,7 +206,8 @@ export const make = (options: StandaloneOptions) =>
           cert: tls.server.certificate,
           key: tls.server.key,
           requestCert: true,
-          rejectUnauthorized: false
+          rejectUnauthorized: false,
+          keepAliveTimeout
         }) as unknown as Http.Server,
       { port: 0, host: "127.0.0.1" }
     ).pipe(Effect.orDie)

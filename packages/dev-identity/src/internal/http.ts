@@ -2,6 +2,15 @@ import type * as Http from "node:http"
 
 const MAX_BODY = 64 * 1024
 
+/**
+ * How long the servers keep an idle connection: longer than clients keep theirs (undici: 4 s). A server closing a
+ * pooled connection just as a client reuses it answers that request with ECONNRESET, which a loaded machine turns
+ * from rare into routine.
+ *
+ * @internal
+ */
+export const keepAliveTimeout = 30_000
+
 /** @internal */
 export const readBody = async (req: Http.IncomingMessage): Promise<string> => {
   const chunks: Array<Buffer> = []

@@ -17,6 +17,7 @@ import type {
 } from "../IdentityProvider.js"
 import { authorize } from "./authorize.js"
 import { testCertificates } from "./certificates.js"
+import { keepAliveTimeout } from "./http.js"
 import { accountIdPattern, interactionsMiddleware } from "./interactions.js"
 import { signingKeys } from "./keys.js"
 import { makeAdapterFactory, MemoryStore } from "./memoryAdapter.js"
@@ -160,7 +161,7 @@ export const make = (options: Options = {}) =>
       res.end()
     }
     const server = yield* Effect.acquireRelease(
-      Effect.sync(() => Http.createServer((req, res) => handler(req, res))),
+      Effect.sync(() => Http.createServer({ keepAliveTimeout }, (req, res) => handler(req, res))),
       (server) =>
         Effect.suspend(() => {
           controller.abort()
@@ -186,7 +187,8 @@ export const make = (options: Options = {}) =>
           key: tls.server.key,
           ca: [tls.ca],
           requestCert: true,
-          rejectUnauthorized: false
+          rejectUnauthorized: false,
+          keepAliveTimeout
         }, (req, res) => handler(req, res))
       ),
       (server) => close(server as unknown as Http.Server)
