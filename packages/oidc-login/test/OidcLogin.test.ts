@@ -577,8 +577,8 @@ describe("OidcLogin", () => {
       Effect.gen(function*() {
         const harness = yield* Harness.make()
         const user = new Harness.Browser(harness.url)
+        // the user is at the provider's login page while the flood runs (an authorization code lives a minute)
         const url = yield* Harness.startSignIn(harness, user)
-        const callback = yield* harness.provider.authorize(url, "alice")
 
         // anonymous callers, each without cookies: 20,000 sign-ins started, nothing kept on the server for them
         let started = 0
@@ -599,6 +599,7 @@ describe("OidcLogin", () => {
         assert.strictEqual(started, 20_000)
         assert.strictEqual(harness.sessionCalls.counts.set ?? 0, 0, "no sign-in start wrote to the session store")
 
+        const callback = yield* harness.provider.authorize(url, "alice")
         const done = yield* user.fetch(callback.pathname + callback.search)
         assert.strictEqual(done.status, 303, "the user's sign-in completes")
         assert.strictEqual((yield* user.fetch("/api/me")).status, 200)
