@@ -9,7 +9,7 @@ import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Scope from "effect/Scope"
-import { type AccessToken, isFresh, isSameToken } from "../AccessToken.js"
+import { type AccessToken, isFresh, isSameToken, renewAt } from "../AccessToken.js"
 import type { Backend, Backoff, Options, TokenCache } from "../TokenCache.js"
 import { isTokenError, isTransient, TokenManagerClosed, type TokenStoreError } from "../TokenError.js"
 import { ensureHeld } from "../TokenLock.js"
@@ -61,6 +61,12 @@ const resolveBackoff = (backoff: Backoff | false | undefined): ResolvedBackoff |
     jitter: Math.min(1, Math.max(0, backoff?.jitter ?? defaultBackoff.jitter))
   }
 
+interface MemoEntry<V> {
+  /** `AccessToken.isFresh` is true before this instant. */
+  readonly freshUntil: number
+  readonly hit: Effect.Effect<V>
+}
+
 interface LockEntry {
   readonly semaphore: Effect.Semaphore
   users: number
@@ -79,7 +85,8 @@ export const make = <K, V, E>(
     const lockKeyOf = backend.lockKeyOf ?? backend.keyOf
     const flights = new Map<string, Deferred.Deferred<V, E | TokenStoreError | TokenManagerClosed>>()
     const locks = new Map<string, LockEntry>()
-    const memo = options.memoize ? new Map<string, V>() : undefined
+    // a hit is one comparison: each entry keeps the instant it stops being fresh and its ready-made success
+    const memo = options.memoize ? new Map<string, MemoEntry<V>>() : undefined
 
     // Once the scope has closed no renewal can run in it any more (a fiber forked into a closed scope is
     // interrupted before it starts, leaving its waiters hanging): every call fails at once instead, and the
@@ -98,7 +105,11 @@ export const make = <K, V, E>(
     const remember = (id: string, value: V) => {
       if (memo === undefined) return
       if (memo.size >= 10_000 && !memo.has(id)) memo.delete(memo.keys().next().value!)
-      memo.set(id, value)
+      const token = backend.accessToken(value)
+      memo.set(id, {
+        freshUntil: token === undefined ? -Infinity : Math.min(renewAt(token, renewBefore), token.expiresAt),
+        hit: Effect.succeed(value)
+      })
     }
 
     const backoff = resolveBackoff(options.backoff)
@@ -324,12 +335,10 @@ export const make = <K, V, E>(
       (key: K): Effect.Effect<V, E | TokenStoreError | TokenManagerClosed> =>
         Effect.clockWith((clock) => {
           if (closed) return failClosed
-          const value = memo.get(backend.keyOf(key))
-          if (value === undefined || freshToken(value, clock.unsafeCurrentTimeMillis()) === undefined) {
-            return read(key)
-          }
+          const entry = memo.get(backend.keyOf(key))
+          if (entry === undefined || clock.unsafeCurrentTimeMillis() >= entry.freshUntil) return read(key)
           instruments?.lookup(key, "hit")
-          return Effect.succeed(value)
+          return entry.hit
         })
 
     /** A forced renewal treats whatever token is stored now as rejected. */
