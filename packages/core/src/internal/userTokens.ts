@@ -98,6 +98,10 @@ export const make = (options: Options) =>
               )
               ? write
               : Effect.fail(lost))
+        ).pipe(
+          // the fault that lost the lease (a dropped session, a restarting Redis) may still be passing: try again,
+          // re-checking the store each time, until the write lands or someone else's tokens are found there
+          Effect.retry({ schedule: rotatedWriteRetry, while: (error) => error !== lost && error.transient })
         ))
     }
 
