@@ -463,13 +463,12 @@ describe("chaos soak", () => {
     () => soak("redis"),
     timeout
   )
-  // Skipped: since the fenced lease (a failed extension is a lost lease), a Redis restart (SIGKILL, back on the same
-  // port and append-only file within a second or so) makes every renewal in flight refuse to write the refresh token
-  // the provider just rotated ("it was lost (Redis did not extend it: Stream isn't writeable ...)"), though the lease
-  // key survived the restart: the next refresh spends the old token and the provider revokes the grant. 300 s with
-  // 14 restarts: 19 such refusals, 16 grants lost with no other explanation (30 of 45 lost in all). Before fencing,
-  // with the write retried (UserTokens), restarts cost no grant. Enable once a lease that could not be confirmed is
-  // left to the write script's fencing check instead of being given up.
+  // Skipped for now. A Redis restart (SIGKILL, back on the same port and append-only file) leaves leases in doubt;
+  // since the write script's fencing check alone decides (not the failed extension), no grant is lost: two runs of
+  // 60 s with 3 restarts lost none (before: 16 of 45 in 300 s). One of those runs, on a machine loaded ~15 on 2
+  // cores, saw 2 of 818 tokens whose expiry (counted from the request's sending) lay 1,013 ms after their `exp`,
+  // 13 ms over the check's whole-second allowance, which is not explained yet: until it is, this variant is run by
+  // hand (`npx vitest run test/soak -t "Redis restarted"` after removing `.skip`).
   it.scopedLive.skip(
     `Redis restarted too: ${processes} processes × ${userCount} users, ${seconds} s of faults`,
     () => soak("redis", { restartRedis: true }),

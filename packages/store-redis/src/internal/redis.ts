@@ -365,14 +365,13 @@ const fencedWrite = <A>(
 ): Effect.Effect<A, TokenStoreError> =>
   Effect.flatMap(redisLeaseOf(client), (lease) => {
     if (lease === undefined) return TokenLock.fenced(unfenced)
-    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const lost = localCheck(lease, now)
-      if (lost !== undefined) return Effect.fail(TokenLock.leaseLost({ store, reason: lost }))
-      return Effect.flatMap(fencedScript(lease.lockKey, lease.value), (result) =>
-        result === "lost"
-          ? Effect.fail(TokenLock.leaseLost({ store, reason: lostInRedis }))
-          : Effect.succeed(result))
-    })
+    // No local verdict here: the script's check is atomic with the write and is the only one that counts. An
+    // extension that failed while Redis restarted leaves the lease in doubt, not lost; refusing the write on that
+    // doubt would throw away a refresh token the provider has just rotated, although nobody else took the lease.
+    return Effect.flatMap(fencedScript(lease.lockKey, lease.value), (result) =>
+      result === "lost"
+        ? Effect.fail(TokenLock.leaseLost({ store, reason: lostInRedis }))
+        : Effect.succeed(result))
   })
 
 /** Takes the lease if it is free, with the next fencing token (the value is `<token>:<owner>`); else 0. */
