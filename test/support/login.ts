@@ -1,5 +1,6 @@
 import { CurrentUser, OidcEvents } from "@effect-atm/core"
 import { IdentityProvider } from "@effect-atm/dev-identity"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as oidc from "openid-client"
 
@@ -57,12 +58,14 @@ export const codeFlow = (account: string, options?: LoginOptions) =>
 /** Signs a user in and seeds the token store through `OidcEvents.tokenValidated`, as a login handler would. */
 export const signIn = (account: string, options?: LoginOptions) =>
   Effect.gen(function*() {
+    // the token's expiry counts from when the code exchange was sent, as the library's own requests count it
+    const sentAt = yield* Clock.currentTimeMillis
     const response = yield* codeFlow(account, options)
     const user = new CurrentUser.User({
       subject: response.claims()!.sub,
       ...(options?.sessionId === undefined ? {} : { sessionId: options.sessionId })
     })
     const events = yield* OidcEvents.OidcEvents
-    yield* events.tokenValidated(user, response)
+    yield* events.tokenValidated(user, response, undefined, { sentAt })
     return { user, response }
   })

@@ -49,12 +49,18 @@ export class OidcEvents extends Context.Tag("@effect-atm/core/OidcEvents")<OidcE
    * Stores the tokens of a validated token endpoint response (the code exchange) for the user. `params` are the
    * resource and scope the login asked for (default: the configured default resource). `options.dpopKey` is the
    * DPoP proof key the code exchange proved (see `DPoP`): it becomes the session's key, stored with its tokens.
+   * `options.sentAt` is when the code exchange was sent (`Clock` milliseconds): the access token's expiry counts
+   * from it, since the provider may have issued the token any time after (without it: from now, later than the
+   * token's own expiry by as long as the answer took).
    */
   readonly tokenValidated: (
     user: User,
     response: RawTokenResponse,
     params?: TokenRequestOptions,
-    options?: { readonly dpopKey?: Redacted.Redacted<string> | undefined }
+    options?: {
+      readonly dpopKey?: Redacted.Redacted<string> | undefined
+      readonly sentAt?: number | undefined
+    }
   ) => Effect.Effect<void, InvalidTokenResponse | TokenStoreError>
   /**
    * Revokes the user's refresh token (a failure to revoke is logged, not raised: the user is signing out either

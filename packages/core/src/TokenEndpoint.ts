@@ -150,11 +150,16 @@ export class TokenEndpoint extends Context.Tag("@effect-atm/core/TokenEndpoint")
    * `tokenEndpoint` and `revocationEndpoint` when those are configured.
    */
   readonly metadata: (client: TokenClientLike) => Effect.Effect<ServerMetadata, DiscoveryFailed>
-  /** Decodes a token response obtained elsewhere (e.g. the code exchange of a login) the way `request` does. */
+  /**
+   * Decodes a token response obtained elsewhere (e.g. the code exchange of a login) the way `request` does. The
+   * token's expiry counts from `sentAt` (Clock milliseconds when the request was sent: the token may have been
+   * issued any time after), or from now when it is not given.
+   */
   readonly decode: (
     client: TokenClientLike,
     operation: Operation,
-    response: internal.RawTokenResponse
+    response: internal.RawTokenResponse,
+    sentAt?: number
   ) => Effect.Effect<TokenResponse, InvalidTokenResponse>
 }>() {}
 

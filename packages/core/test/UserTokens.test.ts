@@ -13,6 +13,7 @@ import {
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import { assert, describe, expectTypeOf, layer } from "@effect/vitest"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -173,6 +174,21 @@ layer(identity({ accessTokenTtl: 300 }))("user tokens against the embedded provi
         assert.strictEqual(yield* data.pipe(CurrentUser.provide(erin.user)), "erin")
         assert.strictEqual(yield* refreshes, 1)
       }).pipe(Effect.provide(typedDemoApiClient), Effect.provide(userTokens())))
+
+    it.effect("a seeded token's expiry counts from when the code exchange was sent, never from the future", () =>
+      Effect.gen(function*() {
+        const { events } = yield* setup
+        const { response, user } = yield* signIn("grace")
+        yield* TestClock.adjust("10 seconds")
+        const now = yield* Clock.currentTimeMillis
+        const lifetime = response.expires_in! * 1000
+        // the answer took 10 s to come back: the token was issued up to 10 s before now
+        yield* events.tokenValidated(user, response, undefined, { sentAt: now - 10_000 })
+        assert.strictEqual((yield* stored(user)).accessToken!.expiresAt, now - 10_000 + lifetime)
+        // a sending time after the answer is not believed
+        yield* events.tokenValidated(user, response, undefined, { sentAt: now + 60_000 })
+        assert.strictEqual((yield* stored(user)).accessToken!.expiresAt, now + lifetime)
+      }).pipe(Effect.provide(userTokens())))
 
     it.effect("expiry (TestClock) → one refresh → the store holds the rotated refresh token, which works", () =>
       Effect.gen(function*() {

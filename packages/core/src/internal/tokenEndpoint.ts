@@ -728,10 +728,11 @@ export const make = (options?: {
         })
       )
 
-    const decode = (client: TokenClientLike, operation: Operation, response: RawTokenResponse) =>
+    const decode = (client: TokenClientLike, operation: Operation, response: RawTokenResponse, sentAt?: number) =>
       Effect.flatMap(
         Clock.currentTimeMillis,
-        (now) => decodeResponse(client, operation, endpointOf(client), response, now, defaultLifetime)
+        (now) =>
+          decodeResponse(client, operation, endpointOf(client), response, Math.min(sentAt ?? now, now), defaultLifetime)
       )
 
     return { request, revoke, metadata, decode }

@@ -235,7 +235,7 @@ export const make = (options: Options) =>
     const events: OidcEvents["Type"] = {
       tokenValidated: (user, response, params, validated) =>
         Effect.gen(function*() {
-          const decoded = yield* endpoint.decode(client, "authorization_code", response)
+          const decoded = yield* endpoint.decode(client, "authorization_code", response, validated?.sentAt)
           const storeParams = params ?? paramsFor(undefined)
           const dpopKey = validated?.dpopKey
           // a DPoP token of the code exchange is bound to the key the exchange proved
