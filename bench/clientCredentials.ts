@@ -7,28 +7,12 @@
  * P3: time until 10,000 cold concurrent callers all have a token, and how many requests reached the provider.
  */
 import { OAuth2Client, OAuth2Fetch } from "@badgateway/oauth2-client"
-import { AccessToken, AccessTokenHttpClient, AccessTokenManagement, ClientCredentialsTokens } from "@effect-atm/core"
+import { AccessToken, AccessTokenHttpClient, ClientCredentialsTokens } from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
-import { fmt, median, now, type Row, timed } from "./support.js"
-
-const tokensLayer = Layer.unwrapEffect(
-  Effect.map(IdentityProvider.IdentityProvider, (provider) =>
-    AccessTokenManagement.layerClientCredentialsMemory({
-      clients: {
-        bench: {
-          issuer: provider.issuer,
-          clientId: IdentityProvider.Clients.machineBasic.clientId,
-          clientSecret: Redacted.make(IdentityProvider.Clients.machineBasic.clientSecret),
-          scope: "api.read"
-        }
-      }
-    }))
-).pipe(Layer.orDie)
+import { benchTokensLayer, fmt, interleavedPairs, median, now, type Row, timed, timedGet } from "./support.js"
 
 const p1 = Effect.gen(function*() {
   const api = yield* DemoApi.DemoApi
@@ -44,31 +28,10 @@ const p1 = Effect.gen(function*() {
     HttpClientRequest.setHeader("authorization", AccessToken.authorization(token))
   )
   const url = `${api.url}/data`
-  const one = (client: HttpClient.HttpClient.With<unknown>) =>
-    Effect.gen(function*() {
-      const start = now()
-      const response = yield* client.get(url)
-      yield* response.arrayBuffer
-      if (response.status !== 200) return yield* Effect.dieMessage(`status ${response.status}`)
-      return now() - start
-    }).pipe(Effect.scoped)
-  // warm up both paths (JIT, connection pool)
-  for (let i = 0; i < 300; i++) {
-    yield* one(managed)
-    yield* one(fixed)
-  }
-  const managedTimes: Array<number> = []
-  const fixedTimes: Array<number> = []
-  // pairs of requests, alternating which goes first, so that drift in machine load hits both alike
-  for (let pair = 0; pair < 4000; pair++) {
-    if (pair % 2 === 0) {
-      managedTimes.push(yield* one(managed))
-      fixedTimes.push(yield* one(fixed))
-    } else {
-      fixedTimes.push(yield* one(fixed))
-      managedTimes.push(yield* one(managed))
-    }
-  }
+  const [managedTimes, fixedTimes] = yield* interleavedPairs(timedGet(managed, url), timedGet(fixed, url), {
+    warmup: 300,
+    pairs: 4000
+  })
   const m = median(managedTimes)
   const f = median(fixedTimes)
   return {
@@ -180,7 +143,7 @@ const p3 = Effect.gen(function*() {
       return yield* timed(
         Effect.all(callers.map(() => tokens.get("bench")), { concurrency: "unbounded", discard: true })
       )
-    }).pipe(Effect.provide(tokensLayer))
+    }).pipe(Effect.provide(benchTokensLayer))
     times.push(ms)
     counts.push(yield* provider.tokenRequests({ grantType: "client_credentials" }))
     floors.push(
@@ -212,4 +175,4 @@ const p3 = Effect.gen(function*() {
   } satisfies Row
 })
 
-export const run = Effect.all([p1, p2, p2Peer, p3]).pipe(Effect.provide(tokensLayer))
+export const run = Effect.all([p1, p2, p2Peer, p3]).pipe(Effect.provide(benchTokensLayer))

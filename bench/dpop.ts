@@ -17,7 +17,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Http from "node:http"
-import { median, now, percentile, type Row } from "./support.js"
+import { interleavedPairs, median, now, percentile, type Row, timedGet } from "./support.js"
 
 const { machineBasic, machineDpop } = IdentityProvider.Clients
 
@@ -74,31 +74,11 @@ const compare = (baseUrl: string) =>
     const dpopToken = yield* tokens.get("dpop")
     if (dpopToken.tokenType !== "DPoP") return yield* Effect.dieMessage("the dpop client did not get a DPoP token")
     const url = `${baseUrl}/data`
-    const one = (client: HttpClient.HttpClient.With<unknown>) =>
-      Effect.gen(function*() {
-        const start = now()
-        const response = yield* client.get(url)
-        yield* response.arrayBuffer
-        if (response.status !== 200) return yield* Effect.dieMessage(`status ${response.status}`)
-        return now() - start
-      }).pipe(Effect.scoped)
-    // warm up both paths (JIT, connection pool, the API's key caches)
-    for (let i = 0; i < 300; i++) {
-      yield* one(dpop)
-      yield* one(bearer)
-    }
-    const dpopTimes: Array<number> = []
-    const bearerTimes: Array<number> = []
-    // pairs of requests, alternating which goes first, so that drift in machine load hits both alike
-    for (let pair = 0; pair < 4000; pair++) {
-      if (pair % 2 === 0) {
-        dpopTimes.push(yield* one(dpop))
-        bearerTimes.push(yield* one(bearer))
-      } else {
-        bearerTimes.push(yield* one(bearer))
-        dpopTimes.push(yield* one(dpop))
-      }
-    }
+    // the warm-up also fills the API's key caches
+    const [dpopTimes, bearerTimes] = yield* interleavedPairs(timedGet(dpop, url), timedGet(bearer, url), {
+      warmup: 300,
+      pairs: 4000
+    })
     const d = median(dpopTimes)
     const b = median(bearerTimes)
     return {

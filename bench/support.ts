@@ -1,6 +1,11 @@
 /** Shared helpers of the benchmarks: timing, statistics, and the results table. */
+import { AccessTokenManagement } from "@effect-atm/core"
+import { IdentityProvider } from "@effect-atm/dev-identity"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
 
 export interface Row {
   readonly id: string
@@ -14,6 +19,59 @@ export interface Row {
 }
 
 export const now = () => performance.now()
+
+/** The benchmarks' client-credentials manager: one client, `bench`, the embedded provider's `machineBasic`. */
+export const benchTokensLayer = Layer.unwrapEffect(
+  Effect.map(IdentityProvider.IdentityProvider, (provider) =>
+    AccessTokenManagement.layerClientCredentialsMemory({
+      clients: {
+        bench: {
+          issuer: provider.issuer,
+          clientId: IdentityProvider.Clients.machineBasic.clientId,
+          clientSecret: Redacted.make(IdentityProvider.Clients.machineBasic.clientSecret),
+          scope: "api.read"
+        }
+      }
+    }))
+).pipe(Layer.orDie)
+
+/** One GET, timed (ms) until its body is read; anything but a 200 is a defect, not a figure. */
+export const timedGet = (client: HttpClient.HttpClient.With<unknown>, url: string) =>
+  Effect.gen(function*() {
+    const start = now()
+    const response = yield* client.get(url)
+    yield* response.arrayBuffer
+    if (response.status !== 200) return yield* Effect.dieMessage(`status ${response.status}`)
+    return now() - start
+  }).pipe(Effect.scoped)
+
+/**
+ * Times two paths after warming both up (JIT, connection pool, caches), in pairs whose order alternates, so that
+ * drift in machine load hits both alike.
+ */
+export const interleavedPairs = <E, R>(
+  a: Effect.Effect<number, E, R>,
+  b: Effect.Effect<number, E, R>,
+  options: { readonly warmup: number; readonly pairs: number }
+) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < options.warmup; i++) {
+      yield* a
+      yield* b
+    }
+    const aTimes: Array<number> = []
+    const bTimes: Array<number> = []
+    for (let pair = 0; pair < options.pairs; pair++) {
+      if (pair % 2 === 0) {
+        aTimes.push(yield* a)
+        bTimes.push(yield* b)
+      } else {
+        bTimes.push(yield* b)
+        aTimes.push(yield* a)
+      }
+    }
+    return [aTimes, bTimes] as const
+  })
 
 export const median = (values: ReadonlyArray<number>): number => {
   const sorted = [...values].sort((a, b) => a - b)

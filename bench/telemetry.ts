@@ -7,40 +7,19 @@
  * P2t: cached token get (`yield*` in a loop), operations per second over 400 rounds of 5,000, metrics on beside off,
  *      alternating which goes first.
  */
-import {
-  AccessToken,
-  AccessTokenHttpClient,
-  AccessTokenManagement,
-  ClientCredentialsTokens,
-  TokenMetrics
-} from "@effect-atm/core"
-import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
+import { AccessToken, AccessTokenHttpClient, ClientCredentialsTokens, TokenMetrics } from "@effect-atm/core"
+import { DemoApi } from "@effect-atm/dev-identity"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
-import { fmt, median, now, type Row, timed } from "./support.js"
-
-const tokensLayer = Layer.unwrapEffect(
-  Effect.map(IdentityProvider.IdentityProvider, (provider) =>
-    AccessTokenManagement.layerClientCredentialsMemory({
-      clients: {
-        bench: {
-          issuer: provider.issuer,
-          clientId: IdentityProvider.Clients.machineBasic.clientId,
-          clientSecret: Redacted.make(IdentityProvider.Clients.machineBasic.clientSecret),
-          scope: "api.read"
-        }
-      }
-    }))
-).pipe(Layer.orDie)
+import { benchTokensLayer, fmt, median, type Row, timed, timedGet } from "./support.js"
 
 /** A manager of its own (its own cache), with or without metrics. */
 const manager = (metered: boolean) =>
   Effect.map(
-    Layer.build(metered ? tokensLayer.pipe(Layer.provide(TokenMetrics.layer)) : tokensLayer),
+    Layer.build(metered ? benchTokensLayer.pipe(Layer.provide(TokenMetrics.layer)) : benchTokensLayer),
     Context.get(ClientCredentialsTokens.ClientCredentialsTokens)
   )
 
@@ -61,14 +40,7 @@ const p1t = Effect.gen(function*() {
   )
   const clients = [client(on), client(off), fixed] as const
   const url = `${api.url}/data`
-  const one = (c: HttpClient.HttpClient.With<unknown>) =>
-    Effect.gen(function*() {
-      const start = now()
-      const response = yield* c.get(url)
-      yield* response.arrayBuffer
-      if (response.status !== 200) return yield* Effect.dieMessage(`status ${response.status}`)
-      return now() - start
-    }).pipe(Effect.scoped)
+  const one = (c: HttpClient.HttpClient.With<unknown>) => timedGet(c, url)
   for (let i = 0; i < 300; i++) for (const c of clients) yield* one(c)
   const times: [Array<number>, Array<number>, Array<number>] = [[], [], []]
   // rounds of one request each, the order rotating, so that drift in machine load hits all three alike
