@@ -7,6 +7,7 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { SessionStoreOptions } from "../SqlSessionStore.js"
+import { migrate } from "./migration.js"
 
 const tablePrefixPattern = /^[A-Za-z_][A-Za-z0-9_]{0,40}$/
 
@@ -56,10 +57,6 @@ export const make = (
 
     if (options.migrate ?? true) {
       const ddl = Effect.gen(function*() {
-        yield* sql.onDialectOrElse({
-          pg: () => sql`SELECT pg_advisory_xact_lock(hashtext(${prefix + "sessions"}))`,
-          orElse: () => Effect.void
-        })
         yield* sql`CREATE TABLE IF NOT EXISTS ${sessions} (
           id TEXT PRIMARY KEY,
           subject TEXT NOT NULL,
@@ -71,7 +68,7 @@ export const make = (
         yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${prefix}sessions_sid`)} ON ${sessions} (sid)`
         yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${prefix}sessions_expires_at`)} ON ${sessions} (expires_at)`
       })
-      yield* run("start", sql.withTransaction(ddl))
+      yield* run("start", migrate(sql, prefix + "sessions", ddl))
     }
 
     // the session (its ID token, the user's claims) sealed, bound to its id: a payload copied to another row does

@@ -15,6 +15,7 @@ import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { Options } from "../SqlStore.js"
 import { fencedTransaction } from "./lease.js"
+import { migrate } from "./migration.js"
 
 /** @internal */
 export const defaults = {
@@ -113,11 +114,6 @@ export const make = (
 
     if (options.migrate ?? true) {
       const ddl = Effect.gen(function*() {
-        // concurrent first starts of several instances: let one create the tables at a time
-        yield* sql.onDialectOrElse({
-          pg: () => sql`SELECT pg_advisory_xact_lock(hashtext(${prefix + "user_tokens"}))`,
-          orElse: () => Effect.void
-        })
         yield* sql`CREATE TABLE IF NOT EXISTS ${users} (
           user_key TEXT PRIMARY KEY,
           payload TEXT NOT NULL,
@@ -132,7 +128,7 @@ export const make = (
           PRIMARY KEY (user_key, params_key)
         )`
       })
-      yield* run("migrate", sql.withTransaction(ddl))
+      yield* run("migrate", migrate(sql, prefix + "user_tokens", ddl))
     }
 
     const userCodec = TokenEncryption.codec(UserToken, encryption)
