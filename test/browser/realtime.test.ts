@@ -5,57 +5,14 @@
 import * as CurrentUser from "@effect-atm/core/CurrentUser"
 import { Resources } from "@effect-atm/dev-identity/IdentityProvider"
 import { assert, describe, layer } from "@effect/vitest"
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Fs from "node:fs/promises"
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core"
+import { type BrowserContext, type Page } from "playwright-core"
 import * as App from "../../examples/realtime/src/App.js"
-
-class Chromium extends Context.Tag("test/Chromium")<Chromium, Browser>() {}
-
-const ChromiumLive = Layer.scoped(
-  Chromium,
-  Effect.acquireRelease(
-    Effect.promise(() =>
-      chromium.launch({
-        executablePath: "/usr/bin/chromium",
-        headless: true,
-        args: [
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync"
-        ]
-      })
-    ),
-    (browser) => Effect.promise(() => browser.close())
-  )
-)
-
-const run = <A>(effect: Effect.Effect<A>): Promise<A> => Effect.runPromise(effect)
-
-/** Signs `account` in through the app's button and the provider's login page; ends on the live dashboard. */
-const signIn = async (page: Page, url: string, account: string): Promise<void> => {
-  page.setDefaultTimeout(10_000)
-  await page.goto(url)
-  await page.click("#sign-in")
-  await page.waitForSelector("input[name=login]")
-  assert.notInclude(page.url(), url, "the login form is the provider's, not the app's")
-  await page.fill("input[name=login]", account)
-  await page.fill("input[name=password]", "any password")
-  await page.getByRole("button", { name: "Sign in" }).click()
-  await page.waitForSelector("#dashboard")
-  assert.strictEqual(new URL(page.url()).origin, url)
-  await page.waitForSelector("#connection[data-state=live]")
-}
-
-const text = (page: Page, selector: string) => page.textContent(selector).then((value) => value ?? "")
+import { Chromium, ChromiumLive, run, signIn, text } from "./chromium.js"
 
 const count = (page: Page, selector: string) => text(page, selector).then(Number)
 

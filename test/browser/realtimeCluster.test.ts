@@ -6,45 +6,14 @@
 import * as CurrentUser from "@effect-atm/core/CurrentUser"
 import { Resources } from "@effect-atm/dev-identity/IdentityProvider"
 import { assert, describe, layer } from "@effect/vitest"
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core"
+import type { BrowserContext } from "playwright-core"
 import * as Cluster from "../../examples/realtime/src/Cluster.js"
 import { deleteRedisKeysAfter, runId } from "../support/stores.js"
-
-class Chromium extends Context.Tag("test/Chromium")<Chromium, Browser>() {}
-
-const ChromiumLive = Layer.scoped(
-  Chromium,
-  Effect.acquireRelease(
-    Effect.promise(() =>
-      chromium.launch({
-        executablePath: "/usr/bin/chromium",
-        headless: true,
-        args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-      })
-    ),
-    (browser) => Effect.promise(() => browser.close())
-  )
-)
-
-const run = <A>(effect: Effect.Effect<A>): Promise<A> => Effect.runPromise(effect)
-const text = (page: Page, selector: string) => page.textContent(selector).then((value) => value ?? "")
-
-const signIn = async (page: Page, url: string, account: string) => {
-  page.setDefaultTimeout(15_000)
-  await page.goto(url)
-  await page.click("#sign-in")
-  await page.waitForSelector("input[name=login]")
-  await page.fill("input[name=login]", account)
-  await page.fill("input[name=password]", "any password")
-  await page.getByRole("button", { name: "Sign in" }).click()
-  await page.waitForSelector("#dashboard")
-  await page.waitForSelector("#connection[data-state=live]")
-}
+import { Chromium, ChromiumLive, run, signIn, text } from "./chromium.js"
 
 /** A tab of the signed-in browser whose websocket is live; resolves `closed` with the time its socket closes. */
 const openTab = async (context: BrowserContext, url: string) => {
@@ -78,7 +47,7 @@ describe("realtime example on two instances in Chromium", () => {
           yield* Effect.promise(async () => {
             const context = await browser.newContext()
             const first = await context.newPage()
-            await signIn(first, app.url, "erin")
+            await signIn(first, app.url, "erin", 15_000)
             const callback = app.routed.find((r) => r.path.startsWith("/auth/callback"))!
             assert.isDefined(callback, "the callback went through the proxy")
             // two tabs: the proxy rotates websockets, so one runs on each instance
@@ -139,7 +108,7 @@ describe("realtime example on two instances in Chromium", () => {
         yield* Effect.promise(async () => {
           const context = await browser.newContext()
           const first = await context.newPage()
-          await signIn(first, app.url, "frank")
+          await signIn(first, app.url, "frank", 15_000)
           const tabs = [await openTab(context, app.url), await openTab(context, app.url)]
           assert.sameMembers(tabs.map((tab) => tab.instance), ["A", "B"])
           const cookie = (await context.cookies()).find((c) =>
