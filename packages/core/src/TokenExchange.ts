@@ -25,10 +25,13 @@
  *
  * @since 0.3.0
  */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import type { AccessToken, TokenRequestOptions } from "./AccessToken.js"
@@ -38,12 +41,12 @@ import * as internal from "./internal/tokenExchange.js"
 import type * as TokenCache from "./TokenCache.js"
 import type { TokenClient } from "./TokenClient.js"
 import type { TokenEndpoint } from "./TokenEndpoint.js"
-import type {
+import {
   InvalidClientConfiguration,
-  NoCurrentUser,
-  TokenEndpointError,
-  TokenStoreError,
-  UnknownTokenClient
+  type NoCurrentUser,
+  type TokenEndpointError,
+  type TokenStoreError,
+  type UnknownTokenClient
 } from "./TokenError.js"
 import { layerMemory as tokenLockMemory, type TokenLock } from "./TokenLock.js"
 import type { UserTokenError, UserTokens } from "./UserTokens.js"
@@ -69,7 +72,14 @@ export interface Target {
   /** The downstream API's resource indicator (sent as `resource`). */
   readonly resource?: string | undefined
   readonly scope?: string | undefined
-  /** Further form parameters (e.g. `requested_token_type`). */
+  /**
+   * The type of token asked for (sent as `requested_token_type`), e.g.
+   * `urn:ietf:params:oauth:token-type:access_token`.
+   *
+   * @since 0.3.0
+   */
+  readonly requestedTokenType?: string | undefined
+  /** Further form parameters. */
   readonly parameters?: Readonly<Record<string, string>> | undefined
   /** Which of the user's tokens is the subject token (default: the user's default token of `UserTokens`). */
   readonly subject?: TokenRequestOptions | undefined
@@ -78,6 +88,13 @@ export interface Target {
    * exchange.
    */
   readonly actorToken?: Effect.Effect<Redacted.Redacted<string>, TokenEndpointError | TokenStoreError> | undefined
+  /**
+   * The actor token as the name of a `ClientCredentialsTokens` client (which must then be in the context): its
+   * cached token is the actor token of each exchange. The form of `actorToken` that configuration can give.
+   *
+   * @since 0.3.0
+   */
+  readonly actorClient?: string | undefined
   /** The actor token's type. Default: `urn:ietf:params:oauth:token-type:access_token`. */
   readonly actorTokenType?: string | undefined
 }
@@ -172,3 +189,109 @@ export const layerMemory = (
   options: Options
 ): Layer.Layer<TokenExchange, InvalidClientConfiguration, TokenEndpoint | UserTokens> =>
   layer(options).pipe(Layer.provide([accessTokenStoreMemory(), tokenLockMemory]))
+
+/**
+ * Reads one target from Effect `Config`, nested under its name (from the environment: `BILLING_AUDIENCE`, …):
+ * `AUDIENCE`, `RESOURCE`, `SCOPE`, `REQUESTED_TOKEN_TYPE`, `SUBJECT_RESOURCE` and `SUBJECT_SCOPE` (which of the
+ * user's tokens is exchanged), `ACTOR_CLIENT` (a `ClientCredentialsTokens` client whose token is the actor token)
+ * and `ACTOR_TOKEN_TYPE`, all optional. The values are checked when the layer is built (`layerConfig`), with
+ * errors that name the target and the field.
+ *
+ * @since 0.3.0
+ * @category config
+ */
+export const targetConfig = (name: string): Config.Config<Target> =>
+  Config.all({
+    audience: Config.option(Config.string("AUDIENCE")).pipe(
+      Config.withDescription("Audience of the downstream API (sent as audience)")
+    ),
+    resource: Config.option(Config.string("RESOURCE")).pipe(
+      Config.withDescription("Resource indicator of the downstream API, an absolute URI (sent as resource)")
+    ),
+    scope: Config.option(Config.string("SCOPE")).pipe(Config.withDescription("Scope asked for, space-separated")),
+    requestedTokenType: Config.option(Config.string("REQUESTED_TOKEN_TYPE")).pipe(
+      Config.withDescription("Token type asked for, a URI (sent as requested_token_type)")
+    ),
+    subjectResource: Config.option(Config.string("SUBJECT_RESOURCE")).pipe(
+      Config.withDescription("Resource of the user's token that is exchanged (default: the user's default token)")
+    ),
+    subjectScope: Config.option(Config.string("SUBJECT_SCOPE")).pipe(
+      Config.withDescription("Scope of the user's token that is exchanged (default: the user's default token)")
+    ),
+    actorClient: Config.option(Config.string("ACTOR_CLIENT")).pipe(
+      Config.withDescription("ClientCredentialsTokens client whose token is the actor token (delegation)")
+    ),
+    actorTokenType: Config.option(Config.string("ACTOR_TOKEN_TYPE")).pipe(
+      Config.withDescription("Type of the actor token, a URI (default: access token)")
+    )
+  }).pipe(
+    Config.map(({ subjectResource, subjectScope, ...fields }): Target => {
+      const subject = { ...present("resource", subjectResource), ...present("scope", subjectScope) }
+      return {
+        ...present("audience", fields.audience),
+        ...present("resource", fields.resource),
+        ...present("scope", fields.scope),
+        ...present("requestedTokenType", fields.requestedTokenType),
+        ...present("actorClient", fields.actorClient),
+        ...present("actorTokenType", fields.actorTokenType),
+        ...(Object.keys(subject).length === 0 ? {} : { subject })
+      }
+    }),
+    Config.nested(name)
+  )
+
+const present = <K extends string, A>(key: K, value: Option.Option<A>): { readonly [P in K]?: A } =>
+  (Option.isSome(value) ? { [key]: value.value } : {}) as { readonly [P in K]?: A }
+
+/**
+ * The service with its targets read from Effect `Config` (see `targetConfig`); the client that exchanges and the
+ * other options are given in code (the client can come from `TokenClient.config`). A target for which nothing is
+ * configured, or an invalid value, fails the layer with `InvalidClientConfiguration` naming the target and the
+ * field (`targets.BILLING.resource`); a value of the wrong form fails it with a `ConfigError` naming the variable.
+ *
+ * @example
+ * ```ts
+ * import { AccessTokenHttpClient, TokenExchange } from "@effect-atm/core"
+ * import { Context, Layer, Redacted } from "effect"
+ *
+ * class BillingApi extends Context.Tag("BillingApi")<BillingApi, AccessTokenHttpClient.TokenExchangeHttpClient>() {}
+ *
+ * // BILLING_AUDIENCE=https://billing.example.com BILLING_SCOPE=invoices.read
+ * // BILLING_ACTOR_CLIENT=backend (optional: a ClientCredentialsTokens client's token as the actor token)
+ * const BillingApiLive = AccessTokenHttpClient.layerTokenExchange(BillingApi, {
+ *   target: "BILLING",
+ *   baseUrl: "https://billing.example.com"
+ * }).pipe(
+ *   Layer.provideMerge(TokenExchange.layerConfig(["BILLING"], {
+ *     client: { issuer: "https://login.example.com", clientId: "web", clientSecret: Redacted.make("…") }
+ *   }))
+ * )
+ * ```
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerConfig = (
+  names: ReadonlyArray<string>,
+  options: Omit<Options, "targets">
+): Layer.Layer<
+  TokenExchange,
+  InvalidClientConfiguration | ConfigError.ConfigError,
+  TokenEndpoint | UserTokens | AccessTokenStore | TokenLock
+> =>
+  Layer.unwrapEffect(Effect.gen(function*() {
+    const targets = yield* Config.all(Object.fromEntries(names.map((name) => [name, targetConfig(name)])))
+    for (const [name, target] of Object.entries(targets)) {
+      const { audience, requestedTokenType, resource, scope } = target
+      if ([audience, resource, scope, requestedTokenType].every((value) => value === undefined)) {
+        // most likely a misspelled prefix: an exchange for nothing in particular is not what was meant
+        return yield* new InvalidClientConfiguration({
+          client: "TokenExchange",
+          field: `targets.${name}`,
+          reason: `nothing is configured for it: set at least one of AUDIENCE, RESOURCE, SCOPE or ` +
+            `REQUESTED_TOKEN_TYPE under ${name} (e.g. ${name}_AUDIENCE)`
+        })
+      }
+    }
+    return layer({ ...options, targets })
+  }))

@@ -8,6 +8,7 @@ import {
 } from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import { assert, describe, layer } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -149,6 +150,69 @@ layer(identity({ resources: { [otherApi]: { scope: "other.read", accessTokenTtl:
           )
           assert.strictEqual(unknown._tag, "UnknownTokenClient")
         }).pipe(Effect.provide(environment)))
+    })
+
+    describe("TokenExchange.layerConfig", () => {
+      /** Targets from the environment, the exchanging client in code; `worker` is a client-credentials client. */
+      const fromEnv = (env: Record<string, string>) =>
+        Effect.gen(function*() {
+          const provider = yield* IdentityProvider.IdentityProvider
+          return yield* Layer.build(TokenExchange.layerConfig(["BILLING"], { client: webClient(provider) })).pipe(
+            Effect.map((context) => Context.get(context, TokenExchange.TokenExchange)),
+            Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)), { pathDelim: "_" }))
+          )
+        })
+      /** The user tokens, with the service's own client-credentials client `worker` (the actor). */
+      const withWorker = Layer.unwrapEffect(Effect.map(IdentityProvider.IdentityProvider, (provider) =>
+        userTokens({
+          clients: {
+            worker: {
+              issuer: provider.issuer,
+              clientId: IdentityProvider.Clients.machineBasic.clientId,
+              clientSecret: Redacted.make(IdentityProvider.Clients.machineBasic.clientSecret)
+            }
+          }
+        })))
+
+      it.scoped("targets and the actor token come from Effect Config; the exchanged token is the user's, for them", () =>
+        Effect.gen(function*() {
+          yield* Effect.flatMap(IdentityProvider.IdentityProvider, (provider) => provider.resetCounters)
+          const exchange = yield* fromEnv({
+            BILLING_RESOURCE: otherApi,
+            BILLING_SCOPE: "other.read",
+            BILLING_REQUESTED_TOKEN_TYPE: "urn:ietf:params:oauth:token-type:access_token",
+            BILLING_ACTOR_CLIENT: "worker"
+          })
+          assert.deepStrictEqual(exchange.targets, ["BILLING"])
+          const { user } = yield* signIn("fay")
+          const token = yield* exchange.getFor(user, "BILLING")
+          const jwt = claims(value(token))
+          assert.strictEqual(jwt.sub, "fay")
+          assert.strictEqual(jwt.aud, otherApi)
+          assert.strictEqual(jwt.scope, "other.read")
+          // the provider verified the actor token (the worker's client-credentials token) and named it
+          assert.deepStrictEqual(jwt.act, { sub: IdentityProvider.Clients.machineBasic.clientId })
+          assert.strictEqual(yield* exchanges, 1)
+        }).pipe(Effect.provide(withWorker)))
+
+      it.scoped("a bad or missing value fails the layer, naming the target and the field", () =>
+        Effect.gen(function*() {
+          const failure = (env: Record<string, string>) => Effect.flip(fromEnv(env))
+          const cases: ReadonlyArray<readonly [Record<string, string>, string, string]> = [
+            [{ BILLING_RESOURCE: "billing api" }, "targets.BILLING.resource", "absolute URI"],
+            [{ BILLING_SCOPE: "x", BILLING_REQUESTED_TOKEN_TYPE: "jwt" }, "targets.BILLING.requestedTokenType", "URI"],
+            [{ BILLING_AUDIENCE: " " }, "targets.BILLING.audience", "must not be empty"],
+            [{ BILLING_SCOPE: "x", BILLING_ACTOR_CLIENT: "nobody" }, "targets.BILLING.actorClient", `"nobody"`],
+            [{ BILING_SCOPE: "x" }, "targets.BILLING", "BILLING_AUDIENCE"]
+          ]
+          for (const [env, field, reason] of cases) {
+            const error = yield* failure(env)
+            if (error._tag !== "InvalidClientConfiguration") return assert.fail(`${field}: got ${error._tag}`)
+            assert.strictEqual(error.field, field)
+            assert.include(error.reason, reason)
+            assert.include(error.message, `"TokenExchange" is invalid at "${field}"`)
+          }
+        }).pipe(Effect.provide(userTokens())))
     })
 
     describe("the provider's token-exchange grant", () => {

@@ -1,13 +1,21 @@
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Crypto from "node:crypto"
 import type { AccessToken, TokenRequestOptions } from "../AccessToken.js"
 import { AccessTokenStore } from "../AccessTokenStore.js"
+import { ClientCredentialsTokens } from "../ClientCredentialsTokens.js"
 import * as CurrentUser from "../CurrentUser.js"
 import * as TokenCache from "../TokenCache.js"
 import * as TokenClient from "../TokenClient.js"
 import { Grant, TokenEndpoint } from "../TokenEndpoint.js"
-import { type TokenEndpointError, type TokenStoreError, UnknownTokenClient } from "../TokenError.js"
+import {
+  InvalidClientConfiguration,
+  type TokenEndpointError,
+  type TokenManagerClosed,
+  type TokenStoreError,
+  UnknownTokenClient
+} from "../TokenError.js"
 import type { Options, Target, TokenExchange } from "../TokenExchange.js"
 import { TokenLock } from "../TokenLock.js"
 import { UserTokens } from "../UserTokens.js"
@@ -37,10 +45,14 @@ const generationOf = (token: AccessToken): string => {
 }
 
 const paramsOf = (target: Target, options: TokenRequestOptions | undefined): TokenRequestOptions => {
-  const audience = target.audience === undefined ? undefined : { audience: target.audience }
-  const parameters = audience === undefined && target.parameters === undefined && options?.parameters === undefined
+  const fields = {
+    ...(target.audience === undefined ? {} : { audience: target.audience }),
+    ...(target.requestedTokenType === undefined ? {} : { requested_token_type: target.requestedTokenType })
+  }
+  const parameters = Object.keys(fields).length === 0 && target.parameters === undefined &&
+      options?.parameters === undefined
     ? undefined
-    : { ...audience, ...target.parameters, ...options?.parameters }
+    : { ...fields, ...target.parameters, ...options?.parameters }
   const scope = options?.scope ?? target.scope
   const resource = options?.resource ?? target.resource
   return {
@@ -49,6 +61,56 @@ const paramsOf = (target: Target, options: TokenRequestOptions | undefined): Tok
     ...(parameters === undefined ? {} : { parameters })
   }
 }
+
+/** A URI, as RFC 8693 wants token types and RFC 8707 resource indicators (absolute, without a fragment). */
+const isUri = (value: string): boolean => URL.canParse(value) && !value.includes("#")
+
+type Actor = Effect.Effect<Redacted.Redacted<string>, TokenEndpointError | TokenStoreError | TokenManagerClosed>
+
+/**
+ * Checks a target given in code or configuration, and resolves its actor token: errors name the target and the
+ * field (`targets.billing.resource`).
+ */
+const checkTarget = (name: string, target: Target) =>
+  Effect.gen(function*() {
+    const invalid = (field: string, reason: string) =>
+      new InvalidClientConfiguration({ client: "TokenExchange", field: `targets.${name}.${field}`, reason })
+    for (const field of ["audience", "scope"] as const) {
+      if (target[field] !== undefined && target[field].trim() === "") return yield* invalid(field, "must not be empty")
+    }
+    if (target.resource !== undefined && !isUri(target.resource)) {
+      return yield* invalid("resource", "must be an absolute URI without a fragment (RFC 8707)")
+    }
+    for (const field of ["requestedTokenType", "actorTokenType"] as const) {
+      const value = target[field]
+      if (value !== undefined && !isUri(value)) {
+        return yield* invalid(field, "must be a URI such as urn:ietf:params:oauth:token-type:access_token")
+      }
+    }
+    if (target.actorClient === undefined) return target.actorToken as Actor | undefined
+    if (target.actorToken !== undefined) {
+      return yield* invalid("actorClient", "give either actorToken or actorClient, not both")
+    }
+    const actorClient = target.actorClient
+    const clients = yield* Effect.serviceOption(ClientCredentialsTokens)
+    if (Option.isNone(clients)) {
+      return yield* invalid(
+        "actorClient",
+        `names a client-credentials client ("${actorClient}"), but no ClientCredentialsTokens is provided`
+      )
+    }
+    if (!clients.value.clients.includes(actorClient)) {
+      return yield* invalid(
+        "actorClient",
+        `"${actorClient}" is not a ClientCredentialsTokens client (known: ${clients.value.clients.join(", ")})`
+      )
+    }
+    return clients.value.get(actorClient).pipe(
+      Effect.map((token) => token.accessToken),
+      // the name was checked above
+      Effect.catchTag("UnknownTokenClient", Effect.die)
+    ) satisfies Actor
+  })
 
 /** @internal */
 export const make = (options: Options) =>
@@ -62,14 +124,20 @@ export const make = (options: Options) =>
     const backoff = yield* validate.backoff("TokenExchange", options.backoff)
     const targets = new Map(Object.entries(options.targets))
     const names = [...targets.keys()]
+    const actors = new Map<string, Actor>()
+    for (const [name, target] of targets) {
+      const actor = yield* checkTarget(name, target)
+      if (actor !== undefined) actors.set(name, actor)
+    }
 
-    const cache = yield* TokenCache.make<Key, AccessToken, TokenEndpointError | TokenStoreError>({
+    const cache = yield* TokenCache.make<Key, AccessToken, TokenEndpointError | TokenStoreError | TokenManagerClosed>({
       keyOf: (key) => key.id,
       read: (key) => store.get(key.id),
       accessToken: (token) => token,
       renew: (key) =>
         Effect.gen(function*() {
-          const actorToken = key.target.actorToken === undefined ? undefined : yield* key.target.actorToken
+          const actor = actors.get(key.name)
+          const actorToken = actor === undefined ? undefined : yield* actor
           const response = yield* endpoint.request(
             client,
             Grant.TokenExchange({
