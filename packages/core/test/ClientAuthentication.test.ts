@@ -64,6 +64,15 @@ const clientsFor = (provider: IdentityProvider.IdentityProvider["Type"]) => ({
     privateKey: Redacted.make(provider.clientPrivateKeys.jwk),
     scope: "api.read"
   },
+  pssKey: {
+    // the FAPI choice for an RSA key
+    issuer: provider.issuer,
+    clientId: machinePrivateKeyJwt.clientId,
+    authentication: "private_key_jwt" as const,
+    privateKey: Redacted.make(provider.clientPrivateKeys.jwk),
+    signingAlgorithm: "PS256" as const,
+    scope: "api.read"
+  },
   wrongKey: {
     issuer: provider.issuer,
     clientId: machinePrivateKeyJwt.clientId,
@@ -98,15 +107,17 @@ const setup = Effect.gen(function*() {
 
 layer(identity())("client authentication against the embedded provider", (it) => {
   describe("private_key_jwt", () => {
-    it.effect("a PEM key (ES256) and a JWK key (RS256, its kid) obtain tokens", () =>
+    it.effect("a PEM key (ES256), a JWK key (RS256, its kid) and the JWK key with PS256 obtain tokens", () =>
       Effect.gen(function*() {
         const { provider, tokens } = yield* setup
         const fromPem = yield* tokens.get("pemKey")
         const fromJwk = yield* tokens.get("jwkKey")
+        const withPss = yield* tokens.get("pssKey")
         assert.strictEqual(claims(value(fromPem)).client_id, machinePrivateKeyJwt.clientId)
         assert.strictEqual(claims(value(fromJwk)).client_id, machinePrivateKeyJwt.clientId)
-        assert.strictEqual(yield* provider.tokenRequests({ clientId: machinePrivateKeyJwt.clientId }), 2)
-        assert.deepStrictEqual(assertions.map((a) => a.header.alg), ["ES256", "RS256"])
+        assert.strictEqual(claims(value(withPss)).client_id, machinePrivateKeyJwt.clientId)
+        assert.strictEqual(yield* provider.tokenRequests({ clientId: machinePrivateKeyJwt.clientId }), 3)
+        assert.deepStrictEqual(assertions.map((a) => a.header.alg), ["ES256", "RS256", "PS256"])
         assert.strictEqual(assertions[1]!.header.kid, JSON.parse(provider.clientPrivateKeys.jwk).kid)
         assert.strictEqual(assertions[0]!.payload.aud, provider.issuer)
         assert.strictEqual(assertions[1]!.payload.aud, provider.tokenEndpoint)
