@@ -69,3 +69,33 @@ export const signIn = (account: string, options?: LoginOptions) =>
     yield* events.tokenValidated(user, response, undefined, { sentAt })
     return { user, response }
   })
+
+/**
+ * Signs `account` in through an app's own login routes (`/auth/login`, the provider's form over HTTP, then
+ * `/auth/callback`), as a browser would but without one; returns the `cookie` header that carries the session.
+ */
+export const appSessionCookie = (
+  appUrl: string,
+  provider: Pick<IdentityProvider.IdentityProvider["Type"], "authorize">,
+  account: string
+) =>
+  Effect.gen(function*() {
+    const cookies = new Map<string, string>()
+    const remember = (response: Response) => {
+      for (const header of response.headers.getSetCookie()) {
+        const [pair = ""] = header.split(";")
+        const eq = pair.indexOf("=")
+        cookies.set(pair.slice(0, eq), pair.slice(eq + 1))
+      }
+    }
+    const header = () => [...cookies].map(([name, value]) => `${name}=${value}`).join("; ")
+    const start = yield* Effect.promise(() => fetch(`${appUrl}/auth/login?returnTo=/`, { redirect: "manual" }))
+    remember(start)
+    const callback = yield* provider.authorize(start.headers.get("location")!, account)
+    const done = yield* Effect.promise(() =>
+      fetch(`${appUrl}${callback.pathname}${callback.search}`, { redirect: "manual", headers: { cookie: header() } })
+    )
+    if (done.status !== 303) return yield* Effect.dieMessage(`the callback answered ${done.status}, not 303`)
+    remember(done)
+    return header()
+  })

@@ -7,30 +7,8 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { WebSocket } from "undici"
+import { appSessionCookie } from "../../../test/support/login.js"
 import * as App from "../src/App.js"
-
-/** Signs in through the example's routes, as a browser would; returns the cookie header of the session. */
-const signIn = (app: App.RealtimeApp["Type"], account: string) =>
-  Effect.gen(function*() {
-    const cookies = new Map<string, string>()
-    const remember = (response: Response) => {
-      for (const header of response.headers.getSetCookie()) {
-        const [pair = ""] = header.split(";")
-        const eq = pair.indexOf("=")
-        cookies.set(pair.slice(0, eq), pair.slice(eq + 1))
-      }
-    }
-    const header = () => [...cookies].map(([name, value]) => `${name}=${value}`).join("; ")
-    const start = yield* Effect.promise(() => fetch(`${app.url}/auth/login?returnTo=/`, { redirect: "manual" }))
-    remember(start)
-    const callback = yield* app.provider.authorize(start.headers.get("location")!, account)
-    const done = yield* Effect.promise(() =>
-      fetch(`${app.url}${callback.pathname}${callback.search}`, { redirect: "manual", headers: { cookie: header() } })
-    )
-    assert.strictEqual(done.status, 303)
-    remember(done)
-    return header()
-  })
 
 describe("realtime example: websocket limits", () => {
   it.scopedLive(
@@ -41,7 +19,7 @@ describe("realtime example: websocket limits", () => {
           App.layer({ websocket: { maxMessageBytes: 512, maxConnectionsPerSession: 2 } })
         )
         const app = Context.get(context, App.RealtimeApp)
-        const cookie = yield* signIn(app, "alice")
+        const cookie = yield* appSessionCookie(app.url, app.provider, "alice")
         const open = Effect.promise(() =>
           new Promise<WebSocket | undefined>((resolve) => {
             const socket = new WebSocket(`${app.url.replace("http", "ws")}/ws`, {
