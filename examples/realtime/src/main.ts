@@ -2,13 +2,16 @@
  * Starts the realtime example on embedded defaults: `npm run realtime`; on two instances behind a round-robin
  * proxy, sharing Redis: `npm run realtime -- --instances 2`.
  *
- * Environment: `PORT` (default 3000; 0 picks a free port), `ACCESS_TOKEN_TTL` in seconds (default 20), `DPOP`
- * (`true` for DPoP-bound tokens; default false; one instance), `PRIVATE_KEY_JWT` (`true` for private_key_jwt client
- * authentication; default false; one instance), `REDIS_URL` with two instances (default `redis://127.0.0.1:6379`).
+ * Environment: `PORT` (default 3000; 0 picks a free port), `ACCESS_TOKEN_TTL` in seconds (default 20),
+ * `PUSH_INTERVAL` (how often each websocket gets the API's answer, a duration such as `500 millis`; default
+ * `2 seconds`), `DPOP` (`true` for DPoP-bound tokens; default false; one instance), `PRIVATE_KEY_JWT` (`true` for
+ * private_key_jwt client authentication; default false; one instance), `REDIS_URL` with two instances (default
+ * `redis://127.0.0.1:6379`).
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Config from "effect/Config"
 import * as Console from "effect/Console"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as App from "./App.js"
@@ -17,15 +20,18 @@ import * as Cluster from "./Cluster.js"
 const instancesFlag = process.argv.indexOf("--instances")
 const instances = instancesFlag === -1 ? 1 : Number(process.argv[instancesFlag + 1])
 
+const pushInterval = Config.duration("PUSH_INTERVAL").pipe(Config.withDefault(Duration.seconds(2)))
+
 const cluster = Effect.gen(function*() {
   const port = yield* Config.integer("PORT").pipe(Config.withDefault(3000))
   const accessTokenTtl = yield* Config.integer("ACCESS_TOKEN_TTL").pipe(Config.withDefault(20))
   const redisUrl = yield* Config.string("REDIS_URL").pipe(Config.withDefault("redis://127.0.0.1:6379"))
-  const app = yield* Cluster.make({ port, accessTokenTtl, redisUrl }).pipe(
+  const interval = yield* pushInterval
+  const app = yield* Cluster.make({ port, accessTokenTtl, redisUrl, interval }).pipe(
     Effect.catchAll(() =>
       Effect.zipRight(
         Console.log(`Port ${port} is busy; using a free one.`),
-        Cluster.make({ port: 0, accessTokenTtl, redisUrl })
+        Cluster.make({ port: 0, accessTokenTtl, redisUrl, interval })
       )
     )
   )
@@ -50,7 +56,9 @@ const main = Effect.gen(function*() {
     maxMessageBytes: yield* Config.integer("WS_MAX_MESSAGE_BYTES").pipe(Config.withDefault(65_536)),
     maxConnectionsPerSession: yield* Config.integer("WS_MAX_CONNECTIONS_PER_SESSION").pipe(Config.withDefault(10))
   }
-  const start = (port: number) => Layer.build(App.layer({ port, accessTokenTtl, dpop, privateKeyJwt, websocket }))
+  const interval = yield* pushInterval
+  const start = (port: number) =>
+    Layer.build(App.layer({ port, accessTokenTtl, interval, dpop, privateKeyJwt, websocket }))
   const context = yield* start(port).pipe(
     // a busy port should not stop a demo: take a free one instead
     Effect.catchTag(
