@@ -288,7 +288,18 @@ export interface NamedClientOptions<Client = HttpClient.HttpClient> {
    * errors are already part of it).
    */
   readonly transform?: ((client: Client) => Client) | undefined
+  /**
+   * The client certificate presented on connections to the API, through `MutualTls`: the certificate the
+   * tokens are bound to (RFC 8705), usually the token client's `clientCertificate` and `clientCertificateKey`.
+   *
+   * @since 0.3.0
+   */
+  readonly mutualTls?: MutualTls.ClientIdentity | undefined
 }
+
+/** The platform's `HttpClient`, or the one that presents the named client's certificate. */
+const transportOf = (options: NamedClientOptions<any> | undefined) =>
+  options?.mutualTls === undefined ? HttpClient.HttpClient : MutualTls.httpClientFor(options.mutualTls)
 
 /** The source, counting its 401 renewals under the named client's Tag key when metrics are on. */
 const metered = <E, R>(tag: Context.Tag<any, any>, source: TokenSource<E, R>) =>
@@ -339,24 +350,13 @@ const withOptions = <Client extends HttpClient.HttpClient.With<any, any>>(
  */
 export const layerClientCredentials = <I>(
   tag: Context.Tag<I, ClientCredentialsHttpClient>,
-  options: NamedClientOptions<ClientCredentialsHttpClient> & TokenRequestOptions & {
-    readonly client: string
-    /**
-     * The client certificate presented on connections to the API, through `MutualTls`: the certificate the
-     * client's tokens are bound to (RFC 8705), usually the client's `clientCertificate` and `clientCertificateKey`.
-     *
-     * @since 0.3.0
-     */
-    readonly mutualTls?: MutualTls.ClientIdentity | undefined
-  }
+  options: NamedClientOptions<ClientCredentialsHttpClient> & TokenRequestOptions & { readonly client: string }
 ): Layer.Layer<I, never, HttpClient.HttpClient | ClientCredentialsTokens> =>
   Layer.effect(
     tag,
     Effect.gen(function*() {
       const tokens = yield* ClientCredentialsTokens
-      const client: ClientCredentialsHttpClient = options.mutualTls === undefined
-        ? yield* HttpClient.HttpClient
-        : yield* MutualTls.httpClientFor(options.mutualTls)
+      const client: ClientCredentialsHttpClient = yield* transportOf(options)
       const { baseUrl: _, client: name, mutualTls: __, transform: ___, ...parameters } = options
       const source = yield* metered(tag, clientCredentialsSource(tokens, name, parameters))
       return withOptions(withAccessToken(client, source), options)
@@ -421,8 +421,9 @@ export const layerUser = <I>(
     tag,
     Effect.gen(function*() {
       const tokens = yield* UserTokens
-      const client: UserHttpClient = yield* HttpClient.HttpClient
-      return withOptions(withAccessToken(client, yield* metered(tag, userSource(tokens, options))), options ?? {})
+      const client: UserHttpClient = yield* transportOf(options)
+      const { baseUrl: _, mutualTls: __, transform: ___, ...parameters } = options ?? {}
+      return withOptions(withAccessToken(client, yield* metered(tag, userSource(tokens, parameters))), options ?? {})
     })
   )
 
@@ -482,9 +483,10 @@ export const layerCurrentUser = <I>(
     tag,
     Effect.gen(function*() {
       const tokens = yield* UserTokens
-      const client = yield* HttpClient.HttpClient
+      const client = yield* transportOf(options)
+      const { baseUrl: _, mutualTls: __, transform: ___, ...parameters } = options ?? {}
       return withOptions(
-        withAccessToken(client, yield* metered(tag, currentUserSource(tokens, options))),
+        withAccessToken(client, yield* metered(tag, currentUserSource(tokens, parameters))),
         options ?? {}
       )
     })
@@ -549,8 +551,8 @@ export const layerTokenExchange = <I>(
     tag,
     Effect.gen(function*() {
       const exchange = yield* TokenExchange
-      const client = yield* HttpClient.HttpClient
-      const { baseUrl: _, target, transform: __, ...parameters } = options
+      const client = yield* transportOf(options)
+      const { baseUrl: _, mutualTls: __, target, transform: ___, ...parameters } = options
       return withOptions(withAccessToken(client, tokenExchangeSource(exchange, target, parameters)), options)
     })
   )

@@ -147,7 +147,9 @@ export class TokenEndpoint extends Context.Tag("@effect-atm/core/TokenEndpoint")
   ) => Effect.Effect<void, TokenEndpointError>
   /**
    * The provider's metadata for a client: discovered once per issuer (failures are not remembered), or built from
-   * `tokenEndpoint` and `revocationEndpoint` when those are configured.
+   * `tokenEndpoint` and `revocationEndpoint` when those are configured. For a client with a certificate
+   * (`clientCertificate`), the token and revocation endpoints are the discovered `mtls_endpoint_aliases` where
+   * the provider lists them (RFC 8705 §5).
    */
   readonly metadata: (client: TokenClientLike) => Effect.Effect<ServerMetadata, DiscoveryFailed>
   /**

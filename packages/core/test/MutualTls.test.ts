@@ -1,14 +1,27 @@
-import { AccessToken, AccessTokenHttpClient, ClientCredentialsTokens, MutualTls } from "@effect-atm/core"
+import {
+  AccessToken,
+  AccessTokenHttpClient,
+  ClientCredentialsTokens,
+  CurrentUser,
+  MutualTls,
+  OidcEvents,
+  TokenClient,
+  TokenEndpoint,
+  TokenExchange,
+  UserTokens
+} from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, layer } from "@effect/vitest"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Crypto from "node:crypto"
+import * as oidc from "openid-client"
 import { Agent } from "undici"
-import { claims, clientCredentials, identity } from "../../../test/support/environment.js"
+import { claims, clientCredentials, identity, userTokens } from "../../../test/support/environment.js"
 import { assertNoSecrets, renderings } from "../../../test/support/redaction.js"
 
 const value = (token: { readonly accessToken: Redacted.Redacted<string> }) => Redacted.value(token.accessToken)
@@ -174,4 +187,137 @@ layer(identity())("mutual TLS client authentication (RFC 8705) against the embed
         assertNoSecrets(renderings(error), [provider.testCertificates.client.key.split("\n")[1]!])
       }).pipe(Effect.provide(withClients(false))))
   })
+
+  describe("user tokens and token exchange, with the endpoints of discovery's mtls_endpoint_aliases", () => {
+    it.effect("code exchange, refresh, exchange and revocation go to the aliases; the named clients present the certificate", () =>
+      Effect.gen(function*() {
+        const provider = yield* IdentityProvider.IdentityProvider
+        const api = yield* DemoApi.DemoApi
+        const endpoint = yield* TokenEndpoint.TokenEndpoint
+        const { ca, client: certificate } = provider.testCertificates
+        const bound = { "x5t#S256": thumbprint(certificate.certificate) }
+        const client = yield* TokenClient.decode(webTlsClient(provider))
+
+        // only the issuer is configured: the token and revocation endpoints come from discovery's aliases
+        const metadata = yield* endpoint.metadata(client)
+        assert.strictEqual(metadata.token_endpoint, provider.mtlsTokenEndpoint)
+        assert.strictEqual(metadata.revocation_endpoint, provider.mtlsRevocationEndpoint)
+
+        const user = yield* signInWithCertificate(client, "alice")
+        const userTokens = yield* UserTokens.UserTokens
+        const token = yield* userTokens.getFor(user)
+        assert.deepStrictEqual(claims(value(token)).cnf, bound, "the code exchange went over mutual TLS")
+        assert.strictEqual(yield* getWith(api.mtlsUrl, token, undefined, ca), 401, "the token needs the certificate")
+
+        const userApi = yield* UserApi
+        const response = yield* userApi.get("/data").pipe(CurrentUser.provide(user))
+        assert.strictEqual(response.status, 200, "the user's named client presents the certificate")
+        assert.strictEqual(((yield* response.json) as { sub: string }).sub, "alice")
+
+        const refreshed = yield* userTokens.getFor(user, { forceRenewal: true })
+        assert.notStrictEqual(value(refreshed), value(token))
+        assert.deepStrictEqual(claims(value(refreshed)).cnf, bound, "the refresh went over mutual TLS")
+
+        const exchangeApi = yield* ExchangeApi
+        const exchanged = yield* exchangeApi.get("/data").pipe(CurrentUser.provide(user))
+        assert.strictEqual(exchanged.status, 200, "the token-exchange named client presents the certificate")
+        const exchangedToken = yield* Effect.flatMap(TokenExchange.TokenExchange, (e) => e.getFor(user, "demo"))
+        assert.deepStrictEqual(claims(value(exchangedToken)).cnf, bound, "the exchange went over mutual TLS")
+        assert.strictEqual(yield* getWith(api.mtlsUrl, exchangedToken, undefined, ca), 401)
+
+        // tls_client_auth at the plain revocation endpoint would be refused (invalid_client): it went to the alias
+        yield* endpoint.revoke(client, Redacted.make("an unknown refresh token"), "refresh_token")
+      }).pipe(Effect.provide(userEnvironment)))
+  })
 })
+
+class UserApi extends Context.Tag("test/MutualTls/UserApi")<UserApi, AccessTokenHttpClient.CurrentUserHttpClient>() {}
+
+class ExchangeApi extends Context.Tag("test/MutualTls/ExchangeApi")<
+  ExchangeApi,
+  AccessTokenHttpClient.TokenExchangeHttpClient
+>() {}
+
+/** The web-tls client: only its issuer, so that its endpoints are discovered. */
+function webTlsClient(provider: IdentityProvider.IdentityProvider["Type"]) {
+  const { client } = provider.testCertificates
+  return {
+    issuer: provider.issuer,
+    clientId: IdentityProvider.Clients.webTls.clientId,
+    authentication: "tls_client_auth" as const,
+    clientCertificate: Redacted.make(client.certificate),
+    clientCertificateKey: Redacted.make(client.key)
+  }
+}
+
+/** User tokens and token exchange for the web-tls client, and a named client of each for the demo API over mTLS. */
+const userEnvironment = Layer.unwrapEffect(Effect.gen(function*() {
+  const provider = yield* IdentityProvider.IdentityProvider
+  const api = yield* DemoApi.DemoApi
+  const { client } = provider.testCertificates
+  const presented = { certificate: Redacted.make(client.certificate), key: Redacted.make(client.key) }
+  return Layer.mergeAll(
+    AccessTokenHttpClient.layerCurrentUser(UserApi, { baseUrl: api.mtlsUrl, mutualTls: presented }),
+    AccessTokenHttpClient.layerTokenExchange(ExchangeApi, {
+      target: "demo",
+      baseUrl: api.mtlsUrl,
+      mutualTls: presented
+    })
+  ).pipe(
+    Layer.provideMerge(TokenExchange.layerMemory({
+      client: webTlsClient(provider),
+      targets: { demo: { resource: IdentityProvider.Resources.demoApi, scope: "api.read" } }
+    })),
+    Layer.provideMerge(userTokens({ client: webTlsClient(provider) }))
+  )
+})).pipe(Layer.provide(mutualTls), Layer.orDie)
+
+/** The code flow of the web-tls client, its code exchange made by the library, the tokens seeded for the user. */
+const signInWithCertificate = (client: TokenClient.TokenClient, account: string) =>
+  Effect.gen(function*() {
+    const provider = yield* IdentityProvider.IdentityProvider
+    const endpoint = yield* TokenEndpoint.TokenEndpoint
+    const metadata = yield* endpoint.metadata(client)
+    const config = new oidc.Configuration(metadata as oidc.ServerMetadata, client.clientId)
+    oidc.allowInsecureRequests(config)
+    const verifier = oidc.randomPKCECodeVerifier()
+    const state = oidc.randomState()
+    const nonce = oidc.randomNonce()
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: "http://127.0.0.1:1/callback",
+      scope: "openid offline_access api.read",
+      code_challenge: yield* Effect.promise(() => oidc.calculatePKCECodeChallenge(verifier)),
+      code_challenge_method: "S256",
+      prompt: "consent",
+      resource: IdentityProvider.Resources.demoApi,
+      state,
+      nonce
+    })
+    const callbackUrl = yield* provider.authorize(url, account)
+    const sentAt = yield* Clock.currentTimeMillis
+    const signedIn = yield* endpoint.request(
+      client,
+      TokenEndpoint.Grant.AuthorizationCode({
+        callbackUrl,
+        codeVerifier: Redacted.make(verifier),
+        expectedState: state,
+        expectedNonce: Redacted.make(nonce),
+        options: { resource: IdentityProvider.Resources.demoApi }
+      })
+    )
+    const user = new CurrentUser.User({ subject: account })
+    const { accessToken } = signedIn
+    yield* Effect.flatMap(OidcEvents.OidcEvents, (events) =>
+      events.tokenValidated(
+        user,
+        {
+          access_token: Redacted.value(accessToken.accessToken),
+          token_type: accessToken.tokenType,
+          expires_in: Math.round((accessToken.expiresAt - accessToken.issuedAt) / 1000),
+          refresh_token: Redacted.value(signedIn.refreshToken!)
+        },
+        undefined,
+        { sentAt }
+      ))
+    return user
+  })

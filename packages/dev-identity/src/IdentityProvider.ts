@@ -327,12 +327,14 @@ export const Resources = {
  * - `machineTls`, `machineSelfSignedTls`: the same, authenticating with `tls_client_auth` (the CA-issued
  *   `testCertificates.client`, subject `CN=machine-tls`) / `self_signed_tls_client_auth`
  *   (`testCertificates.selfSigned`) at `mtlsTokenEndpoint`; their access tokens are bound to the certificate
- *   (`cnf.x5t#S256`, RFC 8705).
+ *   (`cnf.x5t#S256`, RFC 8705). Discovery lists the https listener's endpoints as `mtls_endpoint_aliases`.
  * - `web`, `webPost`: confidential web apps, `authorization_code` (PKCE S256 required) and `refresh_token`,
  *   authenticating with `client_secret_basic` / `client_secret_post`; scope
  *   `openid profile email offline_access api.read api.write other.read`.
  * - `webPrivateKeyJwt`: as `web`, authenticating with `private_key_jwt` (the keys of `clientPrivateKeys`); it
  *   accepts DPoP proofs too.
+ * - `webTls`: as `web`, authenticating with `tls_client_auth` (the certificate of `machineTls`); its access
+ *   tokens are bound to the certificate.
  * - `machineDpop`, `webDpop`: as `machineBasic` and `web`, but their access tokens must be DPoP-bound
  *   (`dpop_bound_access_tokens`): a token request without a DPoP proof is refused.
  * - `publicDpop`: a public client (no secret, `token_endpoint_auth_method: none`) of the code flow with refresh
@@ -358,6 +360,8 @@ export const Clients = {
   /** @since 0.3.0 */
   webDpop: { clientId: "web-dpop", clientSecret: "web-dpop-secret" },
   webPrivateKeyJwt: { clientId: "web-private-key-jwt" },
+  /** @since 0.3.0 */
+  webTls: { clientId: "web-tls" },
   /** @since 0.3.0 */
   publicDpop: { clientId: "public-dpop" }
 } as const

@@ -471,6 +471,22 @@ const tokenExchangeForm = (
   })
 })
 
+/**
+ * The provider's endpoints for a client whose requests present its certificate: the `mtls_endpoint_aliases` of
+ * discovery (RFC 8705 §5) where the provider has them — where it asks for the certificate, authenticates with it
+ * and binds tokens to it — and the plain ones elsewhere.
+ */
+const withMutualTlsAliases = (server: ServerMetadata): ServerMetadata => {
+  const aliases = server.mtls_endpoint_aliases
+  if (typeof aliases !== "object" || aliases === null) return server
+  const { revocation_endpoint, token_endpoint } = aliases as Record<string, unknown>
+  return {
+    ...server,
+    ...(typeof token_endpoint === "string" ? { token_endpoint } : {}),
+    ...(typeof revocation_endpoint === "string" ? { revocation_endpoint } : {})
+  }
+}
+
 /** @internal */
 export const make = (options?: {
   readonly timeout?: Duration.DurationInput | undefined
@@ -630,7 +646,12 @@ export const make = (options?: {
           token_endpoint: client.tokenEndpoint,
           ...(client.revocationEndpoint ? { revocation_endpoint: client.revocationEndpoint } : {})
         })
-        : discovered.get(JSON.stringify([client.issuer, client.clientId, client.allowInsecureRequests]))
+        : client.clientCertificate === undefined
+        ? discovered.get(JSON.stringify([client.issuer, client.clientId, client.allowInsecureRequests]))
+        : Effect.map(
+          discovered.get(JSON.stringify([client.issuer, client.clientId, client.allowInsecureRequests])),
+          withMutualTlsAliases
+        )
 
     const request = (client: TokenClientLike, grant: Grant): Effect.Effect<TokenResponse, TokenEndpointError> => {
       const operation: Operation = grant._tag === "ClientCredentials"

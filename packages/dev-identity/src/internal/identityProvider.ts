@@ -195,6 +195,11 @@ export const make = (options: Options = {}) =>
     )
     const tlsPort = yield* listen(tlsServer as unknown as Http.Server, 0).pipe(Effect.orDie)
     const mtlsOrigin = `https://127.0.0.1:${tlsPort}`
+    // advertised in discovery (RFC 8705 §5): oidc-provider's default routes, on the https listener
+    const mtlsEndpointAliases = {
+      token_endpoint: `${mtlsOrigin}/token`,
+      revocation_endpoint: `${mtlsOrigin}/token/revocation`
+    }
 
     const store = new MemoryStore()
     const tokenState = new TokenEndpointState()
@@ -243,6 +248,12 @@ export const make = (options: Options = {}) =>
         ),
         client_secret: undefined,
         jwks: { keys: [selfSignedJwk(tls.selfSigned.certificate)] },
+        tls_client_certificate_bound_access_tokens: true
+      },
+      {
+        ...webClient({ clientId: Clients.webTls.clientId, clientSecret: "" }, "tls_client_auth", "Web app, mTLS (dev)"),
+        client_secret: undefined,
+        tls_client_auth_subject_dn: "CN=machine-tls",
         tls_client_certificate_bound_access_tokens: true
       },
       {
@@ -334,6 +345,7 @@ export const make = (options: Options = {}) =>
         email: ["email", "email_verified"]
       },
       scopes: [...OIDC_SCOPES],
+      discovery: { mtls_endpoint_aliases: mtlsEndpointAliases },
       jwks: keys.privateJwks as Configuration["jwks"],
       enabledJWA: {
         dPoPSigningAlgValues: ["ES256", "ES384", "ES512", "PS256", "RS256", "Ed25519", "EdDSA"]
@@ -443,6 +455,11 @@ export const make = (options: Options = {}) =>
     }
 
     const provider: Provider = new oidc.Provider(issuer, configuration)
+    for (const [endpoint, route] of [["token_endpoint", "token"], ["revocation_endpoint", "revocation"]] as const) {
+      if (new URL(mtlsEndpointAliases[endpoint]).pathname !== new URL(provider.urlFor(route)).pathname) {
+        return yield* Effect.dieMessage(`dev-identity: the mTLS alias of ${endpoint} is not the provider's route`)
+      }
+    }
     provider.silent = !debug()
     if (debug()) {
       const events: NodeJS.EventEmitter = provider
@@ -524,11 +541,16 @@ export const make = (options: Options = {}) =>
         }
         const now = Math.floor(Date.now() / 1000)
         const scope = requested.join(" ")
+        // bound to the certificate the request presented, as the provider's own grants bind (RFC 8705 §3)
+        const certificate = client.tlsClientCertificateBoundAccessTokens ? peerCertificate(ctx.req) : undefined
         const accessToken = await new Jose.SignJWT({
           client_id: client.clientId,
           scope,
           jti: Crypto.randomUUID(),
-          ...(act === undefined ? {} : { act })
+          ...(act === undefined ? {} : { act }),
+          ...(certificate === undefined ? {} : {
+            cnf: { "x5t#S256": Crypto.createHash("sha256").update(certificate.raw).digest("base64url") }
+          })
         })
           .setProtectedHeader({ alg: "RS256", kid: keys.rs256.kid, typ: "at+jwt" })
           .setIssuer(issuer)
@@ -562,8 +584,8 @@ export const make = (options: Options = {}) =>
     const service: IdentityProvider["Type"] = {
       issuer,
       clientPrivateKeys: { pem: clientKeys.pem, jwk: clientKeys.jwk },
-      mtlsTokenEndpoint: `${mtlsOrigin}${new URL(provider.urlFor("token")).pathname}`,
-      mtlsRevocationEndpoint: `${mtlsOrigin}${new URL(provider.urlFor("revocation")).pathname}`,
+      mtlsTokenEndpoint: mtlsEndpointAliases.token_endpoint,
+      mtlsRevocationEndpoint: mtlsEndpointAliases.revocation_endpoint,
       testCertificates: tls,
       discoveryUrl: `${issuer}/.well-known/openid-configuration`,
       tokenEndpoint: provider.urlFor("token"),
