@@ -17,6 +17,7 @@ import type * as Scope from "effect/Scope"
 import { type AccessToken, parametersKey, type TokenRequestOptions } from "./AccessToken.js"
 import type { ClusterEvents } from "./ClusterEvents.js"
 import * as nearCache from "./internal/nearCache.js"
+import * as storePeek from "./internal/storePeek.js"
 import type { TokenStoreError } from "./TokenError.js"
 import * as TokenLock from "./TokenLock.js"
 import * as UserTokenModule from "./UserToken.js"
@@ -64,14 +65,17 @@ export class UserTokenStore extends Context.Tag("@effect-atm/core/UserTokenStore
   readonly clear: (user: string, params?: TokenRequestOptions) => Effect.Effect<void, TokenStoreError>
 }>() {}
 
+/**
+ * What the memory store holds for a user: the user's tokens for the parameters written last, as written (most users
+ * have one set of parameters), and for any other parameters with an access token. Every token of an entry carries
+ * the same refresh token, ID token, client and DPoP key: a write replaces them in all of its tokens.
+ */
 interface Entry {
-  /** The refresh token, ID token and client id all of the user's parameters share. */
-  readonly shared: UserToken
-  readonly accessTokens: Map<string, AccessToken>
-  /** What `get` returned per parameters, until the next write: reads are the hot path. */
-  views: Map<string, UserToken> | undefined
+  readonly key: string
+  token: UserToken
+  readonly others: Map<string, UserToken> | undefined
   /** When the entry is dropped: `timeToLive` after its last write (its refresh token is presumed dead then). */
-  expiresAt: number
+  readonly expiresAt: number
 }
 
 /**
@@ -98,6 +102,15 @@ export const makeMemory = (options?: MemoryOptions): UserTokenStore["Type"] => {
   const capacity = options?.capacity ?? 100_000
   const timeToLive = Duration.toMillis(Duration.decode(options?.timeToLive ?? Duration.days(14)))
   const users = new Map<string, Entry>()
+  // an application has a few parameters (its resources and scopes): one copy of each key, not one per user
+  const keys = new Map<string, string>()
+  const keyOf = (params: TokenRequestOptions | undefined): string => {
+    const key = parametersKey(params)
+    const known = keys.get(key)
+    if (known !== undefined) return known
+    if (keys.size < 1_000) keys.set(key, key)
+    return key
+  }
 
   const live = (user: string, now: number): Entry | undefined => {
     const entry = users.get(user)
@@ -108,44 +121,59 @@ export const makeMemory = (options?: MemoryOptions): UserTokenStore["Type"] => {
     return entry
   }
 
-  return UserTokenStore.of({
+  const tokenOf = (entry: Entry, key: string): UserToken | undefined =>
+    key === entry.key ? entry.token : entry.others?.get(key)
+
+  const store: UserTokenStore["Type"] = UserTokenStore.of({
     store: (user, token, params) =>
       TokenLock.fenced(Effect.map(Clock.currentTimeMillis, (now) => {
+        const key = keyOf(params)
         const previous = live(user, now)
-        const accessTokens = new Map(previous?.accessTokens)
-        if (token.accessToken !== undefined) accessTokens.set(parametersKey(params), token.accessToken)
+        let others: Map<string, UserToken> | undefined
+        let own = token
+        if (previous !== undefined) {
+          // the user's other access tokens stay, with this write's refresh token, ID token, client and DPoP key
+          const shared = UserTokenModule.shared(token)
+          const carry = (accessToken: AccessToken | undefined, other: string) => {
+            if (accessToken === undefined) return
+            if (other === key) {
+              if (token.accessToken === undefined) own = UserTokenModule.withAccessToken(shared, accessToken)
+            } else {
+              ;(others ??= new Map()).set(other, UserTokenModule.withAccessToken(shared, accessToken))
+            }
+          }
+          carry(previous.token.accessToken, previous.key)
+          previous.others?.forEach((other, otherKey) => carry(other.accessToken, otherKey))
+        }
         // re-insert: Map order is write order, so the first key is the least recently written
         users.delete(user)
         if (users.size >= capacity) users.delete(users.keys().next().value!)
-        users.set(user, {
-          shared: UserTokenModule.shared(token),
-          accessTokens,
-          views: undefined,
-          expiresAt: now + timeToLive
-        })
+        // the token is kept as written: what `get` returns for these parameters until the next write
+        users.set(user, { key, token: own, others, expiresAt: now + timeToLive })
       })),
     get: (user, params) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         const entry = live(user, now)
         if (entry === undefined) return Option.none()
-        const key = parametersKey(params)
-        let view = entry.views?.get(key)
-        if (view === undefined) {
-          view = UserTokenModule.withAccessToken(entry.shared, entry.accessTokens.get(key))
-          ;(entry.views ??= new Map()).set(key, view)
-        }
-        return Option.some(view)
+        // a known user without an access token for these parameters: their shared tokens alone
+        return Option.some(tokenOf(entry, parametersKey(params)) ?? UserTokenModule.shared(entry.token))
       }),
     clear: (user, params) =>
       TokenLock.fenced(Effect.sync(() => {
-        if (params === undefined) users.delete(user)
-        else {
-          const entry = users.get(user)
-          const key = parametersKey(params)
-          entry?.accessTokens.delete(key)
-          entry?.views?.delete(key)
+        if (params === undefined) {
+          users.delete(user)
+          return
         }
+        const entry = users.get(user)
+        if (entry === undefined) return
+        const key = parametersKey(params)
+        if (key === entry.key) entry.token = UserTokenModule.shared(entry.token)
+        else entry.others?.delete(key)
       }))
+  })
+  return storePeek.register(store, (user, key, now) => {
+    const entry = users.get(user)
+    return entry === undefined || entry.expiresAt <= now ? undefined : tokenOf(entry, key)
   })
 }
 

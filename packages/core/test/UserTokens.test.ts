@@ -1,12 +1,14 @@
-import type { UserToken } from "@effect-atm/core"
 import {
+  AccessToken,
   AccessTokenHttpClient,
   AccessTokenManagement,
   ClientCredentialsTokens,
+  ClusterEvents,
   CurrentUser,
   OidcEvents,
   TokenEndpoint,
   TokenLock,
+  UserToken,
   UserTokens,
   UserTokenStore
 } from "@effect-atm/core"
@@ -207,6 +209,47 @@ layer(identity({ accessTokenTtl: 300 }))("user tokens against the embedded provi
         yield* tokens.get({ forceRenewal: true }).pipe(CurrentUser.provide(user))
         assert.strictEqual(yield* refreshes, 2)
       }).pipe(Effect.provide(userTokens())))
+
+    for (
+      const [name, store] of [
+        ["the memory store", UserTokenStore.layerMemory()],
+        [
+          "a near cache over it",
+          UserTokenStore.layerMemory().pipe(UserTokenStore.withNearCache(), Layer.provide(ClusterEvents.layerMemory))
+        ]
+      ] as const
+    ) {
+      it.effect(`${name}: a get served from memory gives way to expiry and to what another path writes or clears`, () =>
+        Effect.gen(function*() {
+          const { store, tokens } = yield* setup
+          const { user } = yield* signIn("rita")
+          const get = tokens.get().pipe(CurrentUser.provide(user))
+          const first = yield* get
+          assert.strictEqual(yield* get, first)
+          // past the renewal point: renewed, never the held token
+          yield* TestClock.adjust("241 seconds")
+          const renewed = yield* get
+          assert.notStrictEqual(value(renewed.accessToken), value(first.accessToken))
+          assert.strictEqual(yield* refreshes, 1)
+          assert.strictEqual(yield* get, renewed)
+          // another writer (another manager over the same store) replaces the access token
+          const params = { resource: IdentityProvider.Resources.demoApi }
+          yield* store.store(
+            CurrentUser.storeKey(user),
+            new UserToken.UserToken({
+              ...(yield* stored(user)),
+              accessToken: new AccessToken.AccessToken({ ...renewed, accessToken: Redacted.make("written-elsewhere") })
+            }),
+            params
+          )
+          assert.strictEqual(value((yield* get).accessToken), "written-elsewhere")
+          // a sign-out elsewhere clears the store: nothing is handed out from memory any more
+          yield* store.clear(CurrentUser.storeKey(user))
+          const error = yield* Effect.flip(get)
+          assert.strictEqual(error._tag, "SignInRequired")
+          assert.strictEqual(yield* refreshes, 1)
+        }).pipe(Effect.provide(userTokens({ store }))))
+    }
 
     it.effect("500 concurrent calls for one expired user: one refresh, one new token, and the grant stays alive", () =>
       Effect.gen(function*() {

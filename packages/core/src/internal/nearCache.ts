@@ -11,6 +11,7 @@ import * as UserTokenModule from "../UserToken.js"
 import type { UserToken } from "../UserToken.js"
 import type { NearCacheOptions, UserTokenStore } from "../UserTokenStore.js"
 import { readThrough } from "./readThrough.js"
+import * as storePeek from "./storePeek.js"
 
 interface Cached {
   readonly found: Option.Option<UserToken>
@@ -90,7 +91,7 @@ export const make = (store: UserTokenStore["Type"], options: NearCacheOptions = 
         )
       )
 
-    return {
+    const service: UserTokenStore["Type"] = {
       distributed: store.distributed,
       // the hot path: one fiber-ref read and one clock read, no allocation on a hit
       get: (user, params) =>
@@ -132,5 +133,11 @@ export const make = (store: UserTokenStore["Type"], options: NearCacheOptions = 
           invalidate(user)
           yield* announce(user)
         })
-    } satisfies UserTokenStore["Type"]
+    }
+    return storePeek.register(service, (user, key, now) => {
+      const entry = users.get(user)?.get(key)
+      return entry === undefined || entry.expiresAt <= now || entry.found._tag === "None"
+        ? undefined
+        : entry.found.value
+    })
   })

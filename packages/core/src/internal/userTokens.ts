@@ -1,21 +1,24 @@
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
-import { AccessToken, type TokenRequestOptions } from "../AccessToken.js"
+import { AccessToken, parametersKey, renewAt, type TokenRequestOptions } from "../AccessToken.js"
 import * as CurrentUser from "../CurrentUser.js"
 import * as DPoP from "../DPoP.js"
 import type { OidcEvents } from "../OidcEvents.js"
 import * as TokenClient from "../TokenClient.js"
 import { Grant, TokenEndpoint } from "../TokenEndpoint.js"
-import { SignInRequired, type TokenEndpointError, type TokenStoreError } from "../TokenError.js"
+import { type NoCurrentUser, SignInRequired, type TokenEndpointError, type TokenStoreError } from "../TokenError.js"
 import { isLeaseLost, TokenLock } from "../TokenLock.js"
 import * as TokenMetrics from "../TokenMetrics.js"
 import { UserToken } from "../UserToken.js"
-import type { Options, UserTokens } from "../UserTokens.js"
+import type { Options, UserTokenError, UserTokens } from "../UserTokens.js"
 import { discover, renewalLock } from "./deployment.js"
 import { userTokenKey } from "./keys.js"
 import * as validate from "./options.js"
+import * as storePeek from "./storePeek.js"
 import * as tokenCache from "./tokenCache.js"
 import { rotatedRefreshToken } from "./tokenEndpoint.js"
 import * as tokenMetrics from "./tokenMetrics.js"
@@ -27,7 +30,17 @@ interface Key {
   readonly user: CurrentUser.User
   readonly storeKey: string
   readonly params: TokenRequestOptions
+  readonly parametersKey: string
   readonly id: string
+  /** The tokens the last `get` found in an in-process store, with what was derived from them (see `hit`). */
+  last: Last | undefined
+}
+
+interface Last {
+  readonly token: UserToken
+  /** `AccessToken.isFresh` is true before this instant. */
+  readonly freshUntil: number
+  readonly hit: Effect.Effect<AccessToken>
 }
 
 /** @internal */
@@ -57,7 +70,8 @@ export const make = (options: Options) =>
     const makeKey = (user: CurrentUser.User, get: GetOptions | undefined): Key => {
       const storeKey = CurrentUser.storeKey(user)
       const params = paramsFor(get)
-      return { user, storeKey, params, id: userTokenKey(storeKey, params) }
+      const key = parametersKey(params)
+      return { user, storeKey, params, parametersKey: key, id: userTokenKey(storeKey, params), last: undefined }
     }
     // the key of a plain `get()` per user object: a connection provides one User for its lifetime
     const defaultKeys = new WeakMap<CurrentUser.User, Key>()
@@ -184,15 +198,61 @@ export const make = (options: Options) =>
         : undefined
     )
 
-    const accessTokenOf = (key: Key) => (token: UserToken) =>
-      token.accessToken === undefined
-        ? Effect.fail(new SignInRequired({ subject: key.user.subject, reason: "no-tokens" }))
-        : Effect.succeed(token.accessToken)
+    /**
+     * A hit without reading the store through the cache: when the store holds its tokens in this process and still
+     * holds the very tokens the last `get` of this key found (a write, clear, expiry or a near cache's
+     * invalidation replaces them), and their access token is still fresh, the ready-made success of that `get`.
+     * Another process's writes reach this one through the store (or its near cache): they are seen as before.
+     */
+    const peek = storePeek.of(store)
+    let closed = false
+    yield* Effect.addFinalizer(() => Effect.sync(() => closed = true))
+    const hit = (key: Key, now: number): Effect.Effect<AccessToken> | undefined => {
+      const last = key.last
+      return last !== undefined && now < last.freshUntil && !closed &&
+          peek!(key.storeKey, key.parametersKey, now) === last.token
+        ? last.hit
+        : undefined
+    }
+    const found = (key: Key) => (token: UserToken) => {
+      const accessToken = token.accessToken
+      if (accessToken === undefined) {
+        return Effect.fail(new SignInRequired({ subject: key.user.subject, reason: "no-tokens" }))
+      }
+      const success = Effect.succeed(accessToken)
+      if (peek !== undefined) {
+        key.last = {
+          token,
+          freshUntil: Math.min(renewAt(accessToken, renewBefore), accessToken.expiresAt),
+          hit: success
+        }
+      }
+      return success
+    }
 
     const getFor = (user: CurrentUser.User, get?: GetOptions) => {
       const key = keyFor(user, get)
-      return Effect.flatMap(get?.forceRenewal ? cache.renew(key) : cache.get(key), accessTokenOf(key))
+      if (get?.forceRenewal) return Effect.flatMap(cache.renew(key), found(key))
+      return peek === undefined
+        ? Effect.flatMap(cache.get(key), found(key))
+        : Effect.clockWith((clock) =>
+          hit(key, clock.unsafeCurrentTimeMillis()) ?? Effect.flatMap(cache.get(key), found(key))
+        )
     }
+
+    /**
+     * `get()` as a connection calls it, for the one user it provides for its lifetime: the current user, the key
+     * and a hit in one step of the fiber (no allocation).
+     */
+    const getDefault: Effect.Effect<AccessToken, UserTokenError> = Effect.withFiberRuntime((fiber) => {
+      const user = Context.getOrElse(fiber.currentContext, CurrentUser.CurrentUser, noUser)
+      if (user === undefined) return CurrentUser.get as Effect.Effect<never, NoCurrentUser>
+      const key = keyFor(user, undefined)
+      return (peek === undefined
+        ? undefined
+        : hit(key, Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis())) ??
+        Effect.flatMap(cache.get(key), found(key))
+    })
 
     /**
      * Revokes the stored refresh token (how a failure to revoke is handled is the caller's), then clears. Under the
@@ -215,16 +275,17 @@ export const make = (options: Options) =>
       }).pipe(cache.withLock(storeKey))
 
     const tokens: UserTokens["Type"] = {
-      get: (get) => Effect.flatMap(CurrentUser.get, (user) => getFor(user, get)),
+      get: (get) =>
+        get === undefined || isDefault(get) ? getDefault : Effect.flatMap(CurrentUser.get, (user) => getFor(user, get)),
       renew: (rejected, get) =>
         Effect.flatMap(CurrentUser.get, (user) => {
           const key = keyFor(user, get)
-          return Effect.flatMap(cache.renew(key, rejected), accessTokenOf(key))
+          return Effect.flatMap(cache.renew(key, rejected), found(key))
         }),
       getFor,
       renewFor: (user, rejected, get) => {
         const key = keyFor(user, get)
-        return Effect.flatMap(cache.renew(key, rejected), accessTokenOf(key))
+        return Effect.flatMap(cache.renew(key, rejected), found(key))
       },
       revokeRefreshToken: Effect.flatMap(
         CurrentUser.get,
@@ -272,6 +333,12 @@ const rotatedWriteRetry = Schedule.exponential("50 millis").pipe(
   Schedule.union(Schedule.spaced("1 second")),
   Schedule.upTo("10 seconds")
 )
+
+const noUser = (): undefined => undefined
+
+/** Options that ask for the default key's token, as a plain `get()` does. */
+const isDefault = (get: GetOptions): boolean =>
+  get.resource === undefined && get.scope === undefined && get.parameters === undefined && !get.forceRenewal
 
 const withResource = (token: AccessToken, resource: string | undefined): AccessToken =>
   resource === undefined || token.resource === resource ? token : new AccessToken({ ...token, resource })
