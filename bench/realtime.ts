@@ -180,7 +180,8 @@ export const run = Effect.gen(function*() {
           }
           if (message.type === "signed-out") {
             stats.signedOut++
-            return tally(stats.signedOutMessages, message.message ?? "")
+            // by reason, not by user
+            return tally(stats.signedOutMessages, (message.message ?? "").replace(account, "…"))
           }
           // never another user's data, whatever the window
           const owner = sessionOfToken.get(message.api.jti)
