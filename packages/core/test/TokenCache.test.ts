@@ -68,6 +68,22 @@ describe("TokenCache", () => {
       assert.strictEqual(renewals.length, 2)
     }))
 
+  it.scoped("memoized: a get made once and run later, with yield* or by the runtime, follows the clock of when it runs", () =>
+    Effect.gen(function*() {
+      const { backend, renewals } = makeBackend({ lifetimeMillis: 300_000 })
+      const cache = yield* TokenCache.make(backend, { renewBefore: "60 seconds", memoize: true })
+      const get = cache.get("a")
+      const first = yield* get
+      yield* TestClock.adjust("239 seconds")
+      assert.strictEqual(value(yield* get), value(first))
+      assert.strictEqual(value(yield* Effect.map(get, (token) => token)), value(first))
+      yield* TestClock.adjust("1 second") // 60 s before expiry: `yield*` must not take the memo's stale entry
+      const second = yield* get
+      assert.notStrictEqual(value(second), value(first))
+      assert.strictEqual(value(yield* Effect.map(get, (token) => token)), value(second))
+      assert.strictEqual(renewals.length, 2)
+    }))
+
   it.scoped("the renewal buffer is capped at half the lifetime of a short-lived token", () =>
     Effect.gen(function*() {
       const { backend, renewals } = makeBackend({ lifetimeMillis: 10_000 })

@@ -25,7 +25,7 @@ const renewalMillis = 400
 type Outcome = "transient" | "permanent"
 
 type Command =
-  | { readonly _tag: "get"; readonly key: Key }
+  | { readonly _tag: "get"; readonly key: Key; readonly inGen: boolean } // `inGen`: `yield*` in `Effect.gen`
   | { readonly _tag: "renew"; readonly key: Key } // forced
   | { readonly _tag: "reject"; readonly key: Key } // the API answered 401 to the last token handed out for the key
   | { readonly _tag: "fail"; readonly key: Key; readonly outcome: Outcome } // the key's next renewal fails
@@ -35,7 +35,10 @@ type Command =
 
 const key = FastCheck.constantFrom(...keys)
 const command: FastCheck.Arbitrary<Command> = FastCheck.oneof(
-  { arbitrary: FastCheck.record({ _tag: FastCheck.constant("get" as const), key }), weight: 6 },
+  {
+    arbitrary: FastCheck.record({ _tag: FastCheck.constant("get" as const), key, inGen: FastCheck.boolean() }),
+    weight: 6
+  },
   { arbitrary: FastCheck.record({ _tag: FastCheck.constant("renew" as const), key }), weight: 1 },
   { arbitrary: FastCheck.record({ _tag: FastCheck.constant("reject" as const), key }), weight: 2 },
   {
@@ -169,7 +172,15 @@ const runScenario = (commands: ReadonlyArray<Command>, memoize: boolean) =>
     for (const command of commands) {
       switch (command._tag) {
         case "get":
-          yield* call(world.observe(command.key, "get", cache.get(command.key)))
+          yield* call(world.observe(
+            command.key,
+            "get",
+            command.inGen ?
+              Effect.gen(function*() {
+                return yield* cache.get(command.key)
+              }) :
+              cache.get(command.key)
+          ))
           break
         case "renew":
           yield* call(world.observe(command.key, "renew", cache.renew(command.key)))

@@ -1,14 +1,19 @@
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Effectable from "effect/Effectable"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Scope from "effect/Scope"
+import * as Utils from "effect/Utils"
 import { type AccessToken, isFresh, isSameToken, renewAt } from "../AccessToken.js"
 import type { Backend, Backoff, Options, TokenCache } from "../TokenCache.js"
 import { isTokenError, isTransient, TokenManagerClosed, type TokenStoreError } from "../TokenError.js"
@@ -65,6 +70,31 @@ interface MemoEntry<V> {
   /** `AccessToken.isFresh` is true before this instant. */
   readonly freshUntil: number
   readonly hit: Effect.Effect<V>
+}
+
+/**
+ * A memoized key's `get`. Run by the runtime it is `lookup` (a clock read, then the memo's success or a renewal);
+ * but `yield*` in a generator, the way callers write it, asks it for an iterator at the moment it runs, inside the
+ * caller's fiber: it checks the memo there, with that fiber's clock, and yields the ready-made success, which
+ * `Effect.gen` takes inline — a hit then costs no step of the run loop.
+ */
+class MemoGet<V, E> extends Effectable.Class<V, E> {
+  constructor(
+    readonly lookup: Effect.Effect<V, E>,
+    readonly hit: (clock: Clock.Clock) => Effect.Effect<V> | undefined
+  ) {
+    super()
+  }
+  commit(): Effect.Effect<V, E> {
+    return this.lookup
+  }
+  override [Symbol.iterator](): Effect.EffectGenerator<Effect.Effect<V, E>> {
+    const fiber = Fiber.getCurrentFiber()
+    const hit = fiber._tag === "Some"
+      ? this.hit(Context.get(fiber.value.getFiberRef(DefaultServices.currentServices), Clock.Clock))
+      : undefined
+    return new Utils.SingleShotGen(new Utils.YieldWrap(hit ?? this.lookup))
+  }
 }
 
 interface LockEntry {
@@ -332,14 +362,21 @@ export const make = <K, V, E>(
         Effect.suspend(() =>
           closed ? failClosed : read(key)
         ) :
-      (key: K): Effect.Effect<V, E | TokenStoreError | TokenManagerClosed> =>
-        Effect.clockWith((clock) => {
-          if (closed) return failClosed
-          const entry = memo.get(backend.keyOf(key))
-          if (entry === undefined || clock.unsafeCurrentTimeMillis() >= entry.freshUntil) return read(key)
+      (key: K): Effect.Effect<V, E | TokenStoreError | TokenManagerClosed> => {
+        const id = backend.keyOf(key)
+        /** The memo's success while the key is fresh by this clock (and the cache open), else `undefined`. */
+        const hit = (clock: Clock.Clock): Effect.Effect<V> | undefined => {
+          if (closed) return undefined
+          const entry = memo.get(id)
+          if (entry === undefined || clock.unsafeCurrentTimeMillis() >= entry.freshUntil) return undefined
           instruments?.lookup(key, "hit")
           return entry.hit
-        })
+        }
+        return new MemoGet(
+          Effect.clockWith((clock) => hit(clock) ?? (closed ? failClosed : read(key))),
+          hit
+        )
+      }
 
     /** A forced renewal treats whatever token is stored now as rejected. */
     const renew = (key: K, rejected?: AccessToken): Effect.Effect<V, E | TokenStoreError | TokenManagerClosed> =>
