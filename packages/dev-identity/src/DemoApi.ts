@@ -20,7 +20,8 @@ import * as internal from "./internal/demoApi.js"
  * DPoP-bound token. The token is verified with the issuer's JWKS: signature (RS256 or ES256), `iss`, `aud` and
  * `exp` (no clock tolerance). A missing or invalid token gets 401 with
  * `WWW-Authenticate: Bearer realm="demo-api", error="invalid_token", error_description="..."`; a valid one gets
- * 200 with the JSON echo `{ sub, client_id, scope, aud, jti, exp, path }` for any GET path.
+ * 200 with the JSON echo `{ sub, client_id, scope, aud, jti, exp, path }` for any GET path, with the token's `cnf`
+ * too when it is sender-constrained (`{ jkt }` for DPoP, `{ "x5t#S256" }` for a certificate).
  *
  * A DPoP-bound token (with `cnf.jkt`) is refused as a bearer token. Its proof (RFC 9449 §4.3, §7) must be a
  * `dpop+jwt` signed by the key in its header, whose thumbprint is the token's `cnf.jkt`; for this method (`htm`)

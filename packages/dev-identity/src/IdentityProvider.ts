@@ -48,9 +48,18 @@ export class IdentityProvider extends Context.Tag("@effect-atm/dev-identity/Iden
   readonly jwksUri: string
   readonly authorizationEndpoint: string
   readonly endSessionEndpoint: string
-  /** number of requests that reached the token endpoint (successful or not, faulted or not), optionally filtered */
+  /**
+   * number of requests that reached the token endpoint (successful or not, faulted or not), optionally filtered:
+   * by grant type, client, whether the request carried a `client_assertion` (private_key_jwt, client_secret_jwt;
+   * since 0.3.0) and whether it carried a DPoP proof (since 0.3.0)
+   */
   readonly tokenRequests: (
-    filter?: { readonly grantType?: string | undefined; readonly clientId?: string | undefined }
+    filter?: {
+      readonly grantType?: string | undefined
+      readonly clientId?: string | undefined
+      readonly clientAssertion?: boolean | undefined
+      readonly dpop?: boolean | undefined
+    }
   ) => Effect.Effect<number>
   /**
    * Whether the token endpoint demands a DPoP nonce: a proof without the provider's current nonce is answered

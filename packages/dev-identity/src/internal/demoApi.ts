@@ -183,8 +183,10 @@ export const make = (options: StandaloneOptions) =>
         })
       }
       const { aud, client_id, exp, jti, scope, sub } = verified.payload
+      const path = new URL(request.url, "http://localhost").pathname
       return HttpServerResponse.unsafeJson(
-        { sub, client_id, scope, aud, jti, exp, path: new URL(request.url, "http://localhost").pathname },
+        // `cnf` only for a sender-constrained token: which key or certificate the call proved
+        { sub, client_id, scope, aud, jti, exp, path, ...(cnf === undefined ? {} : { cnf }) },
         { headers: { "cache-control": "no-store" } }
       )
     })

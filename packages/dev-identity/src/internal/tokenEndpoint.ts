@@ -1,11 +1,21 @@
 import * as Http from "node:http"
 import * as Timers from "node:timers/promises"
 import type { Provider } from "oidc-provider"
-import type { TokenEndpointFault } from "../IdentityProvider.js"
+import type { IdentityProvider, TokenEndpointFault } from "../IdentityProvider.js"
 import { readBody } from "./http.js"
 
 type Middleware = Parameters<Provider["use"]>[0]
 type KoaContext = Parameters<Middleware>[0]
+
+/** What the counters keep of a token request. @internal */
+interface TokenRequestSeen {
+  readonly grantType: string | undefined
+  readonly clientId: string | undefined
+  /** it carried a `client_assertion` (private_key_jwt, client_secret_jwt) */
+  readonly clientAssertion: boolean
+  /** it carried a `DPoP` proof header */
+  readonly dpop: boolean
+}
 
 /**
  * Counters and injected faults of the token endpoint. Koa middleware mutates it outside any fiber; the service
@@ -14,26 +24,25 @@ type KoaContext = Parameters<Middleware>[0]
  * @internal
  */
 export class TokenEndpointState {
-  private readonly counts = new Map<
-    string,
-    { grantType: string | undefined; clientId: string | undefined; n: number }
-  >()
+  private readonly counts = new Map<string, TokenRequestSeen & { n: number }>()
   private fault: TokenEndpointFault | undefined = undefined
   private remaining: number | undefined = undefined
   private until: number | undefined = undefined
 
-  record(grantType: string | undefined, clientId: string | undefined): void {
-    const key = `${grantType ?? ""}\u0000${clientId ?? ""}`
+  record(seen: TokenRequestSeen): void {
+    const key = `${seen.grantType ?? ""}\u0000${seen.clientId ?? ""}\u0000${seen.clientAssertion}\u0000${seen.dpop}`
     const entry = this.counts.get(key)
-    if (entry === undefined) this.counts.set(key, { grantType, clientId, n: 1 })
+    if (entry === undefined) this.counts.set(key, { ...seen, n: 1 })
     else entry.n++
   }
 
-  count(filter?: { readonly grantType?: string | undefined; readonly clientId?: string | undefined }): number {
+  count(filter?: Parameters<IdentityProvider["Type"]["tokenRequests"]>[0]): number {
     let total = 0
     for (const entry of this.counts.values()) {
       if (filter?.grantType !== undefined && entry.grantType !== filter.grantType) continue
       if (filter?.clientId !== undefined && entry.clientId !== filter.clientId) continue
+      if (filter?.clientAssertion !== undefined && entry.clientAssertion !== filter.clientAssertion) continue
+      if (filter?.dpop !== undefined && entry.dpop !== filter.dpop) continue
       total += entry.n
     }
     return total
@@ -83,14 +92,23 @@ const clientIdFromAuthorization = (header: string | undefined): string | undefin
 const str = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined)
 
 // After oidc-provider handled the request: what it parsed, or as much of it as it got to.
-const describeHandled = (ctx: KoaContext): { grantType: string | undefined; clientId: string | undefined } => {
+const describeHandled = (ctx: KoaContext): TokenRequestSeen => {
   const oidc: any = Object.getOwnPropertyDescriptor(ctx, "oidc") === undefined ? undefined : (ctx as any).oidc
   const grantType = str(oidc?.params?.grant_type) ?? str(oidc?.body?.grant_type)
   const clientId = str(oidc?.client?.clientId) ??
     clientIdFromAuthorization(ctx.get("authorization") || undefined) ??
     str(oidc?.body?.client_id)
-  return { grantType, clientId }
+  const clientAssertion = str(oidc?.body?.client_assertion) !== undefined
+  return { grantType, clientId, clientAssertion, dpop: ctx.get("dpop") !== "" }
 }
+
+// A request oidc-provider never sees (or sees later): described from the form read here.
+const describeForm = (ctx: KoaContext, form: URLSearchParams): TokenRequestSeen => ({
+  grantType: form.get("grant_type") ?? undefined,
+  clientId: clientIdFromAuthorization(ctx.get("authorization") || undefined) ?? form.get("client_id") ?? undefined,
+  clientAssertion: form.has("client_assertion"),
+  dpop: ctx.get("dpop") !== ""
+})
 
 /** The request with its body, already read, readable again by oidc-provider's body parser. */
 const replay = (req: Http.IncomingMessage, body: Buffer): Http.IncomingMessage =>
@@ -132,18 +150,14 @@ async (ctx, next) => {
     try {
       await next()
     } finally {
-      const { clientId, grantType } = describeHandled(ctx)
-      options.state.record(grantType, clientId)
+      options.state.record(describeHandled(ctx))
     }
   }
 
   const shortCircuit = async (respond: () => void) => {
     // oidc-provider never sees this request: read the form ourselves so that it is still counted
     const body = new URLSearchParams(await readBody(ctx.req).catch(() => ""))
-    options.state.record(
-      body.get("grant_type") ?? undefined,
-      clientIdFromAuthorization(ctx.get("authorization") || undefined) ?? body.get("client_id") ?? undefined
-    )
+    options.state.record(describeForm(ctx, body))
     ctx.set("Cache-Control", "no-store")
     respond()
   }
@@ -156,10 +170,7 @@ async (ctx, next) => {
       // counted while that client still waits, not a delay later in whatever test runs next.
       const raw = await readBody(ctx.req).catch(() => "")
       const form = new URLSearchParams(raw)
-      options.state.record(
-        form.get("grant_type") ?? undefined,
-        clientIdFromAuthorization(ctx.get("authorization") || undefined) ?? form.get("client_id") ?? undefined
-      )
+      options.state.record(describeForm(ctx, form))
       const gone = new AbortController()
       ctx.res.once("close", () => gone.abort())
       try {
