@@ -37,6 +37,7 @@ import type { ServeError } from "@effect/platform/HttpServerError"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Socket from "@effect/platform/Socket"
 import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -83,6 +84,27 @@ export interface Options {
   readonly websocket?: OidcLogin.WebsocketOptions | undefined
 }
 
+/** `PUSH_INTERVAL`: how often each websocket gets the API's answer (a duration, default 2 seconds). */
+export const pushInterval: Config.Config<Duration.Duration> = Config.duration("PUSH_INTERVAL").pipe(
+  Config.withDefault(Duration.seconds(2))
+)
+
+/**
+ * The options `main.ts` reads from the environment (Effect `Config`): `ACCESS_TOKEN_TTL` (seconds, default 20),
+ * `PUSH_INTERVAL` (see `pushInterval`), `DPOP` and `PRIVATE_KEY_JWT` (`true` or `false`, default false), `WS_MAX_MESSAGE_BYTES` (default 65536) and
+ * `WS_MAX_CONNECTIONS_PER_SESSION` (default 10). The port is `main.ts`'s own (`PORT`).
+ */
+export const config: Config.Config<Options> = Config.all({
+  accessTokenTtl: Config.integer("ACCESS_TOKEN_TTL").pipe(Config.withDefault(20)),
+  interval: pushInterval,
+  dpop: Config.boolean("DPOP").pipe(Config.withDefault(false)),
+  privateKeyJwt: Config.boolean("PRIVATE_KEY_JWT").pipe(Config.withDefault(false)),
+  websocket: Config.all({
+    maxMessageBytes: Config.integer("WS_MAX_MESSAGE_BYTES").pipe(Config.withDefault(65_536)),
+    maxConnectionsPerSession: Config.integer("WS_MAX_CONNECTIONS_PER_SESSION").pipe(Config.withDefault(10))
+  })
+})
+
 /** What a running app exposes, for `main.ts` and for tests. */
 export class RealtimeApp extends Context.Tag("example-realtime/RealtimeApp")<RealtimeApp, {
   readonly url: string
@@ -101,7 +123,9 @@ class ApiEcho extends Schema.Class<ApiEcho>("ApiEcho")({
   aud: Schema.Union(Schema.String, Schema.Array(Schema.String)),
   jti: Schema.String,
   exp: Schema.Number,
-  path: Schema.String
+  path: Schema.String,
+  /** with DPoP: the thumbprint of the session's proof key, which the API checked the call's proof against */
+  cnf: Schema.optional(Schema.Struct({ jkt: Schema.optional(Schema.String) }))
 }) {}
 
 /** What the server pushes to the page. */

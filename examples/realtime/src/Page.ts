@@ -76,6 +76,7 @@ export const signedIn = (options: {
 <div><dt>Audience</dt><dd id="api-aud">—</dd></div>
 <div><dt>Token id (jti)</dt><dd id="api-jti" class="mono">—</dd></div>
 <div><dt>Path</dt><dd id="api-path" class="mono">—</dd></div>
+<div><dt>Bound to (cnf)</dt><dd id="api-cnf" class="mono">—</dd></div>
 </dl>
 <p class="footnote"><span id="update-count">0</span> updates received · last at <span id="last-update">—</span></p>${
       options.instance === undefined ?
@@ -218,6 +219,7 @@ function onMessage(message) {
     set("api-aud", message.api.aud)
     set("api-jti", message.api.jti.slice(0, 12) + "…")
     set("api-path", message.api.path)
+    set("api-cnf", message.api.cnf && message.api.cnf.jkt ? "DPoP key " + message.api.cnf.jkt.slice(0, 12) + "…" : "nothing (a bearer token)")
     set("refresh-count", message.token.refreshes)
     if (message.instance !== undefined && $("ws-instance")) set("ws-instance", message.instance)
     token = message.token

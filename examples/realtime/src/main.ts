@@ -11,7 +11,6 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Config from "effect/Config"
 import * as Console from "effect/Console"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as App from "./App.js"
@@ -20,13 +19,11 @@ import * as Cluster from "./Cluster.js"
 const instancesFlag = process.argv.indexOf("--instances")
 const instances = instancesFlag === -1 ? 1 : Number(process.argv[instancesFlag + 1])
 
-const pushInterval = Config.duration("PUSH_INTERVAL").pipe(Config.withDefault(Duration.seconds(2)))
-
 const cluster = Effect.gen(function*() {
   const port = yield* Config.integer("PORT").pipe(Config.withDefault(3000))
   const accessTokenTtl = yield* Config.integer("ACCESS_TOKEN_TTL").pipe(Config.withDefault(20))
   const redisUrl = yield* Config.string("REDIS_URL").pipe(Config.withDefault("redis://127.0.0.1:6379"))
-  const interval = yield* pushInterval
+  const interval = yield* App.pushInterval
   const app = yield* Cluster.make({ port, accessTokenTtl, redisUrl, interval }).pipe(
     Effect.catchAll(() =>
       Effect.zipRight(
@@ -49,16 +46,10 @@ const cluster = Effect.gen(function*() {
 
 const main = Effect.gen(function*() {
   const port = yield* Config.integer("PORT").pipe(Config.withDefault(3000))
-  const accessTokenTtl = yield* Config.integer("ACCESS_TOKEN_TTL").pipe(Config.withDefault(20))
-  const dpop = yield* Config.boolean("DPOP").pipe(Config.withDefault(false))
-  const privateKeyJwt = yield* Config.boolean("PRIVATE_KEY_JWT").pipe(Config.withDefault(false))
-  const websocket = {
-    maxMessageBytes: yield* Config.integer("WS_MAX_MESSAGE_BYTES").pipe(Config.withDefault(65_536)),
-    maxConnectionsPerSession: yield* Config.integer("WS_MAX_CONNECTIONS_PER_SESSION").pipe(Config.withDefault(10))
-  }
-  const interval = yield* pushInterval
-  const start = (port: number) =>
-    Layer.build(App.layer({ port, accessTokenTtl, interval, dpop, privateKeyJwt, websocket }))
+  // ACCESS_TOKEN_TTL, PUSH_INTERVAL, DPOP, PRIVATE_KEY_JWT, WS_MAX_MESSAGE_BYTES, WS_MAX_CONNECTIONS_PER_SESSION
+  const options = yield* App.config
+  const accessTokenTtl = options.accessTokenTtl ?? 20
+  const start = (port: number) => Layer.build(App.layer({ ...options, port }))
   const context = yield* start(port).pipe(
     // a busy port should not stop a demo: take a free one instead
     Effect.catchTag(

@@ -9,6 +9,8 @@
  *   WORKER_CLIENT_SECRET=… WORKER_SCOPE=… npm run demo
  *
  * WORKER_CALLS (default 12; 0 = run until interrupted) and WORKER_INTERVAL (default "1 second") set the schedule.
+ * With the embedded provider, WORKER_DEMO_AUTHENTICATION=private_key_jwt and WORKER_DEMO_DPOP=true switch it to a
+ * signed client assertion and DPoP-bound tokens. `main.ts` runs it; the test runs `main` over `layer`.
  */
 import {
   AccessTokenHttpClient,
@@ -19,7 +21,6 @@ import {
 } from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
@@ -31,12 +32,21 @@ import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 
 /** The named client: the counterpart of .NET's `AddClientCredentialsTokenHttpClient("demoApi", …)`. */
-class DemoApiClient extends Context.Tag("worker/DemoApiClient")<
+export class DemoApiClient extends Context.Tag("worker/DemoApiClient")<
   DemoApiClient,
   AccessTokenHttpClient.ClientCredentialsHttpClient
 >() {}
 
-const Echo = Schema.Struct({ client_id: Schema.String, scope: Schema.optional(Schema.String), jti: Schema.String })
+/** What the demo API saw in the token; `cnf.jkt` when it is DPoP-bound (the API then checked the call's proof). */
+const Echo = Schema.Struct({
+  client_id: Schema.String,
+  scope: Schema.optional(Schema.String),
+  jti: Schema.String,
+  cnf: Schema.optional(Schema.Struct({ jkt: Schema.optional(Schema.String) }))
+})
+
+/** @internal the answers of the calls, for the summary */
+export type Echo = typeof Echo.Type
 
 const settings = Config.all({
   calls: Config.integer("WORKER_CALLS").pipe(Config.withDefault(12)),
@@ -78,7 +88,14 @@ const Embedded = Layer.unwrapEffect(Effect.gen(function*() {
   })
   return AccessTokenHttpClient.layerClientCredentials(DemoApiClient, { client: "worker", baseUrl: api.url }).pipe(
     Layer.provideMerge(tokens),
-    Layer.merge(Layer.succeed(TokenRequests, provider.tokenRequests({ grantType: "client_credentials" })))
+    Layer.merge(Layer.succeed(
+      TokenRequests,
+      Effect.all({
+        total: provider.tokenRequests({ grantType: "client_credentials" }),
+        withClientAssertion: provider.tokenRequests({ grantType: "client_credentials", clientAssertion: true }),
+        withDPoP: provider.tokenRequests({ grantType: "client_credentials", dpop: true })
+      })
+    ))
   )
 })).pipe(Layer.provide(DemoApi.layer()), Layer.provide(IdentityProvider.layer({ accessTokenTtl: 5 })))
 
@@ -86,11 +103,25 @@ const Embedded = Layer.unwrapEffect(Effect.gen(function*() {
 const FromEnvironment = (apiUrl: string) =>
   AccessTokenHttpClient.layerClientCredentials(DemoApiClient, { client: "WORKER", baseUrl: apiUrl }).pipe(
     Layer.provideMerge(ClientCredentialsTokens.layerConfig(["WORKER"])),
-    Layer.merge(Layer.succeed(TokenRequests, Effect.succeed(Number.NaN)))
+    Layer.merge(Layer.succeed(TokenRequests, Effect.succeed(undefined)))
   )
 
-/** How many token requests reached the provider (known only for the embedded one). */
-class TokenRequests extends Context.Tag("worker/TokenRequests")<TokenRequests, Effect.Effect<number>>() {}
+/**
+ * How many token requests reached the provider, and how many of them carried a client assertion and a DPoP proof
+ * (known only for the embedded one).
+ */
+export class TokenRequests extends Context.Tag("worker/TokenRequests")<
+  TokenRequests,
+  Effect.Effect<
+    { readonly total: number; readonly withClientAssertion: number; readonly withDPoP: number } | undefined
+  >
+>() {}
+
+const describeRequests = (requests: TokenRequests["Type"] extends Effect.Effect<infer A> ? A : never) =>
+  requests === undefined
+    ? "n/a"
+    : `${requests.total} (with a client assertion: ${requests.withClientAssertion}, with a DPoP proof: ` +
+      `${requests.withDPoP})`
 
 const callOnce = (n: number) =>
   Effect.gen(function*() {
@@ -101,23 +132,35 @@ const callOnce = (n: number) =>
       Effect.scoped
     )
     const requested = yield* Effect.flatten(TokenRequests)
+    const bound = echo.cnf?.jkt === undefined ? "" : `, DPoP-bound to ${echo.cnf.jkt.slice(0, 8)}…`
     yield* Effect.logInfo(
-      `call ${n}: 200 OK as ${echo.client_id} (scope ${echo.scope ?? "-"}, jti ${echo.jti.slice(0, 8)}…); ` +
-        `token requests so far: ${Number.isNaN(requested) ? "n/a" : requested}`
+      `call ${n}: 200 OK as ${echo.client_id} (scope ${echo.scope ?? "-"}, jti ${echo.jti.slice(0, 8)}…${bound}); ` +
+        `token requests so far: ${describeRequests(requested)}`
     )
+    return echo
   })
 
-const main = Effect.gen(function*() {
+/** Calls the API on the configured schedule; returns what the API saw in each call and the token requests. */
+export const main = Effect.gen(function*() {
   const { calls, interval } = yield* settings
-  let n = 0
+  const echoes: Array<Echo> = []
   const schedule = calls > 0
     ? Schedule.spaced(interval).pipe(Schedule.intersect(Schedule.recurs(calls - 1)), Schedule.asVoid)
     : Schedule.asVoid(Schedule.spaced(interval))
-  yield* Effect.suspend(() => callOnce(++n)).pipe(Effect.repeat(schedule))
-  yield* Effect.logInfo(`done: ${n} calls, ${yield* Effect.flatten(TokenRequests)} token requests`)
+  yield* Effect.suspend(() => callOnce(echoes.length + 1)).pipe(
+    Effect.tap((echo) => echoes.push(echo)),
+    Effect.repeat(schedule)
+  )
+  const tokenRequests = yield* Effect.flatten(TokenRequests)
+  yield* Effect.logInfo(`done: ${echoes.length} calls, token requests: ${describeRequests(tokenRequests)}`)
+  return { echoes, tokenRequests }
 })
 
-const Live = Layer.unwrapEffect(
+/**
+ * The worker's services: the embedded provider and API, or real ones when `API_URL` is set (see the module
+ * comment), read from Effect `Config`.
+ */
+export const layer = Layer.unwrapEffect(
   Effect.map(
     settings,
     ({ apiUrl }) => Option.isSome(apiUrl) ? Layer.orDie(FromEnvironment(apiUrl.value)) : Layer.orDie(Embedded)
@@ -132,5 +175,3 @@ const Live = Layer.unwrapEffect(
     TokenLock.layerMemory
   ])
 )
-
-main.pipe(Effect.provide(Live), NodeRuntime.runMain)
