@@ -1,6 +1,7 @@
 import {
   AccessToken,
   AccessTokenHttpClient,
+  AccessTokenStore,
   ClientCredentialsTokens,
   CurrentUser,
   MutualTls,
@@ -8,12 +9,14 @@ import {
   TokenClient,
   TokenEndpoint,
   TokenExchange,
+  TokenLock,
   UserTokens
 } from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, layer } from "@effect/vitest"
 import * as Clock from "effect/Clock"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -186,6 +189,68 @@ layer(identity())("mutual TLS client authentication (RFC 8705) against the embed
         assert.include(error.message, "MutualTls.layer")
         assertNoSecrets(renderings(error), [provider.testCertificates.client.key.split("\n")[1]!])
       }).pipe(Effect.provide(withClients(false))))
+  })
+
+  describe("configuration", () => {
+    const fromEnv = (env: Record<string, string>) =>
+      Layer.build(
+        ClientCredentialsTokens.layerConfig(["WORKER"]).pipe(
+          Layer.provide([AccessTokenStore.layerMemory(), TokenLock.layerMemory])
+        )
+      ).pipe(
+        Effect.flatMap((context) =>
+          Context.get(context, ClientCredentialsTokens.ClientCredentialsTokens).get("WORKER")
+        ),
+        Effect.scoped,
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)), { pathDelim: "_" }))
+      )
+
+    it.effect("tls_client_auth by configuration alone, its token endpoint from discovery's aliases", () =>
+      Effect.gen(function*() {
+        const provider = yield* IdentityProvider.IdentityProvider
+        const { client } = provider.testCertificates
+        const token = yield* fromEnv({
+          WORKER_ISSUER: provider.issuer,
+          WORKER_CLIENT_ID: IdentityProvider.Clients.machineTls.clientId,
+          WORKER_AUTHENTICATION: "tls_client_auth",
+          WORKER_CLIENT_CERTIFICATE: client.certificate,
+          WORKER_CLIENT_CERTIFICATE_KEY: client.key
+        })
+        assert.deepStrictEqual(claims(value(token)).cnf, { "x5t#S256": thumbprint(client.certificate) })
+      }).pipe(Effect.provide(withClients(true))))
+
+    it.effect("a missing, unusable or mismatched certificate or key fails the layer, naming the field", () =>
+      Effect.gen(function*() {
+        const provider = yield* IdentityProvider.IdentityProvider
+        const { client, selfSigned } = provider.testCertificates
+        const base = {
+          WORKER_ISSUER: provider.issuer,
+          WORKER_CLIENT_ID: IdentityProvider.Clients.machineTls.clientId,
+          WORKER_AUTHENTICATION: "tls_client_auth"
+        }
+        const cases: Array<[Record<string, string>, string]> = [
+          [{}, "clientCertificate"],
+          [{ WORKER_CLIENT_CERTIFICATE: client.certificate }, "clientCertificateKey"],
+          [{ WORKER_CLIENT_CERTIFICATE_KEY: client.key }, "clientCertificate"],
+          [
+            { WORKER_CLIENT_CERTIFICATE: client.certificate, WORKER_CLIENT_CERTIFICATE_KEY: selfSigned.key },
+            "clientCertificateKey"
+          ],
+          [
+            { WORKER_CLIENT_CERTIFICATE: "not a certificate", WORKER_CLIENT_CERTIFICATE_KEY: client.key },
+            "clientCertificate"
+          ]
+        ]
+        for (const [env, field] of cases) {
+          const error = yield* Effect.flip(fromEnv({ ...base, ...env }))
+          if (error._tag === "InvalidClientConfiguration") {
+            assert.strictEqual(error.field, field, Object.keys(env).join())
+          } else assert.fail(`expected InvalidClientConfiguration naming ${field}, got ${error._tag}`)
+          assertNoSecrets(renderings(error), [client.key.split("\n")[1]!, selfSigned.key.split("\n")[1]!])
+        }
+        const unknown = yield* Effect.flip(fromEnv({ ...base, WORKER_AUTHENTICATION: "tls_client_authentication" }))
+        assert.include(String(unknown), "AUTHENTICATION")
+      }).pipe(Effect.provide(withClients(true))))
   })
 
   describe("user tokens and token exchange, with the endpoints of discovery's mtls_endpoint_aliases", () => {
