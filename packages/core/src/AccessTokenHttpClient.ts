@@ -176,19 +176,16 @@ export const withAccessToken: {
         // the client's span records request headers: the proof is redacted there like the Authorization header
         Effect.locallyWith(
           self.execute(
-            request.pipe(
-              HttpClientRequest.setHeader("authorization", authorization(token)),
-              HttpClientRequest.setHeader(
-                "dpop",
-                dpop.proof(proofKey, {
-                  htm: request.method,
-                  htu: request.url,
-                  iat: Math.floor(now / 1000),
-                  ath: dpop.athOfToken(token.accessToken),
-                  nonce: nonces.get(request.url)
-                })
-              )
-            )
+            HttpClientRequest.setHeaders(request, {
+              authorization: authorization(token),
+              dpop: dpop.proof(proofKey, {
+                htm: request.method,
+                htu: request.url,
+                iat: Math.floor(now / 1000),
+                ath: dpop.athOfToken(token.accessToken),
+                nonce: nonces.get(request.url)
+              })
+            })
           ),
           Headers.currentRedactedNames,
           withDPoPRedacted
@@ -244,8 +241,14 @@ export const withAccessToken: {
   )
 })
 
-const withDPoPRedacted = (names: ReadonlyArray<string | RegExp>): ReadonlyArray<string | RegExp> =>
-  names.includes("dpop") ? names : [...names, "dpop"]
+// the last list extended, so that requests under the same names share one array instead of making one each
+let redactedNames: readonly [ReadonlyArray<string | RegExp>, ReadonlyArray<string | RegExp>] = [[], ["dpop"]]
+
+const withDPoPRedacted = (names: ReadonlyArray<string | RegExp>): ReadonlyArray<string | RegExp> => {
+  if (names.includes("dpop")) return names
+  if (redactedNames[0] !== names) redactedNames = [names, [...names, "dpop"]]
+  return redactedNames[1]
+}
 
 /**
  * A token source for a named client-credentials client.

@@ -18,6 +18,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as Jose from "jose"
 import * as Crypto from "node:crypto"
 import { claims, clientCredentials, identity } from "../../../test/support/environment.js"
 import { assertNoSecrets, renderings } from "../../../test/support/redaction.js"
@@ -342,5 +343,33 @@ layer(identity(), { excludeTestServices: true })("DPoP", (it) => {
         Crypto.createHash("sha256").update("an-access-token").digest("base64url")
       )
       assert.notStrictEqual(claims(Redacted.value(b)).jti, payload!.jti, "a fresh jti per proof")
+    }))
+
+  // proofs are signed with node:crypto over a header encoded once per key (internal/dpop.ts): jose, which the
+  // providers and APIs we talk to use, must accept them as they are, for every algorithm
+  it.effect("jose verifies every algorithm's proofs, with the key in their header and the thumbprint we compute", () =>
+    Effect.gen(function*() {
+      for (const algorithm of ["ES256", "ES384", "ES512", "PS256", "RS256", "EdDSA"] as const) {
+        const key = yield* DPoP.generateKey(algorithm)
+        const token = new AccessToken.AccessToken({
+          accessToken: Redacted.make("an-access-token"),
+          tokenType: "DPoP",
+          issuedAt: 0,
+          expiresAt: 1,
+          dpopKey: key
+        })
+        const proof = yield* DPoP.proof(key, { method: "POST", url: "https://api.example/a?b=c", token })
+        const { payload, protectedHeader } = yield* Effect.promise(() =>
+          Jose.jwtVerify(Redacted.value(proof), Jose.EmbeddedJWK, { typ: "dpop+jwt", algorithms: [algorithm] })
+        )
+        assert.strictEqual(protectedHeader.alg, algorithm)
+        assert.strictEqual(payload.htu, "https://api.example/a")
+        assert.strictEqual(payload.htm, "POST")
+        assert.strictEqual(
+          yield* Effect.promise(() => Jose.calculateJwkThumbprint(protectedHeader.jwk!, "sha256")),
+          DPoP.thumbprint(key),
+          algorithm
+        )
+      }
     }))
 })

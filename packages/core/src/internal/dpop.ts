@@ -10,6 +10,9 @@ export type Algorithm = "ES256" | "ES384" | "ES512" | "PS256" | "RS256" | "EdDSA
 interface LoadedKey {
   readonly algorithm: Algorithm
   readonly privateKey: Crypto.KeyObject
+  /** `Crypto.sign`'s digest and options for this key, made once */
+  readonly digest: string | null
+  readonly signOptions: Crypto.SignKeyObjectInput
   readonly publicJwk: Jose.JWK
   /** base64url of the protected header, the same for every proof of this key */
   readonly header: string
@@ -74,9 +77,12 @@ export const load = (key: Redacted.Redacted<string>): LoadedKey => {
   delete publicJwk.key_ops
   delete publicJwk.ext
   const header = Buffer.from(JSON.stringify({ typ: "dpop+jwt", alg: jwk.alg, jwk: publicJwk })).toString("base64url")
+  const privateKey = Crypto.createPrivateKey({ key: jwk as Crypto.JsonWebKey, format: "jwk" })
   const result: LoadedKey = {
     algorithm: jwk.alg,
-    privateKey: Crypto.createPrivateKey({ key: jwk as Crypto.JsonWebKey, format: "jwk" }),
+    privateKey,
+    digest: digestOf[jwk.alg],
+    signOptions: signOptions(jwk.alg, privateKey),
     publicJwk: publicJwk as Jose.JWK,
     header,
     thumbprint: thumbprintOf(publicJwk as Jose.JWK),
@@ -158,7 +164,7 @@ export const proof = (
   if (claims.ath !== undefined) payload.ath = claims.ath
   if (claims.nonce !== undefined) payload.nonce = claims.nonce
   const input = `${key.header}.${Buffer.from(JSON.stringify(payload)).toString("base64url")}`
-  const signature = Crypto.sign(digestOf[key.algorithm], Buffer.from(input), signOptions(key.algorithm, key.privateKey))
+  const signature = Crypto.sign(key.digest, Buffer.from(input), key.signOptions)
   return `${input}.${signature.toString("base64url")}`
 }
 

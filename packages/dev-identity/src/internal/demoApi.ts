@@ -108,7 +108,8 @@ export const make = (options: StandaloneOptions) =>
       }
       if (proof.includes(",")) return dpopChallenge("invalid_dpop_proof", "more than one DPoP proof")
       const now = Math.floor(Date.now() / 1000)
-      const url = `http://${request.headers["host"] ?? "127.0.0.1"}${new URL(request.url, "http://localhost").pathname}`
+      // the URL as the client sees it, without query: checkProof compares it with htu as a string, then normalized
+      const url = `http://${request.headers["host"] ?? "127.0.0.1"}${request.url.replace(/[?#].*$/s, "")}`
       const check = checkProof(proof, { method: request.method, url, accessToken: token, jkt, now, windowSeconds })
       if (check._tag === "Invalid") return dpopChallenge("invalid_dpop_proof", check.description)
       if (replayed(check.jti, now)) return dpopChallenge("invalid_dpop_proof", "the DPoP proof was used before (jti)")

@@ -31,20 +31,60 @@ export const thumbprint = (jwk: Record<string, unknown>): string => {
 /** @internal */
 export const athOf = (token: string): string => Crypto.createHash("sha256").update(token).digest("base64url")
 
-const publicKeys = new Map<string, { readonly key: Crypto.KeyObject; readonly thumbprint: string }>()
+/** What a proof's protected header says, checked: the same for every proof of one key. */
+type HeaderCheck =
+  | {
+    readonly _tag: "Valid"
+    readonly algorithm: (typeof algorithms)[string]
+    readonly key: Crypto.KeyObject
+    readonly thumbprint: string
+  }
+  | { readonly _tag: "Invalid"; readonly description: string }
 
-const publicKeyOf = (jwk: Record<string, unknown>) => {
-  const id = JSON.stringify(jwk)
-  let known = publicKeys.get(id)
+const checkHeader = (part: string): HeaderCheck => {
+  const header = decodePart(part)
+  if (header === undefined) return { _tag: "Invalid", description: "the DPoP proof is not a valid JWT" }
+  if (header.typ !== "dpop+jwt") return { _tag: "Invalid", description: "the DPoP proof's typ is not dpop+jwt" }
+  const algorithm = typeof header.alg === "string" && Object.hasOwn(algorithms, header.alg)
+    ? algorithms[header.alg]
+    : undefined
+  if (algorithm === undefined) return { _tag: "Invalid", description: "the DPoP proof's alg is not accepted" }
+  const jwk = header.jwk
+  if (typeof jwk !== "object" || jwk === null) {
+    return { _tag: "Invalid", description: "the DPoP proof has no jwk header" }
+  }
+  const publicJwk = jwk as Record<string, unknown>
+  if ("d" in publicJwk) return { _tag: "Invalid", description: "the DPoP proof's jwk header holds a private key" }
+  try {
+    const key = Crypto.createPublicKey({ key: publicJwk as Crypto.JsonWebKey, format: "jwk" })
+    return { _tag: "Valid", algorithm, key, thumbprint: thumbprint(publicJwk) }
+  } catch {
+    return { _tag: "Invalid", description: "the DPoP proof's jwk header is not a usable public key" }
+  }
+}
+
+/**
+ * Checked headers by their encoded form. A client encodes its header once per key, so every proof of that key
+ * carries the same first segment: decoding it, checking it and importing its key is done once, not per request.
+ */
+const headers = new Map<string, HeaderCheck>()
+
+const headerOf = (part: string): HeaderCheck => {
+  let known = headers.get(part)
   if (known === undefined) {
-    known = {
-      key: Crypto.createPublicKey({ key: jwk as Crypto.JsonWebKey, format: "jwk" }),
-      thumbprint: thumbprint(jwk)
-    }
-    if (publicKeys.size >= 1024) publicKeys.delete(publicKeys.keys().next().value!)
-    publicKeys.set(id, known)
+    known = checkHeader(part)
+    if (headers.size >= 1024) headers.delete(headers.keys().next().value!)
+    headers.set(part, known)
   }
   return known
+}
+
+/** The last access token seen and its `ath`: a client sends one token many times over. */
+let lastAth = { token: "", ath: athOf("") }
+
+const athOfCached = (token: string): string => {
+  if (lastAth.token !== token) lastAth = { token, ath: athOf(token) }
+  return lastAth.ath
 }
 
 /** @internal */
@@ -90,28 +130,16 @@ export const checkProof = (proof: string, expected: {
 }): ProofCheck => {
   const parts = proof.split(".")
   if (parts.length !== 3) return invalid("the DPoP proof is not a JWS in compact form")
-  const header = decodePart(parts[0]!)
+  const header = headerOf(parts[0]!)
+  if (header._tag === "Invalid") return header
   const payload = decodePart(parts[1]!)
-  if (header === undefined || payload === undefined) return invalid("the DPoP proof is not a valid JWT")
-  if (header.typ !== "dpop+jwt") return invalid("the DPoP proof's typ is not dpop+jwt")
-  const algorithm = typeof header.alg === "string" ? algorithms[header.alg] : undefined
-  if (algorithm === undefined) return invalid("the DPoP proof's alg is not accepted")
-  const jwk = header.jwk
-  if (typeof jwk !== "object" || jwk === null) return invalid("the DPoP proof has no jwk header")
-  const publicJwk = jwk as Record<string, unknown>
-  if ("d" in publicJwk) return invalid("the DPoP proof's jwk header holds a private key")
-  let key: ReturnType<typeof publicKeyOf>
-  try {
-    key = publicKeyOf(publicJwk)
-  } catch {
-    return invalid("the DPoP proof's jwk header is not a usable public key")
-  }
+  if (payload === undefined) return invalid("the DPoP proof is not a valid JWT")
   let verified = false
   try {
     verified = Crypto.verify(
-      algorithm.digest,
+      header.algorithm.digest,
       Buffer.from(`${parts[0]}.${parts[1]}`),
-      { key: key.key, ...algorithm.options } as Crypto.VerifyKeyObjectInput,
+      { key: header.key, ...header.algorithm.options } as Crypto.VerifyKeyObjectInput,
       Buffer.from(parts[2]!, "base64url")
     )
   } catch {
@@ -120,14 +148,20 @@ export const checkProof = (proof: string, expected: {
   if (!verified) return invalid("the DPoP proof's signature is invalid")
   if (typeof payload.jti !== "string" || payload.jti.length < 8) return invalid("the DPoP proof has no usable jti")
   if (payload.htm !== expected.method) return invalid("the DPoP proof is for another HTTP method (htm)")
-  if (typeof payload.htu !== "string" || normalizedUrl(payload.htu) !== normalizedUrl(expected.url)) {
+  if (
+    typeof payload.htu !== "string" ||
+    // the same string is the same URL; otherwise both are compared normalized
+    (payload.htu !== expected.url && normalizedUrl(payload.htu) !== normalizedUrl(expected.url))
+  ) {
     return invalid("the DPoP proof is for another URL (htu)")
   }
   if (typeof payload.iat !== "number" || Math.abs(expected.now - payload.iat) > expected.windowSeconds) {
     return invalid("the DPoP proof's iat is not recent enough")
   }
-  if (payload.ath !== athOf(expected.accessToken)) return invalid("the DPoP proof is for another access token (ath)")
-  if (key.thumbprint !== expected.jkt) return invalid("the DPoP proof key is not the key the token is bound to")
+  if (payload.ath !== athOfCached(expected.accessToken)) {
+    return invalid("the DPoP proof is for another access token (ath)")
+  }
+  if (header.thumbprint !== expected.jkt) return invalid("the DPoP proof key is not the key the token is bound to")
   if (payload.nonce !== undefined && typeof payload.nonce !== "string") {
     return invalid("the DPoP proof's nonce is not a string")
   }
