@@ -67,7 +67,7 @@ layer(identity({ resources: { [otherApi]: { scope: "other.read", accessTokenTtl:
   "token exchange against the embedded provider",
   (it) => {
     describe("TokenExchange", () => {
-      it.effect("500 concurrent calls of one user make one exchange, for that user and the target", () =>
+      it.effect("500 concurrent calls of one user make one exchange, for that user and the target, and one renewal", () =>
         Effect.gen(function*() {
           const exchange = yield* setup
           const { user } = yield* signIn("alice")
@@ -82,6 +82,16 @@ layer(identity({ resources: { [otherApi]: { scope: "other.read", accessTokenTtl:
           assert.strictEqual(jwt.aud, otherApi)
           assert.strictEqual(jwt.scope, "other.read")
           assert.strictEqual(jwt.client_id, IdentityProvider.Clients.web.clientId)
+
+          // in its renewal window (half of its 100 s), 500 concurrent calls renew it once
+          yield* TestClock.adjust("50 seconds")
+          const renewed = yield* Effect.all(
+            Array.from({ length: 500 }, () => exchange.getFor(user, "other")),
+            { concurrency: "unbounded" }
+          )
+          assert.strictEqual(yield* exchanges, 2)
+          assert.strictEqual(new Set(renewed.map(value)).size, 1)
+          assert.notStrictEqual(value(renewed[0]!), value(tokens[0]!))
         }).pipe(Effect.provide(environment)))
 
       it.effect("two users never share an exchanged token", () =>
@@ -108,7 +118,13 @@ layer(identity({ resources: { [otherApi]: { scope: "other.read", accessTokenTtl:
           assert.strictEqual(yield* exchanges, 1)
 
           yield* userTokensService.getFor(user, { forceRenewal: true }) // the subject token is refreshed
-          const second = yield* exchange.getFor(user, "other")
+          // 500 concurrent callers after the refresh: one new exchange, which all of them get
+          const afterRefresh = yield* Effect.all(
+            Array.from({ length: 500 }, () => exchange.getFor(user, "other")),
+            { concurrency: "unbounded" }
+          )
+          assert.strictEqual(new Set(afterRefresh.map(value)).size, 1)
+          const second = afterRefresh[0]!
           assert.notStrictEqual(value(second), value(first))
           assert.strictEqual(yield* exchanges, 2)
           assert.strictEqual(value(yield* exchange.getFor(user, "other")), value(second))
