@@ -165,5 +165,35 @@ describe("realtime example on two instances in Chromium", () => {
         assert.strictEqual(forged.status, 400)
         assert.include(forged.body.error_description, "signature")
       }))
+
+    it.effect("a logout token is used once in the cluster: replayed to the other instance, it is refused", () =>
+      Effect.gen(function*() {
+        const app = yield* Cluster.RealtimeCluster
+        const [a, b] = app.instances
+        // straight to each instance, past the proxy's rotation
+        const post = (instance: Cluster.Instance, token: string) =>
+          Effect.promise(async () => {
+            const response = await fetch(`${instance.url}/auth/backchannel-logout`, {
+              method: "POST",
+              headers: { "content-type": "application/x-www-form-urlencoded" },
+              body: new URLSearchParams({ logout_token: token })
+            })
+            const body = await response.text()
+            return { status: response.status, body: body === "" ? undefined : JSON.parse(body) }
+          })
+        const sid = `sid-${runId()}`
+        const token = yield* app.provider.mintLogoutToken({ sid, sub: "grace" })
+        assert.strictEqual((yield* post(a!, token)).status, 200, "A accepts the logout token")
+        const replayed = yield* post(b!, token)
+        assert.strictEqual(replayed.status, 400, "B refuses the same logout token")
+        assert.deepStrictEqual(replayed.body, {
+          error: "invalid_request",
+          error_description: "the logout token was already used (jti)"
+        })
+        assert.strictEqual((yield* post(a!, token)).status, 400, "A refuses it too")
+        // another logout token of the same provider session is a new one
+        const fresh = yield* app.provider.mintLogoutToken({ sid, sub: "grace" })
+        assert.strictEqual((yield* post(b!, fresh)).status, 200, "B accepts a fresh logout token")
+      }))
   })
 })

@@ -5,7 +5,8 @@
  *
  * The store enforces expiry: `get` and the lookups never return a session past its idle or absolute deadline. It
  * keeps an expired session until `takeExpired` hands it to one caller, so that its tokens can be revoked and
- * cleared (a backend with its own time to live keeps it at least `retention` longer).
+ * cleared (a backend with its own time to live keeps it at least `retention` longer). It also remembers one-time
+ * ids (`claimOnce`) for every instance, e.g. the `jti` of each back-channel logout token.
  *
  * @since 0.3.0
  */
@@ -43,7 +44,8 @@ export const SessionStoreOperation = Schema.Literal(
   "set",
   "remove",
   "find",
-  "takeExpired"
+  "takeExpired",
+  "claim"
 )
 
 /**
@@ -132,6 +134,15 @@ export class SessionStore extends Context.Tag("@effect-atm/core/SessionStore")<S
    * and clears their tokens. Run periodically (the login does).
    */
   readonly takeExpired: (limit: number) => Effect.Effect<ReadonlyArray<Session>, SessionStoreError>
+  /**
+   * Records `key` until `until` (epoch milliseconds, on the Effect `Clock`), atomically: `true` for the one caller
+   * that recorded it, `false` while an earlier record of it has not passed its `until`. A record past its `until`
+   * is forgotten (the key can be claimed again). The back-channel logout claims each logout token's `jti` here, so
+   * that a token replayed to any instance sharing the store is refused.
+   *
+   * @since 0.3.0
+   */
+  readonly claimOnce: (key: string, until: number) => Effect.Effect<boolean, SessionStoreError>
 }>() {}
 
 /**
@@ -142,7 +153,7 @@ export interface MemoryOptions {
   /**
    * At most this many sessions; when full, expired ones go first, then the least recently written (an evicted
    * live session is signed out without its tokens being revoked: size it above the number of users). Default
-   * 100,000.
+   * 100,000. Claims (`claimOnce`) are bounded by the same number, separately: the oldest go first.
    */
   readonly capacity?: number | undefined
 }
@@ -157,6 +168,8 @@ export const makeMemory = (options?: MemoryOptions): SessionStore["Type"] => {
   const capacity = options?.capacity ?? 100_000
   // Map order is write order: the first key is the least recently written
   const sessions = new Map<string, Session>()
+  // key → until, in claim order
+  const claims = new Map<string, number>()
   const live = (now: number) => (session: Session) => session.expiresAt > now
   const find = (predicate: (session: Session) => boolean) =>
     Effect.map(Clock.currentTimeMillis, (now) => [...sessions.values()].filter((s) => predicate(s) && live(now)(s)))
@@ -189,6 +202,18 @@ export const makeMemory = (options?: MemoryOptions): SessionStore["Type"] => {
         }
         for (const session of taken) sessions.delete(session.id)
         return taken
+      }),
+    claimOnce: (key, until) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const previous = claims.get(key)
+        if (previous !== undefined && previous > now) return false
+        claims.delete(key)
+        if (claims.size >= capacity) {
+          for (const [k, u] of claims) if (u <= now) claims.delete(k)
+          while (claims.size >= capacity) claims.delete(claims.keys().next().value!)
+        }
+        claims.set(key, until)
+        return true
       })
   })
 }

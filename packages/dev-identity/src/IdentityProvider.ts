@@ -99,6 +99,14 @@ export class IdentityProvider extends Context.Tag("@effect-atm/dev-identity/Iden
    */
   readonly mintAccessToken: (options?: MintOptions) => Effect.Effect<string>
   /**
+   * Signs a back-channel logout token as the provider sends one when a session ends (OpenID Connect Back-Channel
+   * Logout 1.0, 2.4): `typ: logout+jwt`, the logout event, a new `jti`, issued now. For tests of a receiver (e.g.
+   * a token replayed to another instance); the provider ends no session and keeps no record of it.
+   *
+   * @since 0.3.0
+   */
+  readonly mintLogoutToken: (options: MintLogoutOptions) => Effect.Effect<string>
+  /**
    * The private keys registered (public part) for `Clients.machinePrivateKeyJwt`, made at start-up: an ES256 key
    * as a PKCS#8 PEM and an RSA key as a private JWK (JSON, with its `kid`).
    *
@@ -289,6 +297,18 @@ export interface MintOptions {
   readonly expiresIn?: number | undefined
   /** signing algorithm (default RS256) */
   readonly alg?: "RS256" | "ES256" | undefined
+}
+
+/**
+ * @since 0.3.0
+ * @category models
+ */
+export interface MintLogoutOptions {
+  /** the provider session ended (`sid` claim); a logout token names a `sid`, a `sub` or both */
+  readonly sid?: string | undefined
+  readonly sub?: string | undefined
+  /** audience: the receiving client (default `"web"`) */
+  readonly audience?: string | undefined
 }
 
 /**

@@ -1,9 +1,10 @@
 /**
  * The `SessionStore` in SQL (`@effect/sql`): SQLite (embedded, the default for one machine) or PostgreSQL (shared
- * by every instance). One table, `<prefix>sessions`: the session sealed with the `TokenEncryption` in the context
+ * by every instance). The table `<prefix>sessions`: the session sealed with the `TokenEncryption` in the context
  * (it holds the ID token and the user's claims), and in clear only what lookups need — the id, the subject, the
  * provider's `sid` and the expiry, which every read checks. Expired rows stay until `takeExpired` hands them to a
- * sweeper, which revokes their tokens.
+ * sweeper, which revokes their tokens. A second table, `<prefix>session_claims`, holds the one-time keys of
+ * `claimOnce` (the `jti`s of logout tokens) until their time; the sweep deletes those past it.
  *
  * @since 0.3.0
  */
@@ -20,7 +21,7 @@ import * as internal from "./internal/sqlSessionStore.js"
  * @category models
  */
 export interface SessionStoreOptions {
-  /** Prefix of the table name (`<prefix>sessions`). Default: `effect_atm_`. */
+  /** Prefix of the table names (`<prefix>sessions`, `<prefix>session_claims`). Default: `effect_atm_`. */
   readonly tablePrefix?: string | undefined
   /** Create the table and its indexes if they do not exist. Default: true. */
   readonly migrate?: boolean | undefined

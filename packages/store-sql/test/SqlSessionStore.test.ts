@@ -25,7 +25,9 @@ const id = runId()
 
 const dropSessionsAfter = (prefix: string) =>
   Layer.scopedDiscard(
-    Effect.addFinalizer(() => pgQuery(`DROP TABLE IF EXISTS ${prefix}sessions`).pipe(Effect.ignore))
+    Effect.addFinalizer(() =>
+      pgQuery(`DROP TABLE IF EXISTS ${prefix}sessions, ${prefix}session_claims`).pipe(Effect.ignore)
+    )
   )
 
 const sqlite = (filename: string) => SqlSessionStore.layer().pipe(Layer.provide(SqliteClient.layer({ filename })))

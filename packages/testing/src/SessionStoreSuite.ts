@@ -2,7 +2,8 @@
  * The conformance suite every `SessionStore` passes, for your own store in your own vitest: a session is read back
  * intact, expiry (idle and absolute) is enforced by the store on the Effect `Clock`, removal hands a session to
  * exactly one caller, sessions are found by subject and by provider session id (`sid`), and expired sessions are
- * handed out once by `takeExpired`, for their tokens to be revoked.
+ * handed out once by `takeExpired`, for their tokens to be revoked; a one-time id is claimed by exactly one caller
+ * until its time passes (`claimOnce`).
  *
  * @since 0.3.0
  */
@@ -227,6 +228,29 @@ export const run = <E>(name: string, layer: Layer.Layer<SessionStore, E>, option
           assert.isTrue(Option.isNone(yield* store.remove(session.id)), "a taken session was still there")
         }
         yield* store.remove(live.id)
+      }))
+
+    it.effect("claimOnce: of concurrent claims of a key exactly one succeeds, until its time passes", () =>
+      Effect.gen(function*() {
+        const store = yield* SessionStore
+        const key = unique("jti")
+        const until = (yield* Clock.currentTimeMillis) + 180_000
+        const results = yield* Effect.all(Array.from({ length: 8 }, () => store.claimOnce(key, until)), {
+          concurrency: "unbounded"
+        })
+        assert.strictEqual(results.filter((claimed) => claimed).length, 1, "not exactly one claim succeeded")
+        assert.isTrue(yield* store.claimOnce(unique("jti"), until), "another key is not claimed")
+        yield* TestClock.adjust("2 minutes")
+        assert.isFalse(yield* store.claimOnce(key, until), "a claim was forgotten before its time")
+        yield* TestClock.adjust("1 minute")
+        const again = (yield* Clock.currentTimeMillis) + 60_000
+        assert.isTrue(yield* store.claimOnce(key, again), "a claim past its time was not forgotten")
+        assert.isFalse(yield* store.claimOnce(key, again), "the renewed claim was not kept")
+        // the sweep forgets claims past their time, and keeps live ones
+        yield* TestClock.adjust("2 minutes")
+        yield* store.takeExpired(100)
+        assert.isTrue(yield* store.claimOnce(key, (yield* Clock.currentTimeMillis) + 60_000))
+        assert.isFalse(yield* store.claimOnce(key, (yield* Clock.currentTimeMillis) + 60_000))
       }))
   })
 }

@@ -10,6 +10,7 @@ import * as Api from "../IdentityProvider.js"
 import type {
   ClientMetadata,
   IdentityProvider,
+  MintLogoutOptions,
   MintOptions,
   Options,
   ResourceServer,
@@ -638,6 +639,21 @@ export const make = (options: Options = {}) =>
             .setIssuedAt(now)
             .setExpirationTime(now + (mint.expiresIn ?? accessTokenTtl))
             .sign(key.privateKey)
+        }),
+      mintLogoutToken: (mint: MintLogoutOptions) =>
+        Effect.promise(() => {
+          const now = Math.floor(Date.now() / 1000)
+          const jwt = new Jose.SignJWT({
+            events: { "http://schemas.openid.net/event/backchannel-logout": {} },
+            jti: Crypto.randomUUID(),
+            ...(mint.sid === undefined ? {} : { sid: mint.sid })
+          })
+            .setProtectedHeader({ alg: "RS256", kid: keys.rs256.kid, typ: "logout+jwt" })
+            .setIssuer(issuer)
+            .setAudience(mint.audience ?? Clients.web.clientId)
+            .setIssuedAt(now)
+            .setExpirationTime(now + 120)
+          return (mint.sub === undefined ? jwt : jwt.setSubject(mint.sub)).sign(keys.rs256.privateKey)
         })
     }
     return service

@@ -18,8 +18,6 @@ const logoutEvent = "http://schemas.openid.net/event/backchannel-logout"
 const maxAgeSeconds = 120
 /** Clock skew tolerated between the provider and this server. */
 const skewSeconds = 30
-/** `jti`s remembered at most (the oldest go first): a flood cannot grow memory. */
-const replayCapacity = 10_000
 
 /** Why a logout token is refused: logged, and said to the provider in the 400 answer. */
 class Refused extends Data.TaggedError("Refused")<{ readonly reason: string }> {}
@@ -33,6 +31,8 @@ export interface Dependencies {
     claims: { readonly sid: string | undefined; readonly sub: string | undefined }
   ) => Effect.Effect<ReadonlyArray<Session>, SessionStoreError>
   readonly endSession: (id: string) => Effect.Effect<void, SessionStoreError>
+  /** `SessionStore.claimOnce`: shared by the instances, so that a token replayed to another is refused too */
+  readonly claimOnce: (key: string, until: number) => Effect.Effect<boolean, SessionStoreError>
 }
 
 const answer = (status: number, body?: { readonly error: string; readonly error_description: string }) =>
@@ -42,32 +42,20 @@ const answer = (status: number, body?: { readonly error: string; readonly error_
 
 /**
  * The receiver of back-channel logout requests: validates the logout token (signature by the provider's JWKS,
- * `iss`, `aud`, `iat`, a `jti` not seen before, the logout event, no `nonce`, a `sid` or `sub`), then ends every
- * session of the `sid` (or of the `sub`, when the token names no `sid`).
+ * `iss`, `aud`, `iat`, the logout event, no `nonce`, a `sid` or `sub`, a `jti` not seen before by any instance
+ * sharing the session store), then ends every session of the `sid` (or of the `sub`, when the token names no
+ * `sid`).
  *
  * @internal
  */
 export const make = (deps: Dependencies) => {
   let keys: { readonly uri: string; readonly get: jose.JWTVerifyGetKey } | undefined
-  const seen = new Map<string, number>()
 
   const keySet = (server: ServerMetadata) => {
     const uri = server["jwks_uri"]
     if (typeof uri !== "string") return Effect.fail(new Refused({ reason: "the provider publishes no jwks_uri" }))
     if (keys?.uri !== uri) keys = { uri, get: jose.createRemoteJWKSet(new URL(uri)) }
     return Effect.succeed(keys.get)
-  }
-
-  const remember = (jti: string, now: number): boolean => {
-    for (const [id, until] of seen) {
-      if (until > now) break
-      seen.delete(id)
-    }
-    if (seen.has(jti)) return false
-    if (seen.size >= replayCapacity) seen.delete(seen.keys().next().value!)
-    // kept until no token with this iat could pass the age check any more
-    seen.set(jti, now + (maxAgeSeconds + 2 * skewSeconds) * 1000)
-    return true
   }
 
   const validate = (token: string) =>
@@ -109,9 +97,14 @@ export const make = (deps: Dependencies) => {
       if (sid === undefined && sub === undefined) {
         return yield* new Refused({ reason: "the logout token names no sid or sub" })
       }
-      if (typeof payload.jti !== "string" || !remember(payload.jti, now)) {
-        return yield* new Refused({ reason: "the logout token was already used (jti)" })
-      }
+      // checked last, so that an invalid token never uses up its jti; kept until no token with this iat could
+      // pass the age check any more
+      const fresh = typeof payload.jti === "string" &&
+        (yield* deps.claimOnce(
+          `backchannel-logout:${deps.issuer}:${payload.jti}`,
+          now + (maxAgeSeconds + 2 * skewSeconds) * 1000
+        ))
+      if (!fresh) return yield* new Refused({ reason: "the logout token was already used (jti)" })
       return { sid, sub }
     })
 

@@ -235,7 +235,8 @@ export const make = (options: Options) =>
             (sessions) => sub === undefined ? sessions : sessions.filter((session) => session.subject === sub)
           )
           : store.findBySubject(sub!),
-      endSession
+      endSession,
+      claimOnce: store.claimOnce
     })
 
     const runConnection: OidcLogin["Type"]["runConnection"] = (session, effect, connectionOptions) =>

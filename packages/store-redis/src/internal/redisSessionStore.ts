@@ -66,6 +66,16 @@ for _, id in ipairs(ids) do
 end
 return out`
 
+/**
+ * KEYS: claim. ARGV: until, now, ttl (ms). The value is the record's `until`: compared on the caller's clock, so
+ * that expiry follows the Effect `Clock` like sessions do; Redis's own expiry only collects it.
+ */
+const claimScript = `
+local held = redis.call("GET", KEYS[1])
+if held and tonumber(held) > tonumber(ARGV[2]) then return 0 end
+redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[3])
+return 1`
+
 /** @internal */
 export const make = (
   client: Redis,
@@ -79,6 +89,7 @@ export const make = (
   const expiryKey = `${prefix}sessions:expiry`
   const subjectKey = (subject: string) => `${prefix}sessions:sub:${keyPart(subject)}`
   const sidKey = (sid: string) => `${prefix}sessions:sid:${keyPart(sid)}`
+  const claimKey = (key: string) => `${prefix}sessions:claim:${keyPart(key)}`
   const codec = TokenEncryption.codec(Session, encryption)
   const context = (id: string) => `session\u001d${id}`
 
@@ -155,6 +166,15 @@ export const make = (
         const taken: Array<Session> = []
         for (let i = 0; i + 1 < reply.length; i += 2) taken.push(yield* decode("takeExpired")(reply[i]!, reply[i + 1]!))
         return taken
+      }),
+    claimOnce: (key, until) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const claimed = yield* call(
+          "claim",
+          () => client.eval(claimScript, 1, claimKey(key), until, now, Math.max(1, until - now))
+        )
+        return claimed === 1
       })
   })
 }

@@ -45,6 +45,7 @@ export const make = (
       )
     }
     const sessions = sql(`${prefix}sessions`)
+    const claims = sql(`${prefix}session_claims`)
 
     const run = <A>(operation: SessionStoreOperation, effect: Effect.Effect<A, SqlError>) =>
       effect.pipe(
@@ -67,6 +68,11 @@ export const make = (
         yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${prefix}sessions_subject`)} ON ${sessions} (subject)`
         yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${prefix}sessions_sid`)} ON ${sessions} (sid)`
         yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${prefix}sessions_expires_at`)} ON ${sessions} (expires_at)`
+        yield* sql`CREATE TABLE IF NOT EXISTS ${claims} (
+          id TEXT PRIMARY KEY,
+          expires_at BIGINT NOT NULL
+        )`
+        yield* sql`CREATE INDEX IF NOT EXISTS ${sql(`${prefix}session_claims_expires_at`)} ON ${claims} (expires_at)`
       })
       yield* run("start", migrate(sql, prefix + "sessions", ddl))
     }
@@ -139,6 +145,22 @@ export const make = (
                   SELECT id FROM ${sessions} WHERE expires_at <= ${time} ORDER BY expires_at LIMIT ${limit}
                 ) RETURNING id, payload`
             })
-          )).pipe(Effect.flatMap(decodeAll("takeExpired")))
+          )).pipe(
+            Effect.flatMap(decodeAll("takeExpired")),
+            // the sweep also forgets claims past their time
+            Effect.tap(() =>
+              Effect.flatMap(now, (time) => run("takeExpired", sql`DELETE FROM ${claims} WHERE expires_at <= ${time}`))
+            )
+          ),
+      // a new row, or one past its time taken over: the row comes back to the one caller that wrote it
+      claimOnce: (key, until) =>
+        Effect.flatMap(now, (time) =>
+          run(
+            "claim",
+            sql<{ readonly id: string }>`INSERT INTO ${claims} (id, expires_at) VALUES (${key}, ${until})
+              ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at
+              WHERE ${claims}.expires_at <= ${time}
+              RETURNING id`
+          )).pipe(Effect.map((rows) => rows.length === 1))
     })
   })
