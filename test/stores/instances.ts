@@ -21,6 +21,8 @@ export interface Instance {
   /** Sends a command; the answer is the next message. */
   readonly send: (command: Command) => Effect.Effect<Report>
   readonly exited: Promise<NodeJS.Signals | number | null>
+  /** What the worker said when ready (`{ ready: pid, ... }`). */
+  readonly hello: Record<string, unknown>
 }
 
 const nextMessage = (child: ChildProcess) =>
@@ -71,6 +73,7 @@ export const spawnInstance = async (
     pid: child.pid!,
     child,
     exited,
+    hello: ready,
     send: (command) =>
       Effect.promise(() => {
         const answer = nextMessage(child)

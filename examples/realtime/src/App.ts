@@ -196,7 +196,8 @@ const live = (interval: Duration.Duration, instance?: string) =>
     }).pipe(Effect.scoped)
   )
 
-export const routes = (interval: Duration.Duration, instance?: string) =>
+/** `apiUrl`: the demo API's address, shown on the page; `instance`: the name of this instance, with several. */
+export const routes = (interval: Duration.Duration, apiUrl: string, instance?: string) =>
   HttpRouter.empty.pipe(
     HttpRouter.mount("/auth", OidcLogin.router),
     HttpRouter.get(
@@ -204,7 +205,6 @@ export const routes = (interval: Duration.Duration, instance?: string) =>
       Effect.gen(function*() {
         const login = yield* OidcLogin.OidcLogin
         const user = yield* OidcLogin.currentUser
-        const demoApi = yield* DemoApi.DemoApi
         const html = Option.match(user, {
           onNone: () => Page.signedOut({ loginUrl: login.loginUrl("/") }),
           onSome: (user) =>
@@ -213,7 +213,7 @@ export const routes = (interval: Duration.Duration, instance?: string) =>
               name: typeof user.claims?.name === "string" ? user.claims.name : user.subject,
               email: typeof user.claims?.email === "string" ? user.claims.email : undefined,
               logoutUrl: login.settings.logoutPath,
-              apiUrl: demoApi.url,
+              apiUrl,
               intervalSeconds: Duration.toSeconds(interval),
               instance
             })
@@ -318,10 +318,11 @@ export const layer = (
   ).pipe(Layer.provide(FetchHttpClient.layer))
 
   const HttpLive = Layer.unwrapEffect(
-    Effect.map(
-      IdentityProvider.IdentityProvider,
-      (provider) => HttpServer.serve(routes(interval).pipe(securityHeaders(provider.issuer)))
-    )
+    Effect.gen(function*() {
+      const provider = yield* IdentityProvider.IdentityProvider
+      const api = yield* DemoApi.DemoApi
+      return HttpServer.serve(routes(interval, api.url).pipe(securityHeaders(provider.issuer)))
+    })
   )
 
   const Handles = Layer.effect(

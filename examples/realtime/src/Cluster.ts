@@ -71,24 +71,30 @@ export class RealtimeCluster extends Context.Tag("example-realtime/RealtimeClust
   readonly prefix: string
 }>() {}
 
-/** One instance: its own HTTP server, Redis connection, bus subscription and near cache. */
-const instance = (
-  name: string,
-  options: {
-    readonly url: string
-    readonly redisUrl: string
-    readonly prefix: string
-    readonly secret: Redacted.Redacted<string>
-    readonly key: Redacted.Redacted<string>
-    readonly interval: Duration.Duration
-    readonly dev: Context.Context<IdentityProvider.IdentityProvider | DemoApi.DemoApi>
-  }
-) =>
+/** What the instances share: the addresses they serve and call, the Redis keys, the secrets. */
+export interface Shared {
+  /** The proxy's address: the application's, for cookies and redirects. */
+  readonly url: string
+  readonly redisUrl: string
+  readonly prefix: string
+  readonly secret: Redacted.Redacted<string>
+  readonly key: Redacted.Redacted<string>
+  readonly interval: Duration.Duration
+  readonly issuer: string
+  readonly demoApiUrl: string
+  /** How long a request to the token endpoint may take. Default: `TokenEndpoint`'s (10 seconds). */
+  readonly tokenRequestTimeout?: Duration.Duration | undefined
+}
+
+/**
+ * One instance: its own HTTP server, Redis connection, bus subscription and near cache. It reaches the provider
+ * and the demo API by their addresses only, so it runs as well in a process of its own (see
+ * `test/browser/realtimeInstance.worker.ts`).
+ */
+export const instance = (name: string, options: Shared) =>
   Effect.gen(function*() {
-    const provider = Context.get(options.dev, IdentityProvider.IdentityProvider)
-    const demoApi = Context.get(options.dev, DemoApi.DemoApi)
     const client = yield* TokenClient.decode({
-      issuer: provider.issuer,
+      issuer: options.issuer,
       clientId: IdentityProvider.Clients.web.clientId,
       clientSecret: Redacted.make(IdentityProvider.Clients.web.clientSecret)
     })
@@ -112,7 +118,11 @@ const instance = (
       Layer.provideMerge(RedisClusterEvents.layer({ prefix })),
       Layer.provide(ConnectionLive)
     )
-    const TokensLive = AccessTokenManagement.layerServer({ client, resource: IdentityProvider.Resources.demoApi }).pipe(
+    const TokensLive = AccessTokenManagement.layerServer({
+      client,
+      resource: IdentityProvider.Resources.demoApi,
+      ...(options.tokenRequestTimeout === undefined ? {} : { endpoint: { timeout: options.tokenRequestTimeout } })
+    }).pipe(
       Layer.provideMerge(StoresLive),
       Layer.provide(FetchHttpClient.layer)
     )
@@ -125,17 +135,19 @@ const instance = (
       // the same secret on both instances: either verifies the other's cookies
       session: { secret: options.secret }
     })
-    const DemoApiClientLive = AccessTokenHttpClient.layerUser(DemoApiClient, { baseUrl: demoApi.url }).pipe(
+    const DemoApiClientLive = AccessTokenHttpClient.layerUser(DemoApiClient, { baseUrl: options.demoApiUrl }).pipe(
       Layer.provide(FetchHttpClient.layer)
     )
     const ServicesLive = Layer.merge(LoginLive, DemoApiClientLive).pipe(Layer.provideMerge(TokensLive))
     const ServerLive = NodeHttpServer.layer(() => createServer(), { port: 0, host: "127.0.0.1" })
     const context = yield* Layer.build(
       Layer.mergeAll(
-        HttpServer.serve(routes(options.interval, name).pipe(securityHeaders(provider.issuer))),
+        HttpServer.serve(
+          routes(options.interval, options.demoApiUrl, name).pipe(securityHeaders(options.issuer))
+        ),
         ServicesLive,
         ServerLive
-      ).pipe(Layer.provide(ServicesLive), Layer.provide(Layer.merge(Layer.succeedContext(options.dev), ServerLive)))
+      ).pipe(Layer.provide(ServicesLive), Layer.provide(ServerLive))
     )
     const server = Context.get(context, HttpServer.HttpServer)
     const port = (server.address as HttpServer.TcpAddress).port
@@ -163,14 +175,15 @@ export const make = (options: Options = {}): Effect.Effect<RealtimeCluster["Type
         backchannelLogoutUri: `${url}/auth/backchannel-logout`
       })))
     )
-    const shared = {
+    const shared: Shared = {
       url,
       redisUrl: options.redisUrl ?? "redis://127.0.0.1:6379",
       prefix: options.prefix ?? `realtime:${Crypto.randomBytes(6).toString("hex")}:`,
       secret: Redacted.make(Crypto.randomBytes(32).toString("base64url")),
       key: Redacted.make(Crypto.randomBytes(32).toString("base64")),
       interval: Duration.decode(options.interval ?? Duration.seconds(2)),
-      dev
+      issuer: Context.get(dev, IdentityProvider.IdentityProvider).issuer,
+      demoApiUrl: Context.get(dev, DemoApi.DemoApi).url
     }
     const a = yield* instance("A", shared)
     const b = yield* instance("B", shared)
