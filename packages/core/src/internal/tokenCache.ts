@@ -72,29 +72,54 @@ interface MemoEntry<V> {
   readonly hit: Effect.Effect<V>
 }
 
+/** The clock of the fiber running now (the one whose run loop called), if any. */
+const currentClock = (): Clock.Clock | undefined => {
+  const fiber = Fiber.getCurrentFiber()
+  return fiber._tag === "Some"
+    ? Context.get(fiber.value.getFiberRef(DefaultServices.currentServices), Clock.Clock)
+    : undefined
+}
+
 /**
- * A memoized key's `get`. Run by the runtime it is `lookup` (a clock read, then the memo's success or a renewal);
- * but `yield*` in a generator, the way callers write it, asks it for an iterator at the moment it runs, inside the
- * caller's fiber: it checks the memo there, with that fiber's clock, and yields the ready-made success, which
- * `Effect.gen` takes inline — a hit then costs no step of the run loop.
+ * A memoized key's `get`, decided when it runs, inside the caller's fiber and by that fiber's clock: run by the
+ * runtime, one step (the memo's success, the renewal in flight, or a read). `yield*` in a generator, the way
+ * callers write it, asks it for an iterator at the moment it runs: on a hit that yields the memo's ready-made
+ * success, which `Effect.gen` takes inline — no step of the run loop at all.
  */
-class MemoGet<V, E> extends Effectable.Class<V, E> {
-  constructor(
-    readonly lookup: Effect.Effect<V, E>,
-    readonly hit: (clock: Clock.Clock) => Effect.Effect<V> | undefined
-  ) {
+class MemoGet<K, V, E> extends Effectable.Class<V, E> {
+  constructor(readonly memo: MemoLookup<K, V, E>, readonly key: K, readonly id: string) {
     super()
   }
   commit(): Effect.Effect<V, E> {
-    return this.lookup
+    const clock = currentClock()
+    return clock === undefined
+      ? Effect.clockWith((clock) => this.memo.lookup(this.key, this.id, clock))
+      : this.memo.lookup(this.key, this.id, clock)
   }
   override [Symbol.iterator](): Effect.EffectGenerator<Effect.Effect<V, E>> {
-    const fiber = Fiber.getCurrentFiber()
-    const hit = fiber._tag === "Some"
-      ? this.hit(Context.get(fiber.value.getFiberRef(DefaultServices.currentServices), Clock.Clock))
-      : undefined
-    return new Utils.SingleShotGen(new Utils.YieldWrap(hit ?? this.lookup))
+    const clock = currentClock()
+    const hit = clock === undefined ? undefined : this.memo.hit(this.key, this.id, clock)
+    return new Utils.SingleShotGen(new Utils.YieldWrap(hit ?? this))
   }
+}
+
+/** What a `MemoGet` runs, shared by all of a cache's (so that a `get` allocates no closure). */
+interface MemoLookup<K, V, E> {
+  /** The memo's success while the key is fresh by this clock (and the cache open), else `undefined`. */
+  readonly hit: (key: K, id: string, clock: Clock.Clock) => Effect.Effect<V> | undefined
+  /** The memo's success, else the renewal of a cold key in flight, else a read of the store. */
+  readonly lookup: (key: K, id: string, clock: Clock.Clock) => Effect.Effect<V, E>
+}
+
+interface Flight<V, E> {
+  readonly deferred: Deferred.Deferred<V, E>
+  /** Waiting for the renewal: one effect for every caller that joins. */
+  readonly join: Effect.Effect<V, E>
+  /**
+   * Started because the key held nothing valid (not forced, nothing to fall back on): a caller of `get` joins it
+   * without reading the store, since what it would read there could only send it here.
+   */
+  readonly cold: boolean
 }
 
 interface LockEntry {
@@ -113,7 +138,7 @@ export const make = <K, V, E>(
     const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
     const renewBefore = Duration.decode(options.renewBefore)
     const lockKeyOf = backend.lockKeyOf ?? backend.keyOf
-    const flights = new Map<string, Deferred.Deferred<V, E | TokenStoreError | TokenManagerClosed>>()
+    const flights = new Map<string, Flight<V, E | TokenStoreError | TokenManagerClosed>>()
     const locks = new Map<string, LockEntry>()
     // a hit is one comparison: each entry keeps the instant it stops being fresh and its ready-made success
     const memo = options.memoize ? new Map<string, MemoEntry<V>>() : undefined
@@ -128,7 +153,7 @@ export const make = <K, V, E>(
       Effect.sync(() => {
         closed = true
         const exit = Exit.fail(closedError)
-        for (const deferred of flights.values()) Deferred.unsafeDone(deferred, exit)
+        for (const flight of flights.values()) Deferred.unsafeDone(flight.deferred, exit)
         flights.clear()
       })
     )
@@ -265,9 +290,9 @@ export const make = <K, V, E>(
         const running = flights.get(id)
         if (running !== undefined) {
           instruments?.lookup(key, "join")
-          if (rejected === undefined) return Deferred.await(running)
+          if (rejected === undefined) return running.join
           // A renewal that started before the rejection may hand back the rejected token: renew again then.
-          return Effect.flatMap(Deferred.await(running), (value) => {
+          return Effect.flatMap(running.join, (value) => {
             const token = backend.accessToken(value)
             return token !== undefined && isSameToken(token, rejected) ? flight(key, rejected) : Effect.succeed(value)
           })
@@ -283,13 +308,19 @@ export const make = <K, V, E>(
         }
         instruments?.lookup(key, "miss")
         const deferred = Deferred.unsafeMake<V, E | TokenStoreError | TokenManagerClosed>(FiberId.none)
-        flights.set(id, deferred)
+        const join = Deferred.await(deferred)
+        const current: Flight<V, E | TokenStoreError | TokenManagerClosed> = {
+          deferred,
+          join,
+          cold: rejected === undefined && held === undefined
+        }
+        flights.set(id, current)
         return renewal(key, rejected).pipe(
           Effect.onExit((exit) =>
             Effect.flatMap(Random.next, (random) =>
               Effect.sync(() => {
                 // leave the map before completing, so that no caller ever joins a finished (or failed) flight
-                if (flights.get(id) === deferred) flights.delete(id)
+                if (flights.get(id) === current) flights.delete(id)
                 if (exit._tag === "Success") remember(id, exit.value)
                 settle(id, exit, clock.unsafeCurrentTimeMillis(), random)
                 Deferred.unsafeDone(deferred, exit)
@@ -300,7 +331,7 @@ export const make = <K, V, E>(
               )
           ),
           Effect.forkIn(scope),
-          Effect.zipRight(Deferred.await(deferred))
+          Effect.zipRight(join)
         )
       })
 
@@ -357,26 +388,37 @@ export const make = <K, V, E>(
         })
       })
 
+    /** The renewal of a cold key in flight, joined as it is (see `Flight.cold`), or `undefined`. */
+    const joinCold = (key: K, id: string): Effect.Effect<V, E | TokenStoreError | TokenManagerClosed> | undefined => {
+      const running = flights.get(id)
+      if (running === undefined || !running.cold) {
+        return undefined
+      }
+      instruments?.lookup(key, "join")
+      return running.join
+    }
+
+    const memoHit = (key: K, id: string, clock: Clock.Clock): Effect.Effect<V> | undefined => {
+      const entry = closed ? undefined : memo?.get(id)
+      if (entry === undefined || clock.unsafeCurrentTimeMillis() >= entry.freshUntil) {
+        return undefined
+      }
+      instruments?.lookup(key, "hit")
+      return entry.hit
+    }
+    const memoLookup: MemoLookup<K, V, E | TokenStoreError | TokenManagerClosed> = {
+      hit: memoHit,
+      lookup: (key, id, clock) =>
+        memoHit(key, id, clock) ?? (closed ? failClosed : joinCold(key, id) ?? read(key))
+    }
+
     const get = memo === undefined ?
       (key: K): Effect.Effect<V, E | TokenStoreError | TokenManagerClosed> =>
         Effect.suspend(() =>
-          closed ? failClosed : read(key)
+          closed ? failClosed : joinCold(key, backend.keyOf(key)) ?? read(key)
         ) :
-      (key: K): Effect.Effect<V, E | TokenStoreError | TokenManagerClosed> => {
-        const id = backend.keyOf(key)
-        /** The memo's success while the key is fresh by this clock (and the cache open), else `undefined`. */
-        const hit = (clock: Clock.Clock): Effect.Effect<V> | undefined => {
-          if (closed) return undefined
-          const entry = memo.get(id)
-          if (entry === undefined || clock.unsafeCurrentTimeMillis() >= entry.freshUntil) return undefined
-          instruments?.lookup(key, "hit")
-          return entry.hit
-        }
-        return new MemoGet(
-          Effect.clockWith((clock) => hit(clock) ?? (closed ? failClosed : read(key))),
-          hit
-        )
-      }
+      (key: K): Effect.Effect<V, E | TokenStoreError | TokenManagerClosed> =>
+        new MemoGet(memoLookup, key, backend.keyOf(key))
 
     /** A forced renewal treats whatever token is stored now as rejected. */
     const renew = (key: K, rejected?: AccessToken): Effect.Effect<V, E | TokenStoreError | TokenManagerClosed> =>
