@@ -24,6 +24,7 @@ import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import type * as HttpClientError from "@effect/platform/HttpClientError"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
+import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -201,41 +202,53 @@ export const withAccessToken: {
           : Effect.succeed(response)
     )
   }
-  // what the middleware hands back — responses, and errors carrying a request — never holds the token it added
-  const send = (request: HttpClientRequest.HttpClientRequest, token: AccessToken) =>
-    Effect.mapBoth(
-      token.tokenType === "DPoP" && token.dpopKey !== undefined
-        ? sendWithProof(request, token, token.dpopKey)
-        : self.execute(HttpClientRequest.setHeader(request, "authorization", authorization(token))),
-      {
-        onSuccess: (response) => new ResponseWithoutToken(response, request),
-        onFailure: (error) => errorWithoutToken(error, request)
-      }
+  const attach = (request: HttpClientRequest.HttpClientRequest, token: AccessToken) =>
+    token.tokenType === "DPoP" && token.dpopKey !== undefined
+      ? sendWithProof(request, token, token.dpopKey)
+      : self.execute(HttpClientRequest.setHeader(request, "authorization", authorization(token)))
+  // What the middleware hands back — responses, and errors carrying a request — never holds the token it added.
+  // This runs on every request: its callbacks are arguments, not an options object, whose functions a
+  // name-keeping transpiler (tsx, esbuild's keepNames) would rename on every call.
+  const send = <A, E3, R3>(
+    request: HttpClientRequest.HttpClientRequest,
+    token: AccessToken,
+    onResponse: (response: ResponseWithoutToken) => Effect.Effect<A, E3, R3>
+  ) =>
+    Effect.flatMap(
+      Effect.mapError(attach(request, token), (error) => errorWithoutToken(error, request)),
+      (response) => onResponse(new ResponseWithoutToken(response, request))
     )
   const sourceFor = (parameters: TokenRequestOptions | undefined) =>
     parameters === undefined || source.withParameters === undefined ? source : source.withParameters(parameters)
+  // a second 401, after the renewal, is returned as it is
+  const retry = (response: ResponseWithoutToken, token: AccessToken, source: TokenSource<E2, R2>) =>
+    // drain the rejected response first, so that its connection goes back to the pool before the retry
+    Effect.ignore(response.arrayBuffer).pipe(
+      Effect.zipRight(source.renew(token)),
+      Effect.flatMap((renewed) => send(response.request, renewed, Effect.succeed)),
+      Effect.withSpan("AccessTokenHttpClient.retryUnauthorized", {
+        attributes: { "http.request.method": response.request.method }
+      })
+    )
+  const execute = (
+    caller: HttpClientRequest.HttpClientRequest,
+    parameters: TokenRequestOptions | undefined
+  ): Effect.Effect<HttpClientResponse.HttpClientResponse, E | E2, R | R2> => {
+    const source = sourceFor(parameters)
+    const request = withoutCredentials(caller)
+    return Effect.flatMap(source.get, (token) =>
+      send(request, token, (response) =>
+        // a nonce challenge left unanswered after its one retry is not the token's fault: it is not renewed
+        response.status === 401 && !dpop.isNonceChallenge(response.headers["www-authenticate"])
+          ? retry(response, token, source)
+          : Effect.succeed(response)))
+  }
   return HttpClient.makeWith(
     Effect.flatMap((caller: HttpClientRequest.HttpClientRequest) =>
-      Effect.flatMap(CurrentTokenParameters, (parameters) => {
-        const source = sourceFor(parameters)
-        const request = withoutCredentials(caller)
-        return Effect.flatMap(
-          source.get,
-          (token) =>
-            Effect.flatMap(send(request, token), (response) =>
-              // a nonce challenge left unanswered after its one retry is not the token's fault: it is not renewed
-              response.status === 401 && !dpop.isNonceChallenge(response.headers["www-authenticate"])
-                // drain the rejected response first, so that its connection goes back to the pool before the retry
-                ? Effect.ignore(response.arrayBuffer).pipe(
-                  Effect.zipRight(source.renew(token)),
-                  Effect.flatMap((renewed) => send(request, renewed)),
-                  Effect.withSpan("AccessTokenHttpClient.retryUnauthorized", {
-                    attributes: { "http.request.method": request.method }
-                  })
-                )
-                : Effect.succeed(response))
-        )
-      })
+      // the request's token parameters, read from the fiber's context in the same step
+      Effect.withFiberRuntime<HttpClientResponse.HttpClientResponse, E | E2, R | R2>((fiber) =>
+        execute(caller, Context.get(fiber.currentContext, CurrentTokenParameters))
+      )
     ),
     Effect.succeed
   )
