@@ -35,23 +35,58 @@ export const benchTokensLayer = Layer.unwrapEffect(
     }))
 ).pipe(Layer.orDie)
 
-/** One GET, timed (ms) until its body is read; anything but a 200 is a defect, not a figure. */
-export const timedGet = (client: HttpClient.HttpClient.With<unknown>, url: string) =>
+/** What one request cost (ms): wall-clock time, and the process's CPU time (user + system). */
+export interface Cost {
+  readonly wall: number
+  readonly cpu: number
+}
+
+/**
+ * One GET, until its body is read: its wall-clock time and the process's CPU time over it (every thread: the
+ * client, the in-process API, the garbage collector). On this shared machine the wall time also holds the waits
+ * for a core, which follow the other processes' load; the CPU time holds only the work, and the paths compared do
+ * the same I/O. Anything but a 200 is a defect, not a figure.
+ */
+export const costOfGet = (client: HttpClient.HttpClient.With<unknown>, url: string) =>
   Effect.gen(function*() {
+    const cpu = process.cpuUsage()
     const start = now()
     const response = yield* client.get(url)
     yield* response.arrayBuffer
+    const wall = now() - start
+    const used = process.cpuUsage(cpu)
     if (response.status !== 200) return yield* Effect.dieMessage(`status ${response.status}`)
-    return now() - start
+    return { wall, cpu: (used.user + used.system) / 1000 } satisfies Cost
   }).pipe(Effect.scoped)
+
+/** One GET, timed (ms) until its body is read; anything but a 200 is a defect, not a figure. */
+export const timedGet = (client: HttpClient.HttpClient.With<unknown>, url: string) =>
+  Effect.map(costOfGet(client, url), (cost) => cost.wall)
+
+/** Median and mean of each measure of `costs` over the same of `baseline`, and the figures behind them. */
+export const costRatios = (costs: ReadonlyArray<Cost>, baseline: ReadonlyArray<Cost>) => {
+  const of = (measure: keyof Cost) => {
+    const values = costs.map((cost) => cost[measure])
+    const base = baseline.map((cost) => cost[measure])
+    return {
+      medianMs: median(values),
+      meanMs: mean(values),
+      baselineMedianMs: median(base),
+      baselineMeanMs: mean(base),
+      medianRatio: median(values) / median(base),
+      meanRatio: mean(values) / mean(base)
+    }
+  }
+  return { wall: of("wall"), cpu: of("cpu") }
+}
 
 /**
  * Times two paths after warming both up (JIT, connection pool, caches), in pairs whose order alternates, so that
  * drift in machine load hits both alike.
  */
-export const interleavedPairs = <E, R>(
-  a: Effect.Effect<number, E, R>,
-  b: Effect.Effect<number, E, R>,
+export const interleavedPairs = <A, E, R>(
+  a: Effect.Effect<A, E, R>,
+  b: Effect.Effect<A, E, R>,
   options: { readonly warmup: number; readonly pairs: number }
 ) =>
   Effect.gen(function*() {
@@ -59,8 +94,8 @@ export const interleavedPairs = <E, R>(
       yield* a
       yield* b
     }
-    const aTimes: Array<number> = []
-    const bTimes: Array<number> = []
+    const aTimes: Array<A> = []
+    const bTimes: Array<A> = []
     for (let pair = 0; pair < options.pairs; pair++) {
       if (pair % 2 === 0) {
         aTimes.push(yield* a)
@@ -78,6 +113,9 @@ export const median = (values: ReadonlyArray<number>): number => {
   const mid = sorted.length >> 1
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
+
+export const mean = (values: ReadonlyArray<number>): number =>
+  values.reduce((sum, value) => sum + value, 0) / values.length
 
 export const percentile = (values: ReadonlyArray<number>, p: number): number => {
   const sorted = [...values].sort((a, b) => a - b)
