@@ -223,31 +223,36 @@ layer(identity({ accessTokenTtl: 300 }))("user tokens against the embedded provi
         Effect.gen(function*() {
           const { store, tokens } = yield* setup
           const { user } = yield* signIn("rita")
-          const get = tokens.get().pipe(CurrentUser.provide(user))
-          const first = yield* get
-          assert.strictEqual(yield* get, first)
-          // past the renewal point: renewed, never the held token
-          yield* TestClock.adjust("241 seconds")
-          const renewed = yield* get
-          assert.notStrictEqual(value(renewed.accessToken), value(first.accessToken))
-          assert.strictEqual(yield* refreshes, 1)
-          assert.strictEqual(yield* get, renewed)
-          // another writer (another manager over the same store) replaces the access token
-          const params = { resource: IdentityProvider.Resources.demoApi }
-          yield* store.store(
-            CurrentUser.storeKey(user),
-            new UserToken.UserToken({
-              ...(yield* stored(user)),
-              accessToken: new AccessToken.AccessToken({ ...renewed, accessToken: Redacted.make("written-elsewhere") })
-            }),
-            params
-          )
-          assert.strictEqual(value((yield* get).accessToken), "written-elsewhere")
-          // a sign-out elsewhere clears the store: nothing is handed out from memory any more
-          yield* store.clear(CurrentUser.storeKey(user))
-          const error = yield* Effect.flip(get)
-          assert.strictEqual(error._tag, "SignInRequired")
-          assert.strictEqual(yield* refreshes, 1)
+          // as a connection calls it: `yield*` of a plain get() under the provided user (and by the runtime in flip)
+          yield* Effect.gen(function*() {
+            const first = yield* tokens.get()
+            assert.strictEqual(yield* tokens.get(), first)
+            // past the renewal point: renewed, never the held token
+            yield* TestClock.adjust("241 seconds")
+            const renewed = yield* tokens.get()
+            assert.notStrictEqual(value(renewed.accessToken), value(first.accessToken))
+            assert.strictEqual(yield* refreshes, 1)
+            assert.strictEqual(yield* tokens.get(), renewed)
+            // another writer (another manager over the same store) replaces the access token
+            const params = { resource: IdentityProvider.Resources.demoApi }
+            yield* store.store(
+              CurrentUser.storeKey(user),
+              new UserToken.UserToken({
+                ...(yield* stored(user)),
+                accessToken: new AccessToken.AccessToken({
+                  ...renewed,
+                  accessToken: Redacted.make("written-elsewhere")
+                })
+              }),
+              params
+            )
+            assert.strictEqual(value((yield* tokens.get()).accessToken), "written-elsewhere")
+            // a sign-out elsewhere clears the store: nothing is handed out from memory any more
+            yield* store.clear(CurrentUser.storeKey(user))
+            const error = yield* Effect.flip(tokens.get())
+            assert.strictEqual(error._tag, "SignInRequired")
+            assert.strictEqual(yield* refreshes, 1)
+          }).pipe(CurrentUser.provide(user))
         }).pipe(Effect.provide(userTokens({ store }))))
     }
 

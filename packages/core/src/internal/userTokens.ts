@@ -1,9 +1,12 @@
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Effectable from "effect/Effectable"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
+import * as Utils from "effect/Utils"
 import { AccessToken, parametersKey, renewAt, type TokenRequestOptions } from "../AccessToken.js"
 import * as CurrentUser from "../CurrentUser.js"
 import * as DPoP from "../DPoP.js"
@@ -240,18 +243,23 @@ export const make = (options: Options) =>
         )
     }
 
+    const nowOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>) =>
+      Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+
     /**
      * `get()` as a connection calls it, for the one user it provides for its lifetime: the current user, the key
      * and a hit in one step of the fiber (no allocation).
      */
-    const getDefault: Effect.Effect<AccessToken, UserTokenError> = Effect.withFiberRuntime((fiber) => {
+    const lookupDefault: Effect.Effect<AccessToken, UserTokenError> = Effect.withFiberRuntime((fiber) => {
       const user = Context.getOrElse(fiber.currentContext, CurrentUser.CurrentUser, noUser)
       if (user === undefined) return CurrentUser.get as Effect.Effect<never, NoCurrentUser>
       const key = keyFor(user, undefined)
-      return (peek === undefined
-        ? undefined
-        : hit(key, Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis())) ??
-        Effect.flatMap(cache.get(key), found(key))
+      return (peek === undefined ? undefined : hit(key, nowOf(fiber))) ?? Effect.flatMap(cache.get(key), found(key))
+    })
+    const getDefault = peek === undefined ? lookupDefault : new DefaultGet(lookupDefault, (fiber) => {
+      const user = Context.getOrElse(fiber.currentContext, CurrentUser.CurrentUser, noUser)
+      const key = user === undefined ? undefined : defaultKeys.get(user)
+      return key === undefined ? undefined : hit(key, nowOf(fiber))
     })
 
     /**
@@ -335,6 +343,29 @@ const rotatedWriteRetry = Schedule.exponential("50 millis").pipe(
 )
 
 const noUser = (): undefined => undefined
+
+/**
+ * The plain `get()` over an in-process store. Run by the runtime it is `lookup`; but `yield*` in a generator, the
+ * way callers write it, asks it for an iterator at the moment it runs, inside the caller's fiber: it looks for the
+ * current user's hit there, with that fiber's context and clock, and yields the ready-made success, which
+ * `Effect.gen` takes inline (as a memoized client-credentials get does, see `tokenCache.ts`).
+ */
+class DefaultGet extends Effectable.Class<AccessToken, UserTokenError> {
+  constructor(
+    readonly lookup: Effect.Effect<AccessToken, UserTokenError>,
+    readonly hit: (fiber: Fiber.RuntimeFiber<unknown, unknown>) => Effect.Effect<AccessToken> | undefined
+  ) {
+    super()
+  }
+  commit(): Effect.Effect<AccessToken, UserTokenError> {
+    return this.lookup
+  }
+  override [Symbol.iterator](): Effect.EffectGenerator<Effect.Effect<AccessToken, UserTokenError>> {
+    const fiber = Fiber.getCurrentFiber()
+    const hit = fiber._tag === "Some" ? this.hit(fiber.value) : undefined
+    return new Utils.SingleShotGen(new Utils.YieldWrap(hit ?? this.lookup))
+  }
+}
 
 /** Options that ask for the default key's token, as a plain `get()` does. */
 const isDefault = (get: GetOptions): boolean =>
