@@ -182,9 +182,9 @@ export type Discovery = "eager" | "lazy"
  */
 export interface Options {
   /**
-   * How long one request may take before it is aborted. Default: 10 seconds. Keep it generous for refresh: a
-   * refresh abandoned here may still complete at the provider, and with refresh-token rotation the used token is
-   * then gone (the user must sign in again).
+   * How long one request may take before it is aborted. Default: 10 seconds. A `UserTokens` refresh is not
+   * aborted here: its callers get `TokenEndpointTimeout`, and its answer is awaited up to the manager's
+   * `refreshAnswerTimeout`, since the provider may rotate the refresh token anyway.
    */
   readonly timeout?: Duration.DurationInput | undefined
   /** The lifetime assumed when a response has no `expires_in`. Default: 5 minutes. */

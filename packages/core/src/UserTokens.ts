@@ -125,6 +125,19 @@ export interface Options {
    */
   readonly backoff?: TokenCache.Backoff | false | undefined
   /**
+   * How long a refresh request that was sent is awaited: past the `TokenEndpoint`'s `timeout`, callers stop waiting
+   * (they get the still-valid token, or `TokenEndpointTimeout` as before) but the request goes on, holding the
+   * user's renewal lock, until its answer arrives or this much time has passed since it was sent. The provider may
+   * have rotated the refresh token when it answers late: the answer is stored rather than abandoned, since the next
+   * refresh would present a spent refresh token and the provider would revoke the user's grant. Until the
+   * request ends, calls for its tokens fail at once with that `TokenEndpointTimeout` (or get the still-valid
+   * token). Closing the layer's scope aborts it. A value no longer than the endpoint's `timeout` turns this off (the
+   * refresh is aborted at that timeout, as before). Default: 60 seconds.
+   *
+   * @since 0.3.0
+   */
+  readonly refreshAnswerTimeout?: Duration.DurationInput | undefined
+  /**
    * When the clients' provider metadata is discovered: `"eager"` (the default) as the layer is built, so that an
    * unreachable, mismatched or malformed issuer fails the layer with `DiscoveryFailed` at start-up; `"lazy"` at
    * the first request (when the application must start while the provider is down).

@@ -63,6 +63,14 @@ describe("strict options", () => {
         assert.strictEqual(error._tag, "InvalidClientConfiguration")
         assert.strictEqual(error.field, "renewBefore")
       }))
+
+    it.effect(`refreshAnswerTimeout that is ${what} fails the user-token layer naming the field`, () =>
+      Effect.gen(function*() {
+        const error = yield* configurationFailure(userTokens({ refreshAnswerTimeout: renewBefore as never }))
+        assert.strictEqual(error._tag, "InvalidClientConfiguration")
+        assert.strictEqual(error.field, "refreshAnswerTimeout")
+        assert.include(error.message, "non-negative, finite duration")
+      }))
   }
 
   const backoffs: ReadonlyArray<readonly [string, unknown, string]> = [

@@ -144,7 +144,10 @@ export class IdentityProvider extends Context.Tag("@effect-atm/dev-identity/Iden
 /**
  * A fault injected into the token endpoint with `setTokenFault`.
  *
- * - `Delay`: waits `millis`, then lets the request proceed.
+ * - `Delay`: waits `millis`, then lets the request proceed (a request its client abandons meanwhile is not handled).
+ * - `LateAnswer`: lets the request proceed at once — the provider handles it, rotating a refresh token — and
+ *   sends the answer `millis` later: a client that abandons the request meanwhile loses the rotated token (since
+ *   0.3.0).
  * - `ServerError`: answers `status` (default 503; 429 works too) with an HTML body, and a `Retry-After` header
  *   when `retryAfter` is given (seconds, or an HTTP date as a string).
  * - `EmptyBody`: answers `status` (e.g. 400, 401, 403) with an empty body, as some providers reject a client or a
@@ -186,6 +189,11 @@ export class IdentityProvider extends Context.Tag("@effect-atm/dev-identity/Iden
  */
 export type TokenEndpointFault =
   | { readonly _tag: "Delay"; readonly millis: number }
+  | {
+    /** @since 0.3.0 */
+    readonly _tag: "LateAnswer"
+    readonly millis: number
+  }
   | {
     readonly _tag: "ServerError"
     readonly status?: number | undefined

@@ -122,6 +122,19 @@ interface Flight<V, E> {
   readonly cold: boolean
 }
 
+/**
+ * Provided to a renewal: releases its waiters early with a (transient) error while the renewal itself goes on
+ * holding the lock, e.g. a refresh whose answer is awaited past the time callers wait (see `AnswerGrace`). Until
+ * the renewal ends, calls for its key fail at once with that error (a still-valid value is served instead): none
+ * waits for the lock it holds, none starts another renewal with the refresh token it has spent.
+ *
+ * @internal
+ */
+export class ReleaseWaiters extends Context.Reference<ReleaseWaiters>()(
+  "@effect-atm/core/internal/ReleaseWaiters",
+  { defaultValue: (): (error: unknown) => Effect.Effect<void> => () => Effect.void }
+) {}
+
 interface LockEntry {
   readonly semaphore: Effect.Semaphore
   users: number
@@ -172,6 +185,11 @@ export const make = <K, V, E>(
     const transient = (error: E | TokenStoreError | TokenManagerClosed): boolean =>
       error !== closedError && isTransientFailure(error as E | TokenStoreError)
     const backoffs = new Map<string, BackoffEntry<E | TokenStoreError | TokenManagerClosed>>()
+    /**
+     * Lock keys whose renewal has released its waiters and still runs (holding the lock), with the error they were
+     * released with: the lock key's renewals would only wait for it.
+     */
+    const answering = new Map<string, E | TokenStoreError | TokenManagerClosed>()
     /** Keys whose renewal is scheduled to run again in the background when their window ends. */
     const retries = new Set<string>()
 
@@ -297,6 +315,12 @@ export const make = <K, V, E>(
             return token !== undefined && isSameToken(token, rejected) ? flight(key, rejected) : Effect.succeed(value)
           })
         }
+        const lockKey = lockKeyOf(key)
+        const answered = answering.get(lockKey)
+        if (answered !== undefined) {
+          instruments?.lookup(key, "backoff")
+          return Effect.fail(answered)
+        }
         const backingOff = backoffs.get(id)
         if (
           backingOff !== undefined && clock.unsafeCurrentTimeMillis() < backingOff.until &&
@@ -315,12 +339,23 @@ export const make = <K, V, E>(
           cold: rejected === undefined && held === undefined
         }
         flights.set(id, current)
+        let released = false
+        const release = (error: unknown) =>
+          Effect.sync(() => {
+            if (flights.get(id) !== current) return
+            flights.delete(id)
+            released = true
+            answering.set(lockKey, error as E | TokenStoreError)
+            Deferred.unsafeDone(deferred, Exit.fail(error as E | TokenStoreError))
+          })
         return renewal(key, rejected).pipe(
+          Effect.provideService(ReleaseWaiters, release),
           Effect.onExit((exit) =>
             Effect.flatMap(Random.next, (random) =>
               Effect.sync(() => {
                 // leave the map before completing, so that no caller ever joins a finished (or failed) flight
                 if (flights.get(id) === current) flights.delete(id)
+                if (released) answering.delete(lockKey)
                 if (exit._tag === "Success") remember(id, exit.value)
                 settle(id, exit, clock.unsafeCurrentTimeMillis(), random)
                 Deferred.unsafeDone(deferred, exit)
@@ -434,6 +469,6 @@ export const make = <K, V, E>(
       renew,
       withLock: (lockKey) => (effect) => withLock(lockKey, effect),
       forget: (key) => Effect.sync(() => memo?.delete(backend.keyOf(key))),
-      inFlight: Effect.sync(() => flights.size)
+      inFlight: Effect.sync(() => flights.size + answering.size)
     } satisfies TokenCache<K, V, E>
   })

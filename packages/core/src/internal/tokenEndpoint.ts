@@ -4,6 +4,7 @@ import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Cache from "effect/Cache"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -487,6 +488,20 @@ const withMutualTlsAliases = (server: ServerMetadata): ServerMetadata => {
   }
 }
 
+/**
+ * Set by a manager around a refresh whose answer must not be abandoned (a refresh token the provider may rotate):
+ * at the endpoint's `timeout` the request's waiters are released with the `TokenEndpointTimeout` they would have
+ * seen (`release`), while the request itself keeps waiting for the answer up to `timeout` here.
+ *
+ * @internal
+ */
+export class AnswerGrace extends Context.Reference<AnswerGrace>()("@effect-atm/core/internal/AnswerGrace", {
+  defaultValue: (): Option.Option<{
+    readonly timeout: Duration.Duration
+    readonly release: (error: TokenEndpointTimeout) => Effect.Effect<void>
+  }> => Option.none()
+}) {}
+
 /** @internal */
 export const make = (options?: {
   readonly timeout?: Duration.DurationInput | undefined
@@ -553,7 +568,15 @@ export const make = (options?: {
         Effect.zip(Effect.runtime<never>(), transportFor(client, operation, endpoint)),
         ([runtime, io]) => {
           const exchange: Exchange = {}
-          return Effect.tryPromise({
+          const timedOut = (millis: number) =>
+            new TokenEndpointTimeout({ operation, clientId: client.clientId, endpoint, timeoutMillis: millis })
+          // a refresh may rotate the refresh token: its answer is awaited past the timeout, its waiters are not
+          const grace = Option.filter(
+            Context.get(runtime.context, AnswerGrace),
+            (grace) => operation === "refresh_token" && Duration.greaterThan(grace.timeout, timeout)
+          )
+          const limit = grace._tag === "Some" ? grace.value.timeout : timeout
+          const request = Effect.tryPromise({
             try: (signal) =>
               f(
                 transport({
@@ -577,18 +600,15 @@ export const make = (options?: {
               )
             ),
             Effect.timeoutFail({
-              duration: timeout,
-              onTimeout: () => ({
-                error: new TokenEndpointTimeout({
-                  operation,
-                  clientId: client.clientId,
-                  endpoint,
-                  timeoutMillis: Duration.toMillis(timeout)
-                }),
-                cause: undefined,
-                exchange
-              })
+              duration: limit,
+              onTimeout: () => ({ error: timedOut(Duration.toMillis(limit)), cause: undefined, exchange })
             })
+          )
+          if (grace._tag === "None") return request
+          const release = grace.value.release(timedOut(Duration.toMillis(timeout)))
+          // the release runs beside the request, and goes with it when the answer comes first
+          return Effect.scoped(
+            Effect.zipRight(Effect.forkScoped(Effect.delay(release, timeout)), request)
           )
         }
       )

@@ -23,7 +23,7 @@ import { userTokenKey } from "./keys.js"
 import * as validate from "./options.js"
 import * as storePeek from "./storePeek.js"
 import * as tokenCache from "./tokenCache.js"
-import { rotatedRefreshToken } from "./tokenEndpoint.js"
+import { AnswerGrace, rotatedRefreshToken } from "./tokenEndpoint.js"
 import * as tokenMetrics from "./tokenMetrics.js"
 
 type GetOptions = UserTokens.GetOptions
@@ -58,6 +58,12 @@ export const make = (options: Options) =>
     const dpopAlgorithm = DPoP.algorithmOf(client.dpop)
     const renewBefore = yield* validate.duration("UserTokens", "renewBefore", options.renewBefore, "60 seconds")
     const backoff = yield* validate.backoff("UserTokens", options.backoff)
+    const refreshAnswerTimeout = yield* validate.duration(
+      "UserTokens",
+      "refreshAnswerTimeout",
+      options.refreshAnswerTimeout,
+      "60 seconds"
+    )
     yield* validate.discovery("UserTokens", options.discovery)
     yield* discover(endpoint, options.discovery, [client])
 
@@ -135,11 +141,15 @@ export const make = (options: Options) =>
         const dpopKey = dpopAlgorithm === undefined
           ? undefined
           : current.value.dpopKey ?? (yield* DPoP.generateKey(dpopAlgorithm))
+        // Once sent, the refresh token may be spent whether or not its answer comes in time: the answer is awaited
+        // (holding the lock) up to `refreshAnswerTimeout`, while callers are released at the endpoint's timeout
+        const grace = Option.some({ timeout: refreshAnswerTimeout, release: yield* tokenCache.ReleaseWaiters })
         const response = yield* endpoint.request(
           client,
           Grant.RefreshToken({ refreshToken, options: key.params, dpopKey })
         )
           .pipe(
+            Effect.provideService(AnswerGrace, grace),
             metrics.request,
             Effect.catchTag(
               "TokenRequestRejected",

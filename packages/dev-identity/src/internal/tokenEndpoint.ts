@@ -181,6 +181,12 @@ async (ctx, next) => {
       ctx.req = replay(ctx.req, Buffer.from(raw))
       return next()
     }
+    case "LateAnswer": {
+      // handled at once (a refresh token is rotated), answered late: what an overloaded provider does
+      await proceed()
+      await Timers.setTimeout(fault.millis, undefined, { signal: options.signal }).catch(() => undefined)
+      return
+    }
     case "ServerError":
     case "Downtime":
       return shortCircuit(() => {
