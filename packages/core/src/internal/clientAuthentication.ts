@@ -204,19 +204,18 @@ const signerFor = (client: TokenClientLike, privateKey: Redacted.Redacted<string
 }
 
 /**
- * `private_key_jwt` (RFC 7523 §2.2), signed synchronously with `node:crypto` from the parsed key. openid-client's
- * `PrivateKeyJwt` signs through WebCrypto, whose `sign` runs on libuv's thread pool: on a busy host the hop there
- * and back cost more than the signature itself (ES256: ~50 µs of CPU synchronously, 120–250 µs of wall time through
- * WebCrypto, `bench/clientAuthentication.ts` P11b). The claims are openid-client's: `jti`, `aud`, `exp` (60 s),
- * `iat`, `nbf`, `iss`, `sub`, with its clock skew.
+ * A client assertion (RFC 7523 §2.2), signed synchronously with `node:crypto`. openid-client's `PrivateKeyJwt` and
+ * `ClientSecretJwt` sign through WebCrypto, whose `sign` runs on libuv's thread pool: on a busy host the hop there
+ * and back costs more than the signature itself (ES256: 40–57 µs of CPU here against 133–220 µs through WebCrypto,
+ * bench/README.md, P11). The claims are openid-client's: `jti`, `aud`, `exp` (60 s), `iat`, `nbf`, `iss`, `sub`,
+ * with its clock skew.
  */
-const privateKeyJwt = (
-  client: TokenClientLike,
-  privateKey: Redacted.Redacted<string>,
-  audience: string | undefined
+const clientAssertion = (
+  audience: string | undefined,
+  signer: () => Pick<Signer, "header" | "sign">
 ): oidc.ClientAuth =>
 (as, oauthClient, body) => {
-  const signer = signerFor(client, privateKey)
+  const { header, sign } = signer()
   const skew = oauthClient[oidc.clockSkew]
   const now = Math.floor(Date.now() / 1000) + (typeof skew === "number" && Number.isFinite(skew) ? skew : 0)
   const payload = JSON.stringify({
@@ -229,11 +228,13 @@ const privateKeyJwt = (
     iss: oauthClient.client_id,
     sub: oauthClient.client_id
   })
-  const input = signer.header + Buffer.from(payload, "utf8").toString("base64url")
+  const input = header + Buffer.from(payload, "utf8").toString("base64url")
   body.set("client_id", oauthClient.client_id)
   body.set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-  body.set("client_assertion", `${input}.${signer.sign(input)}`)
+  body.set("client_assertion", `${input}.${sign(input)}`)
 }
+
+const hs256Header = `${Buffer.from(JSON.stringify({ alg: "HS256" }), "utf8").toString("base64url")}.`
 
 /** `client_secret_basic` without the form-encoding of RFC 6749 §2.3.1, for providers that do not decode it. */
 const clientSecretBasicUnencoded = (secret: string | undefined): oidc.ClientAuth => (_as, client, _body, headers) => {
@@ -246,14 +247,8 @@ const clientSecretBasicUnencoded = (secret: string | undefined): oidc.ClientAuth
  * endpoint when no issuer is configured (the origin stands in for the issuer then, and a provider would not accept
  * it as the audience).
  */
-const assertionOptions = (client: TokenClientLike, tokenEndpoint: string | undefined): oidc.ModifyAssertionOptions =>
-  client.issuer === undefined && tokenEndpoint !== undefined
-    ? {
-      [oidc.modifyAssertion]: (_header, payload) => {
-        payload.aud = tokenEndpoint
-      }
-    }
-    : {}
+const assertionAudience = (client: TokenClientLike, tokenEndpoint: string | undefined): string | undefined =>
+  client.issuer === undefined ? tokenEndpoint : undefined
 
 /**
  * openid-client's `ClientAuth` for one request of `client`. Assertions are made when the request is made, so every
@@ -271,14 +266,17 @@ export const clientAuth = (client: TokenClientLike, tokenEndpoint: string | unde
       return clientSecretBasicUnencoded(secret)
     case "client_secret_post":
       return oidc.ClientSecretPost(secret)
-    case "client_secret_jwt":
-      return oidc.ClientSecretJwt(secret, assertionOptions(client, tokenEndpoint))
-    case "private_key_jwt":
-      return privateKeyJwt(
-        client,
-        client.privateKey!,
-        client.issuer === undefined && tokenEndpoint !== undefined ? tokenEndpoint : undefined
-      )
+    case "client_secret_jwt": {
+      const hs256 = {
+        header: hs256Header,
+        sign: (input: string) => Crypto.createHmac("sha256", secret ?? "").update(input, "utf8").digest("base64url")
+      }
+      return clientAssertion(assertionAudience(client, tokenEndpoint), () => hs256)
+    }
+    case "private_key_jwt": {
+      const privateKey = client.privateKey!
+      return clientAssertion(assertionAudience(client, tokenEndpoint), () => signerFor(client, privateKey))
+    }
     case "tls_client_auth":
     case "self_signed_tls_client_auth":
       return oidc.TlsClientAuth()
