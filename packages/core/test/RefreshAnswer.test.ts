@@ -61,6 +61,8 @@ layer(identity({ accessTokenTtl: 300 }))("a refresh answered after the endpoint'
         assert.strictEqual(Redacted.value(again.accessToken), response.access_token)
         // the late answer arrives and is stored
         const answered = yield* eventually(Effect.map(storedRefreshToken(user), (stored) => stored !== spent))
+        // past any backoff window: had the answer been abandoned, the refresh below would present the spent token
+        yield* TestClock.adjust("2 seconds")
         const fresh = yield* tokens.get().pipe(CurrentUser.provide(user))
         // the next refresh presents the stored refresh token: the provider revokes the grant if it is the spent one
         const renewed = yield* tokens.get({ forceRenewal: true }).pipe(CurrentUser.provide(user))
@@ -90,6 +92,7 @@ layer(identity({ accessTokenTtl: 300 }))("a refresh answered after the endpoint'
         const meanwhile = yield* tokens.get({ forceRenewal: true }).pipe(CurrentUser.provide(user), Effect.either)
         assert.isTrue(Either.isLeft(meanwhile) && meanwhile.left === error)
         const answered = yield* eventually(Effect.map(storedRefreshToken(user), (stored) => stored !== spent))
+        yield* TestClock.adjust("2 seconds")
         yield* tokens.get({ forceRenewal: true }).pipe(CurrentUser.provide(user))
         assert.isTrue(answered)
         assert.strictEqual(yield* refreshes, 2)
