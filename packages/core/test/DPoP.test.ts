@@ -8,6 +8,7 @@ import {
 } from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Headers from "@effect/platform/Headers"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
@@ -20,6 +21,7 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Jose from "jose"
 import * as Crypto from "node:crypto"
+import { Agent } from "undici"
 import { claims, clientCredentials, identity } from "../../../test/support/environment.js"
 import { assertNoSecrets, renderings } from "../../../test/support/redaction.js"
 
@@ -144,6 +146,34 @@ layer(identity(), { excludeTestServices: true })("DPoP", (it) => {
         // the library's own call succeeds where all of the above failed
         const response = yield* (yield* boundApi).get(url)
         assert.strictEqual(response.status, 200)
+      }).pipe(Effect.provide(dpopClients())))
+
+    it.effect("over https, the API checks htu with the https scheme: the library's calls succeed, a proof for http is refused", () =>
+      Effect.gen(function*() {
+        const api = yield* DemoApi.DemoApi
+        const provider = yield* IdentityProvider.IdentityProvider
+        const tokens = yield* ClientCredentialsTokens.ClientCredentialsTokens
+        const token = yield* tokens.get("bound")
+        const secret = Redacted.value(token.accessToken)
+        // a transport that trusts the test CA of the demo API's https listener (no client certificate)
+        const https = NodeHttpClient.makeUndici(new Agent({ connect: { ca: [provider.testCertificates.ca] } }))
+        const url = `${api.mtlsUrl}/data`
+        const withProofFor = (target: string) =>
+          Effect.flatMap(
+            DPoP.proof(token.dpopKey!, { method: "GET", url: target, token }),
+            (proof) => https.get(url, { headers: { authorization: `DPoP ${secret}`, dpop: Redacted.value(proof) } })
+          )
+
+        const forHttp = yield* withProofFor(url.replace(/^https:/, "http:"))
+        assert.strictEqual(forHttp.status, 401, "a proof for the http URL does not fit the https one")
+        assert.match(String((yield* jsonOf(forHttp)).error_description), /htu/)
+        assert.strictEqual((yield* withProofFor(url)).status, 200)
+
+        const client = AccessTokenHttpClient.withAccessToken(
+          https,
+          AccessTokenHttpClient.clientCredentialsSource(tokens, "bound")
+        )
+        assert.strictEqual((yield* client.get(url)).status, 200, "the named client's proof names the https URL")
       }).pipe(Effect.provide(dpopClients())))
 
     it.effect("other algorithms are a configuration away", () =>

@@ -109,7 +109,8 @@ export const make = (options: StandaloneOptions) =>
       if (proof.includes(",")) return dpopChallenge("invalid_dpop_proof", "more than one DPoP proof")
       const now = Math.floor(Date.now() / 1000)
       // the URL as the client sees it, without query: checkProof compares it with htu as a string, then normalized
-      const url = `http://${request.headers["host"] ?? "127.0.0.1"}${request.url.replace(/[?#].*$/s, "")}`
+      const scheme = isTls(request) ? "https" : "http"
+      const url = `${scheme}://${request.headers["host"] ?? "127.0.0.1"}${request.url.replace(/[?#].*$/s, "")}`
       const check = checkProof(proof, { method: request.method, url, accessToken: token, jkt, now, windowSeconds })
       if (check._tag === "Invalid") return dpopChallenge("invalid_dpop_proof", check.description)
       if (replayed(check.jti, now)) return dpopChallenge("invalid_dpop_proof", "the DPoP proof was used before (jti)")
@@ -241,5 +242,9 @@ const peerThumbprint = (request: HttpServerRequest.HttpServerRequest): string | 
   const certificate = socket instanceof Tls.TLSSocket ? socket.getPeerX509Certificate() : undefined
   return certificate === undefined ? undefined : Crypto.createHash("sha256").update(certificate.raw).digest("base64url")
 }
+
+/** Whether the request came over the https listener: a DPoP proof's `htu` names the URL with its scheme. */
+const isTls = (request: HttpServerRequest.HttpServerRequest): boolean =>
+  NodeHttpServerRequest.toIncomingMessage(request).socket instanceof Tls.TLSSocket
 
 const newNonce = () => Crypto.randomBytes(16).toString("base64url")
