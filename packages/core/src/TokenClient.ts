@@ -317,9 +317,6 @@ export const configFields = {
   )
 }
 
-const present = <K extends string, A>(key: K, value: Option.Option<A>): { readonly [P in K]?: A } =>
-  (Option.isSome(value) ? { [key]: value.value } : {}) as { readonly [P in K]?: A }
-
 /**
  * A token client's input read from Effect `Config` (nest it with `Config.nested` to prefix the variables). It is
  * decoded, with errors naming the client and the field, by the layer it is given to (or `decode`).
@@ -330,18 +327,18 @@ const present = <K extends string, A>(key: K, value: Option.Option<A>): { readon
 export const config: Config.Config<TokenClientInput> = Config.all(configFields).pipe(
   Config.map((fields): TokenClientInput => ({
     clientId: fields.clientId,
-    ...present("issuer", fields.issuer),
-    ...present("tokenEndpoint", fields.tokenEndpoint),
-    ...present("revocationEndpoint", fields.revocationEndpoint),
-    ...present("clientSecret", fields.clientSecret),
-    ...present("authentication", fields.authentication),
-    ...present("privateKey", fields.privateKey),
-    ...present("privateKeyId", fields.privateKeyId),
-    ...present("signingAlgorithm", fields.signingAlgorithm),
-    ...present("clientCertificate", fields.clientCertificate),
-    ...present("clientCertificateKey", fields.clientCertificateKey),
-    ...present("allowInsecureRequests", fields.allowInsecureRequests),
-    ...present(
+    ...options.present("issuer", fields.issuer),
+    ...options.present("tokenEndpoint", fields.tokenEndpoint),
+    ...options.present("revocationEndpoint", fields.revocationEndpoint),
+    ...options.present("clientSecret", fields.clientSecret),
+    ...options.present("authentication", fields.authentication),
+    ...options.present("privateKey", fields.privateKey),
+    ...options.present("privateKeyId", fields.privateKeyId),
+    ...options.present("signingAlgorithm", fields.signingAlgorithm),
+    ...options.present("clientCertificate", fields.clientCertificate),
+    ...options.present("clientCertificateKey", fields.clientCertificateKey),
+    ...options.present("allowInsecureRequests", fields.allowInsecureRequests),
+    ...options.present(
       "dpop",
       Option.map(fields.dpop, (value) => value === "true" ? true : value === "false" ? false : { algorithm: value })
     )

@@ -31,12 +31,12 @@ import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import type { AccessToken, TokenRequestOptions } from "./AccessToken.js"
 import { type AccessTokenStore, layerMemory as accessTokenStoreMemory } from "./AccessTokenStore.js"
 import type { User } from "./CurrentUser.js"
+import * as options from "./internal/options.js"
 import * as internal from "./internal/tokenExchange.js"
 import type * as TokenCache from "./TokenCache.js"
 import type { TokenClient } from "./TokenClient.js"
@@ -226,22 +226,19 @@ export const targetConfig = (name: string): Config.Config<Target> =>
     )
   }).pipe(
     Config.map(({ subjectResource, subjectScope, ...fields }): Target => {
-      const subject = { ...present("resource", subjectResource), ...present("scope", subjectScope) }
+      const subject = { ...options.present("resource", subjectResource), ...options.present("scope", subjectScope) }
       return {
-        ...present("audience", fields.audience),
-        ...present("resource", fields.resource),
-        ...present("scope", fields.scope),
-        ...present("requestedTokenType", fields.requestedTokenType),
-        ...present("actorClient", fields.actorClient),
-        ...present("actorTokenType", fields.actorTokenType),
+        ...options.present("audience", fields.audience),
+        ...options.present("resource", fields.resource),
+        ...options.present("scope", fields.scope),
+        ...options.present("requestedTokenType", fields.requestedTokenType),
+        ...options.present("actorClient", fields.actorClient),
+        ...options.present("actorTokenType", fields.actorTokenType),
         ...(Object.keys(subject).length === 0 ? {} : { subject })
       }
     }),
     Config.nested(name)
   )
-
-const present = <K extends string, A>(key: K, value: Option.Option<A>): { readonly [P in K]?: A } =>
-  (Option.isSome(value) ? { [key]: value.value } : {}) as { readonly [P in K]?: A }
 
 /**
  * The service with its targets read from Effect `Config` (see `targetConfig`); the client that exchanges and the

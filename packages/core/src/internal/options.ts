@@ -1,6 +1,7 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import type { Backoff } from "../TokenCache.js"
 import { InvalidClientConfiguration } from "../TokenError.js"
 
@@ -164,3 +165,12 @@ export const discovery = (owner: string, input: unknown): Effect.Effect<void, In
         reason: `must be "eager" or "lazy", got ${shown(input)}`
       })
     )
+
+/**
+ * An optional value read from `Config` as an optional property to spread: `{ key: value }` when present, `{}`
+ * otherwise, so that an absent value leaves the property absent rather than `undefined` (exactOptionalPropertyTypes).
+ *
+ * @internal
+ */
+export const present = <K extends string, A>(key: K, value: Option.Option<A>): { readonly [P in K]?: A } =>
+  (Option.isSome(value) ? { [key]: value.value } : {}) as { readonly [P in K]?: A }
