@@ -375,7 +375,7 @@ layer(identity(), { excludeTestServices: true })("DPoP", (it) => {
       assert.notStrictEqual(claims(Redacted.value(b)).jti, payload!.jti, "a fresh jti per proof")
     }))
 
-  // proofs are signed with node:crypto over a header encoded once per key (internal/dpop.ts): jose, which the
+  // proofs are signed with node:crypto over a header encoded once per key (internal/jws.ts): jose, which the
   // providers and APIs we talk to use, must accept them as they are, for every algorithm
   it.effect("jose verifies every algorithm's proofs, with the key in their header and the thumbprint we compute", () =>
     Effect.gen(function*() {

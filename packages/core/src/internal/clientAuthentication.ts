@@ -6,6 +6,7 @@ import * as Redacted from "effect/Redacted"
 import * as Crypto from "node:crypto"
 import * as oidc from "openid-client"
 import type { SigningAlgorithm, TokenClientLike } from "../TokenClient.js"
+import * as Jws from "./jws.js"
 
 type Problem = { readonly field: string; readonly reason: string } | undefined
 
@@ -139,52 +140,19 @@ export const check = (client: TokenClientLike): Problem => {
 export const requiresMutualTls = (client: TokenClientLike): boolean =>
   client.authentication === "tls_client_auth" || client.authentication === "self_signed_tls_client_auth"
 
-/**
- * How a private key signs a JWS, per algorithm, with `node:crypto`: the digest and the options of `Crypto.sign`
- * (JWS wants ECDSA signatures as r || s, not DER; PSS with a salt as long as the digest).
- */
-const signParameters = (alg: SigningAlgorithm, key: Crypto.KeyObject): {
-  readonly digest: string | null
-  readonly key: Crypto.SignKeyObjectInput
-} => {
-  switch (alg) {
-    case "RS256":
-    case "RS384":
-    case "RS512":
-      return { digest: `sha${alg.slice(2)}`, key: { key } }
-    case "PS256":
-    case "PS384":
-    case "PS512":
-      return {
-        digest: `sha${alg.slice(2)}`,
-        key: {
-          key,
-          padding: Crypto.constants.RSA_PKCS1_PSS_PADDING,
-          saltLength: Crypto.constants.RSA_PSS_SALTLEN_DIGEST
-        }
-      }
-    case "ES256":
-    case "ES384":
-    case "ES512":
-      return { digest: `sha${alg.slice(2)}`, key: { key, dsaEncoding: "ieee-p1363" } }
-    case "EdDSA":
-      return { digest: null, key: { key } }
-  }
-}
-
-interface Signer {
+interface AssertionKey {
   readonly alg: SigningAlgorithm
   readonly kid: string | undefined
-  /** The encoded JWS header and its dot: the same for every assertion of the key. */
+  /** The encoded JWS header: the same for every assertion of the key. */
   readonly header: string
-  readonly sign: (input: string) => string
+  readonly signer: Jws.Signer
 }
 
-/** Signers per configured key: the key is parsed and the header encoded once per client, not per request. */
-const signers = new WeakMap<Redacted.Redacted<string>, Signer>()
+/** Per configured key: the key is parsed and the header encoded once per client, not per request. */
+const assertionKeys = new WeakMap<Redacted.Redacted<string>, AssertionKey>()
 
-const signerFor = (client: TokenClientLike, privateKey: Redacted.Redacted<string>): Signer => {
-  const known = signers.get(privateKey)
+const assertionKeyOf = (client: TokenClientLike, privateKey: Redacted.Redacted<string>): AssertionKey => {
+  const known = assertionKeys.get(privateKey)
   if (
     known !== undefined && (client.signingAlgorithm === undefined || known.alg === client.signingAlgorithm) &&
     (client.privateKeyId === undefined || known.kid === client.privateKeyId)
@@ -192,49 +160,44 @@ const signerFor = (client: TokenClientLike, privateKey: Redacted.Redacted<string
   const parsed = parsePrivateKey(Redacted.value(privateKey))
   const alg = client.signingAlgorithm ?? algorithmsFor(parsed.key)[0]!
   const kid = client.privateKeyId ?? parsed.kid
-  const { digest, key } = signParameters(alg, parsed.key)
-  const signer: Signer = {
-    alg,
-    kid,
-    header: `${Buffer.from(JSON.stringify({ alg, kid }), "utf8").toString("base64url")}.`,
-    sign: (input) => Crypto.sign(digest, Buffer.from(input, "utf8"), key).toString("base64url")
-  }
-  signers.set(privateKey, signer)
-  return signer
+  const key: AssertionKey = { alg, kid, header: Jws.encode({ alg, kid }), signer: Jws.signer(alg, parsed.key) }
+  assertionKeys.set(privateKey, key)
+  return key
 }
 
 /**
- * A client assertion (RFC 7523 §2.2), signed synchronously with `node:crypto`. openid-client's `PrivateKeyJwt` and
- * `ClientSecretJwt` sign through WebCrypto, whose `sign` runs on libuv's thread pool: on a busy host the hop there
- * and back costs more than the signature itself (ES256: 40–57 µs of CPU here against 133–220 µs through WebCrypto,
- * bench/README.md, P11). The claims are openid-client's: `jti`, `aud`, `exp` (60 s), `iat`, `nbf`, `iss`, `sub`,
- * with its clock skew.
+ * A client assertion (RFC 7523 §2.2), signed synchronously with `node:crypto` (internal/jws.ts). openid-client's
+ * `PrivateKeyJwt` and `ClientSecretJwt` sign through WebCrypto, whose `sign` runs on libuv's thread pool: on a busy
+ * host the hop there and back costs more than the signature itself (ES256: 40–57 µs of CPU here against 133–220 µs
+ * through WebCrypto, bench/README.md, P11). The claims are openid-client's: `jti`, `aud`, `exp` (60 s), `iat`,
+ * `nbf`, `iss`, `sub`, with its clock skew.
  */
 const clientAssertion = (
   audience: string | undefined,
-  signer: () => Pick<Signer, "header" | "sign">
+  key: () => Pick<AssertionKey, "header" | "signer">
 ): oidc.ClientAuth =>
 (as, oauthClient, body) => {
-  const { header, sign } = signer()
+  const { header, signer } = key()
   const skew = oauthClient[oidc.clockSkew]
   const now = Math.floor(Date.now() / 1000) + (typeof skew === "number" && Number.isFinite(skew) ? skew : 0)
-  const payload = JSON.stringify({
-    // unique per assertion, which is all RFC 7523 asks; `randomUUID` draws from a cached entropy pool
-    jti: Crypto.randomUUID(),
-    aud: audience ?? as.issuer,
-    exp: now + 60,
-    iat: now,
-    nbf: now,
-    iss: oauthClient.client_id,
-    sub: oauthClient.client_id
-  })
-  const input = header + Buffer.from(payload, "utf8").toString("base64url")
   body.set("client_id", oauthClient.client_id)
   body.set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-  body.set("client_assertion", `${input}.${sign(input)}`)
+  body.set(
+    "client_assertion",
+    Jws.compact(signer, header, {
+      // unique per assertion, which is all RFC 7523 asks; `randomUUID` draws from a cached entropy pool
+      jti: Crypto.randomUUID(),
+      aud: audience ?? as.issuer,
+      exp: now + 60,
+      iat: now,
+      nbf: now,
+      iss: oauthClient.client_id,
+      sub: oauthClient.client_id
+    })
+  )
 }
 
-const hs256Header = `${Buffer.from(JSON.stringify({ alg: "HS256" }), "utf8").toString("base64url")}.`
+const hs256Header = Jws.encode({ alg: "HS256" })
 
 /** `client_secret_basic` without the form-encoding of RFC 6749 §2.3.1, for providers that do not decode it. */
 const clientSecretBasicUnencoded = (secret: string | undefined): oidc.ClientAuth => (_as, client, _body, headers) => {
@@ -267,15 +230,12 @@ export const clientAuth = (client: TokenClientLike, tokenEndpoint: string | unde
     case "client_secret_post":
       return oidc.ClientSecretPost(secret)
     case "client_secret_jwt": {
-      const hs256 = {
-        header: hs256Header,
-        sign: (input: string) => Crypto.createHmac("sha256", secret ?? "").update(input, "utf8").digest("base64url")
-      }
+      const hs256 = { header: hs256Header, signer: Jws.hmacSigner(secret ?? "") }
       return clientAssertion(assertionAudience(client, tokenEndpoint), () => hs256)
     }
     case "private_key_jwt": {
       const privateKey = client.privateKey!
-      return clientAssertion(assertionAudience(client, tokenEndpoint), () => signerFor(client, privateKey))
+      return clientAssertion(assertionAudience(client, tokenEndpoint), () => assertionKeyOf(client, privateKey))
     }
     case "tls_client_auth":
     case "self_signed_tls_client_auth":

@@ -2,6 +2,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Jose from "jose"
 import * as Crypto from "node:crypto"
+import * as Jws from "./jws.js"
 
 /** @internal */
 export type Algorithm = "ES256" | "ES384" | "ES512" | "PS256" | "RS256" | "EdDSA"
@@ -9,10 +10,7 @@ export type Algorithm = "ES256" | "ES384" | "ES512" | "PS256" | "RS256" | "EdDSA
 /** A proof key ready to sign: loaded once per serialized key, then reused for every proof. */
 interface LoadedKey {
   readonly algorithm: Algorithm
-  readonly privateKey: Crypto.KeyObject
-  /** `Crypto.sign`'s digest and options for this key, made once */
-  readonly digest: string | null
-  readonly signOptions: Crypto.SignKeyObjectInput
+  readonly signer: Jws.Signer
   readonly publicJwk: Jose.JWK
   /** base64url of the protected header, the same for every proof of this key */
   readonly header: string
@@ -27,28 +25,6 @@ const thumbprintMembers: Record<string, ReadonlyArray<string>> = {
   EC: ["crv", "kty", "x", "y"],
   RSA: ["e", "kty", "n"],
   OKP: ["crv", "kty", "x"]
-}
-
-const digestOf: Record<Algorithm, string | null> = {
-  ES256: "sha256",
-  ES384: "sha384",
-  ES512: "sha512",
-  PS256: "sha256",
-  RS256: "sha256",
-  EdDSA: null
-}
-
-const signOptions = (algorithm: Algorithm, key: Crypto.KeyObject): Crypto.SignKeyObjectInput => {
-  switch (algorithm) {
-    case "ES256":
-    case "ES384":
-    case "ES512":
-      return { key, dsaEncoding: "ieee-p1363" }
-    case "PS256":
-      return { key, padding: Crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }
-    default:
-      return { key }
-  }
 }
 
 /** @internal */
@@ -76,15 +52,11 @@ export const load = (key: Redacted.Redacted<string>): LoadedKey => {
   for (const member of privateMembers) delete publicJwk[member]
   delete publicJwk.key_ops
   delete publicJwk.ext
-  const header = Buffer.from(JSON.stringify({ typ: "dpop+jwt", alg: jwk.alg, jwk: publicJwk })).toString("base64url")
-  const privateKey = Crypto.createPrivateKey({ key: jwk as Crypto.JsonWebKey, format: "jwk" })
   const result: LoadedKey = {
     algorithm: jwk.alg,
-    privateKey,
-    digest: digestOf[jwk.alg],
-    signOptions: signOptions(jwk.alg, privateKey),
+    signer: Jws.signer(jwk.alg, Crypto.createPrivateKey({ key: jwk as Crypto.JsonWebKey, format: "jwk" })),
     publicJwk: publicJwk as Jose.JWK,
-    header,
+    header: Jws.encode({ typ: "dpop+jwt", alg: jwk.alg, jwk: publicJwk }),
     thumbprint: thumbprintOf(publicJwk as Jose.JWK),
     keyPair: undefined
   }
@@ -138,9 +110,9 @@ export const athOfToken = (accessToken: Redacted.Redacted<string>): string => {
 }
 
 /**
- * A DPoP proof JWT (RFC 9449 §4.2): a fresh `jti` every time. Signed with node:crypto over a header encoded once
- * per key, rather than with jose's `SignJWT` (WebCrypto, asynchronous, about twice as slow per proof): one proof
- * is made per API request.
+ * A DPoP proof JWT (RFC 9449 §4.2): a fresh `jti` every time. Signed with node:crypto (internal/jws.ts) over a
+ * header encoded once per key, rather than with jose's `SignJWT` (WebCrypto, asynchronous, about twice as slow per
+ * proof): one proof is made per API request.
  *
  * @internal
  */
@@ -163,9 +135,7 @@ export const proof = (
   }
   if (claims.ath !== undefined) payload.ath = claims.ath
   if (claims.nonce !== undefined) payload.nonce = claims.nonce
-  const input = `${key.header}.${Buffer.from(JSON.stringify(payload)).toString("base64url")}`
-  const signature = Crypto.sign(key.digest, Buffer.from(input), key.signOptions)
-  return `${input}.${signature.toString("base64url")}`
+  return Jws.compact(key.signer, key.header, payload)
 }
 
 /**
