@@ -1,7 +1,7 @@
 import {
   AccessTokenManagement,
   AccessTokenStore,
-  type ClientCredentialsTokens,
+  ClientCredentialsTokens,
   type TokenEndpoint,
   TokenLock,
   UserTokenStore
@@ -9,6 +9,8 @@ import {
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import type * as HttpClient from "@effect/platform/HttpClient"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
@@ -73,6 +75,21 @@ export const clientCredentials = (
         endpoint: { timeout: "2 seconds", ...options?.endpoint }
       }))
   ).pipe(Layer.orDie)
+
+/**
+ * A token of client `WORKER` configured by environment variables alone (`WORKER_ISSUER`, `WORKER_CLIENT_ID`, ...):
+ * `ClientCredentialsTokens.layerConfig` built over in-memory stores, then one `get`; a bad value fails the layer.
+ */
+export const tokenFromEnv = (env: Record<string, string>) =>
+  Layer.build(
+    ClientCredentialsTokens.layerConfig(["WORKER"]).pipe(
+      Layer.provide([AccessTokenStore.layerMemory(), TokenLock.layerMemory])
+    )
+  ).pipe(
+    Effect.flatMap((context) => Context.get(context, ClientCredentialsTokens.ClientCredentialsTokens).get("WORKER")),
+    Effect.scoped,
+    Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)), { pathDelim: "_" }))
+  )
 
 /** The claims of a JWT, without verifying it (the demo API verifies; tests only look). */
 export const claims = (jwt: string): Record<string, unknown> =>

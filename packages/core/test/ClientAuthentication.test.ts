@@ -1,23 +1,14 @@
-import {
-  AccessTokenStore,
-  ClientCredentialsTokens,
-  TokenClient,
-  TokenEndpoint,
-  TokenError,
-  TokenLock
-} from "@effect-atm/core"
+import { ClientCredentialsTokens, TokenClient, TokenEndpoint, TokenError } from "@effect-atm/core"
 import { IdentityProvider } from "@effect-atm/dev-identity"
 import * as HttpClient from "@effect/platform/HttpClient"
 import { assert, describe, layer } from "@effect/vitest"
-import * as ConfigProvider from "effect/ConfigProvider"
-import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
 import * as Crypto from "node:crypto"
 import * as oidc from "openid-client"
-import { claims, clientCredentials, identity } from "../../../test/support/environment.js"
+import { claims, clientCredentials, identity, tokenFromEnv } from "../../../test/support/environment.js"
 import { assertNoSecrets, renderings } from "../../../test/support/redaction.js"
 
 const { machinePrivateKeyJwt, machineSecretJwt } = IdentityProvider.Clients
@@ -239,23 +230,10 @@ layer(identity())("client authentication against the embedded provider", (it) =>
   })
 
   describe("configuration", () => {
-    const fromEnv = (env: Record<string, string>) =>
-      Layer.build(
-        ClientCredentialsTokens.layerConfig(["WORKER"]).pipe(
-          Layer.provide([AccessTokenStore.layerMemory(), TokenLock.layerMemory])
-        )
-      ).pipe(
-        Effect.flatMap((context) =>
-          Context.get(context, ClientCredentialsTokens.ClientCredentialsTokens).get("WORKER")
-        ),
-        Effect.scoped,
-        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)), { pathDelim: "_" }))
-      )
-
     it.effect("private_key_jwt by configuration alone (AUTHENTICATION, PRIVATE_KEY)", () =>
       Effect.gen(function*() {
         const provider = yield* IdentityProvider.IdentityProvider
-        const token = yield* fromEnv({
+        const token = yield* tokenFromEnv({
           WORKER_ISSUER: provider.issuer,
           WORKER_CLIENT_ID: machinePrivateKeyJwt.clientId,
           WORKER_AUTHENTICATION: "private_key_jwt",
@@ -272,12 +250,12 @@ layer(identity())("client authentication against the embedded provider", (it) =>
           WORKER_CLIENT_ID: machinePrivateKeyJwt.clientId,
           WORKER_AUTHENTICATION: "private_key_jwt"
         }
-        const missing = yield* Effect.flip(fromEnv(base))
+        const missing = yield* Effect.flip(tokenFromEnv(base))
         assert.strictEqual(missing._tag, "InvalidClientConfiguration")
         if (missing._tag === "InvalidClientConfiguration") assert.strictEqual(missing.field, "privateKey")
 
         const garbage = "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5IGF0IGFsbA==\n-----END PRIVATE KEY-----"
-        const unusable = yield* Effect.flip(fromEnv({ ...base, WORKER_PRIVATE_KEY: garbage }))
+        const unusable = yield* Effect.flip(tokenFromEnv({ ...base, WORKER_PRIVATE_KEY: garbage }))
         assert.strictEqual(unusable._tag, "InvalidClientConfiguration")
         if (unusable._tag === "InvalidClientConfiguration") assert.strictEqual(unusable.field, "privateKey")
         assertNoSecrets(renderings(unusable), ["bm90IGEga2V5IGF0IGFsbA"])
@@ -285,12 +263,16 @@ layer(identity())("client authentication against the embedded provider", (it) =>
         const publicJwk = JSON.stringify(
           Crypto.createPublicKey(provider.clientPrivateKeys.pem).export({ format: "jwk" })
         )
-        const onlyPublic = yield* Effect.flip(fromEnv({ ...base, WORKER_PRIVATE_KEY: publicJwk }))
+        const onlyPublic = yield* Effect.flip(tokenFromEnv({ ...base, WORKER_PRIVATE_KEY: publicJwk }))
         if (onlyPublic._tag === "InvalidClientConfiguration") assert.include(onlyPublic.reason, "public JWK")
         else assert.fail(`expected InvalidClientConfiguration, got ${onlyPublic._tag}`)
 
         const mismatch = yield* Effect.flip(
-          fromEnv({ ...base, WORKER_PRIVATE_KEY: provider.clientPrivateKeys.pem, WORKER_SIGNING_ALGORITHM: "RS256" })
+          tokenFromEnv({
+            ...base,
+            WORKER_PRIVATE_KEY: provider.clientPrivateKeys.pem,
+            WORKER_SIGNING_ALGORITHM: "RS256"
+          })
         )
         if (mismatch._tag === "InvalidClientConfiguration") assert.strictEqual(mismatch.field, "signingAlgorithm")
         else assert.fail(`expected InvalidClientConfiguration, got ${mismatch._tag}`)

@@ -1,14 +1,7 @@
-import {
-  AccessTokenHttpClient,
-  AccessTokenStore,
-  ClientCredentialsTokens,
-  TokenError,
-  TokenLock
-} from "@effect-atm/core"
+import { AccessTokenHttpClient, ClientCredentialsTokens, TokenError } from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as HttpClient from "@effect/platform/HttpClient"
 import { assert, describe, layer } from "@effect/vitest"
-import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -16,7 +9,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
-import { claims, clientCredentials, identity, unusedPort } from "../../../test/support/environment.js"
+import { claims, clientCredentials, identity, tokenFromEnv, unusedPort } from "../../../test/support/environment.js"
 import { assertNoSecrets, captureLogs, renderings } from "../../../test/support/redaction.js"
 
 const value = (token: { readonly accessToken: Redacted.Redacted<string> }) => Redacted.value(token.accessToken)
@@ -267,19 +260,7 @@ layer(identity({ accessTokenTtl: 300 }))("client credentials against the embedde
     it.effect("clients load from Effect Config (environment variables); a bad value names client and field", () =>
       Effect.gen(function*() {
         const provider = yield* IdentityProvider.IdentityProvider
-        const fromEnv = (env: Record<string, string>) =>
-          Layer.build(
-            ClientCredentialsTokens.layerConfig(["WORKER"]).pipe(
-              Layer.provide([AccessTokenStore.layerMemory(), TokenLock.layerMemory])
-            )
-          ).pipe(
-            Effect.flatMap((context) =>
-              Context.get(context, ClientCredentialsTokens.ClientCredentialsTokens).get("WORKER")
-            ),
-            Effect.scoped,
-            Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)), { pathDelim: "_" }))
-          )
-        const token = yield* fromEnv({
+        const token = yield* tokenFromEnv({
           WORKER_ISSUER: provider.issuer,
           WORKER_CLIENT_ID: "machine-post",
           WORKER_CLIENT_SECRET: IdentityProvider.Clients.machinePost.clientSecret,
@@ -287,14 +268,14 @@ layer(identity({ accessTokenTtl: 300 }))("client credentials against the embedde
           WORKER_SCOPE: "api.write"
         })
         assert.strictEqual(claims(value(token)).scope, "api.write")
-        const error = yield* Effect.flip(fromEnv({
+        const error = yield* Effect.flip(tokenFromEnv({
           WORKER_TOKEN_ENDPOINT: "ftp://example.test/token",
           WORKER_CLIENT_ID: "machine-post",
           WORKER_CLIENT_SECRET: "whatever-secret"
         }))
         assert.strictEqual(error._tag, "InvalidClientConfiguration")
         assert.include(error.message, `"WORKER" is invalid at "tokenEndpoint"`)
-        const missing = yield* Effect.flip(fromEnv({ WORKER_ISSUER: provider.issuer }))
+        const missing = yield* Effect.flip(tokenFromEnv({ WORKER_ISSUER: provider.issuer }))
         assert.strictEqual(missing._tag, "ConfigError")
         assert.include(String(missing), "WORKER_CLIENT_ID")
       }).pipe(Effect.provide(clientCredentials())))

@@ -1,7 +1,6 @@
 import {
   AccessToken,
   AccessTokenHttpClient,
-  AccessTokenStore,
   ClientCredentialsTokens,
   CurrentUser,
   MutualTls,
@@ -9,14 +8,12 @@ import {
   TokenClient,
   TokenEndpoint,
   TokenExchange,
-  TokenLock,
   UserTokens
 } from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, layer } from "@effect/vitest"
 import * as Clock from "effect/Clock"
-import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -24,7 +21,7 @@ import * as Redacted from "effect/Redacted"
 import * as Crypto from "node:crypto"
 import * as oidc from "openid-client"
 import { Agent } from "undici"
-import { claims, clientCredentials, identity, userTokens } from "../../../test/support/environment.js"
+import { claims, clientCredentials, identity, tokenFromEnv, userTokens } from "../../../test/support/environment.js"
 import { assertNoSecrets, renderings } from "../../../test/support/redaction.js"
 
 const value = (token: { readonly accessToken: Redacted.Redacted<string> }) => Redacted.value(token.accessToken)
@@ -192,24 +189,11 @@ layer(identity())("mutual TLS client authentication (RFC 8705) against the embed
   })
 
   describe("configuration", () => {
-    const fromEnv = (env: Record<string, string>) =>
-      Layer.build(
-        ClientCredentialsTokens.layerConfig(["WORKER"]).pipe(
-          Layer.provide([AccessTokenStore.layerMemory(), TokenLock.layerMemory])
-        )
-      ).pipe(
-        Effect.flatMap((context) =>
-          Context.get(context, ClientCredentialsTokens.ClientCredentialsTokens).get("WORKER")
-        ),
-        Effect.scoped,
-        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)), { pathDelim: "_" }))
-      )
-
     it.effect("tls_client_auth by configuration alone, its token endpoint from discovery's aliases", () =>
       Effect.gen(function*() {
         const provider = yield* IdentityProvider.IdentityProvider
         const { client } = provider.testCertificates
-        const token = yield* fromEnv({
+        const token = yield* tokenFromEnv({
           WORKER_ISSUER: provider.issuer,
           WORKER_CLIENT_ID: IdentityProvider.Clients.machineTls.clientId,
           WORKER_AUTHENTICATION: "tls_client_auth",
@@ -242,13 +226,15 @@ layer(identity())("mutual TLS client authentication (RFC 8705) against the embed
           ]
         ]
         for (const [env, field] of cases) {
-          const error = yield* Effect.flip(fromEnv({ ...base, ...env }))
+          const error = yield* Effect.flip(tokenFromEnv({ ...base, ...env }))
           if (error._tag === "InvalidClientConfiguration") {
             assert.strictEqual(error.field, field, Object.keys(env).join())
           } else assert.fail(`expected InvalidClientConfiguration naming ${field}, got ${error._tag}`)
           assertNoSecrets(renderings(error), [client.key.split("\n")[1]!, selfSigned.key.split("\n")[1]!])
         }
-        const unknown = yield* Effect.flip(fromEnv({ ...base, WORKER_AUTHENTICATION: "tls_client_authentication" }))
+        const unknown = yield* Effect.flip(
+          tokenFromEnv({ ...base, WORKER_AUTHENTICATION: "tls_client_authentication" })
+        )
         assert.include(String(unknown), "AUTHENTICATION")
       }).pipe(Effect.provide(withClients(true))))
   })
