@@ -1,7 +1,8 @@
-import { CurrentUser, OidcEvents } from "@effect-atm/core"
+import { CurrentUser, OidcEvents, type TokenClient, TokenEndpoint } from "@effect-atm/core"
 import { IdentityProvider } from "@effect-atm/dev-identity"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import * as oidc from "openid-client"
 
 /** The confidential web client of the embedded provider, as an openid-client configuration. */
@@ -68,6 +69,46 @@ export const signIn = (account: string, options?: LoginOptions) =>
     const events = yield* OidcEvents.OidcEvents
     yield* events.tokenValidated(user, response, undefined, { sentAt })
     return { user, response }
+  })
+
+/**
+ * The code flow of a library client, for the demo API, its code exchanged by the library's `TokenEndpoint` (so with
+ * the client's own authentication): the provider's form driven over HTTP, no browser. Returns the endpoint's answer
+ * and when the exchange was sent.
+ */
+export const clientCodeFlow = (client: TokenClient.TokenClient, account: string) =>
+  Effect.gen(function*() {
+    const provider = yield* IdentityProvider.IdentityProvider
+    const endpoint = yield* TokenEndpoint.TokenEndpoint
+    const metadata = yield* endpoint.metadata(client)
+    const config = new oidc.Configuration(metadata as oidc.ServerMetadata, client.clientId)
+    oidc.allowInsecureRequests(config)
+    const verifier = oidc.randomPKCECodeVerifier()
+    const state = oidc.randomState()
+    const nonce = oidc.randomNonce()
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: "http://127.0.0.1:1/callback",
+      scope: "openid offline_access api.read",
+      code_challenge: yield* Effect.promise(() => oidc.calculatePKCECodeChallenge(verifier)),
+      code_challenge_method: "S256",
+      prompt: "consent",
+      resource: IdentityProvider.Resources.demoApi,
+      state,
+      nonce
+    })
+    const callbackUrl = yield* provider.authorize(url, account)
+    const sentAt = yield* Clock.currentTimeMillis
+    const signedIn = yield* endpoint.request(
+      client,
+      TokenEndpoint.Grant.AuthorizationCode({
+        callbackUrl,
+        codeVerifier: Redacted.make(verifier),
+        expectedState: state,
+        expectedNonce: Redacted.make(nonce),
+        options: { resource: IdentityProvider.Resources.demoApi }
+      })
+    )
+    return { signedIn, sentAt }
   })
 
 /**

@@ -7,8 +7,8 @@ import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
 import * as Crypto from "node:crypto"
-import * as oidc from "openid-client"
 import { claims, clientCredentials, identity, tokenFromEnv } from "../../../test/support/environment.js"
+import { clientCodeFlow } from "../../../test/support/login.js"
 import { assertNoSecrets, renderings } from "../../../test/support/redaction.js"
 
 const { machinePrivateKeyJwt, machineSecretJwt } = IdentityProvider.Clients
@@ -172,33 +172,7 @@ layer(identity())("client authentication against the embedded provider", (it) =>
           privateKey: Redacted.make(provider.clientPrivateKeys.pem)
         })
         // the authorization request, built with openid-client, completed without a browser
-        const metadata = yield* endpoint.metadata(client)
-        const config = new oidc.Configuration(metadata as oidc.ServerMetadata, clientId)
-        oidc.allowInsecureRequests(config)
-        const verifier = oidc.randomPKCECodeVerifier()
-        const state = oidc.randomState()
-        const nonce = oidc.randomNonce()
-        const url = oidc.buildAuthorizationUrl(config, {
-          redirect_uri: "http://127.0.0.1:1/callback",
-          scope: "openid offline_access api.read",
-          code_challenge: yield* Effect.promise(() => oidc.calculatePKCECodeChallenge(verifier)),
-          code_challenge_method: "S256",
-          prompt: "consent",
-          resource: IdentityProvider.Resources.demoApi,
-          state,
-          nonce
-        })
-        const callbackUrl = yield* provider.authorize(url, "alice")
-        const signedIn = yield* endpoint.request(
-          client,
-          TokenEndpoint.Grant.AuthorizationCode({
-            callbackUrl,
-            codeVerifier: Redacted.make(verifier),
-            expectedState: state,
-            expectedNonce: Redacted.make(nonce),
-            options: { resource: IdentityProvider.Resources.demoApi }
-          })
-        )
+        const { signedIn } = yield* clientCodeFlow(client, "alice")
         assert.strictEqual(claims(value(signedIn.accessToken)).sub, "alice")
         const refreshed = yield* endpoint.request(
           client,

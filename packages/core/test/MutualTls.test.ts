@@ -13,15 +13,14 @@ import {
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { assert, describe, layer } from "@effect/vitest"
-import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Crypto from "node:crypto"
-import * as oidc from "openid-client"
 import { Agent } from "undici"
 import { claims, clientCredentials, identity, tokenFromEnv, userTokens } from "../../../test/support/environment.js"
+import { clientCodeFlow } from "../../../test/support/login.js"
 import { assertNoSecrets, renderings } from "../../../test/support/redaction.js"
 
 const value = (token: { readonly accessToken: Redacted.Redacted<string> }) => Redacted.value(token.accessToken)
@@ -326,36 +325,7 @@ const userEnvironment = Layer.unwrapEffect(Effect.gen(function*() {
 /** The code flow of the web-tls client, its code exchange made by the library, the tokens seeded for the user. */
 const signInWithCertificate = (client: TokenClient.TokenClient, account: string) =>
   Effect.gen(function*() {
-    const provider = yield* IdentityProvider.IdentityProvider
-    const endpoint = yield* TokenEndpoint.TokenEndpoint
-    const metadata = yield* endpoint.metadata(client)
-    const config = new oidc.Configuration(metadata as oidc.ServerMetadata, client.clientId)
-    oidc.allowInsecureRequests(config)
-    const verifier = oidc.randomPKCECodeVerifier()
-    const state = oidc.randomState()
-    const nonce = oidc.randomNonce()
-    const url = oidc.buildAuthorizationUrl(config, {
-      redirect_uri: "http://127.0.0.1:1/callback",
-      scope: "openid offline_access api.read",
-      code_challenge: yield* Effect.promise(() => oidc.calculatePKCECodeChallenge(verifier)),
-      code_challenge_method: "S256",
-      prompt: "consent",
-      resource: IdentityProvider.Resources.demoApi,
-      state,
-      nonce
-    })
-    const callbackUrl = yield* provider.authorize(url, account)
-    const sentAt = yield* Clock.currentTimeMillis
-    const signedIn = yield* endpoint.request(
-      client,
-      TokenEndpoint.Grant.AuthorizationCode({
-        callbackUrl,
-        codeVerifier: Redacted.make(verifier),
-        expectedState: state,
-        expectedNonce: Redacted.make(nonce),
-        options: { resource: IdentityProvider.Resources.demoApi }
-      })
-    )
+    const { sentAt, signedIn } = yield* clientCodeFlow(client, account)
     const user = new CurrentUser.User({ subject: account })
     const { accessToken } = signedIn
     yield* Effect.flatMap(OidcEvents.OidcEvents, (events) =>
