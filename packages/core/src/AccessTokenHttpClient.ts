@@ -172,35 +172,40 @@ export const withAccessToken: {
     key: Redacted.Redacted<string>
   ) => {
     const proofKey = dpop.load(key)
-    const attempt = Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.tap(
-        // the client's span records request headers: the proof is redacted there like the Authorization header
-        Effect.locallyWith(
-          self.execute(
-            HttpClientRequest.setHeaders(request, {
-              authorization: authorization(token),
-              dpop: dpop.proof(proofKey, {
-                htm: request.method,
-                htu: request.url,
-                iat: Math.floor(now / 1000),
-                ath: dpop.athOfToken(token.accessToken),
-                nonce: nonces.get(request.url)
-              })
+    // One step per attempt, on the request's path: the time is read from the fiber's Clock (TestClock in tests)
+    // directly rather than through `Clock.currentTimeMillis` and a `flatMap`, and the redacted names likewise.
+    const attempt = Effect.withFiberRuntime<HttpClientResponse.HttpClientResponse, E, R>((fiber) => {
+      const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+      // the client's span records request headers: the proof is redacted there like the Authorization header
+      return Effect.locally(
+        self.execute(
+          HttpClientRequest.setHeaders(request, {
+            authorization: authorization(token),
+            dpop: dpop.proof(proofKey, {
+              htm: request.method,
+              htu: request.url,
+              iat: Math.floor(now / 1000),
+              ath: dpop.athOfToken(token.accessToken),
+              nonce: nonces.get(request.url)
             })
-          ),
-          Headers.currentRedactedNames,
-          withDPoPRedacted
+          })
         ),
-        (response) => nonces.set(request.url, response.headers["dpop-nonce"])
-      ))
-    return Effect.flatMap(
-      attempt,
-      (response) =>
-        response.status === 401 && response.headers["dpop-nonce"] !== undefined &&
-          dpop.isNonceChallenge(response.headers["www-authenticate"])
-          ? Effect.zipRight(Effect.ignore(response.arrayBuffer), attempt)
-          : Effect.succeed(response)
-    )
+        Headers.currentRedactedNames,
+        withDPoPRedacted(fiber.getFiberRef(Headers.currentRedactedNames))
+      )
+    })
+    const remember = (response: HttpClientResponse.HttpClientResponse) =>
+      nonces.set(request.url, response.headers["dpop-nonce"])
+    // the nonce remembered and the challenge recognized in the same step, from one read of the headers (an
+    // undici response converts them on every read)
+    return Effect.flatMap(attempt, (response) => {
+      const headers = response.headers
+      const nonce = headers["dpop-nonce"]
+      nonces.set(request.url, nonce)
+      return response.status === 401 && nonce !== undefined && dpop.isNonceChallenge(headers["www-authenticate"])
+        ? Effect.zipRight(Effect.ignore(response.arrayBuffer), Effect.tap(attempt, remember))
+        : Effect.succeed(response)
+    })
   }
   const attach = (request: HttpClientRequest.HttpClientRequest, token: AccessToken) =>
     token.tokenType === "DPoP" && token.dpopKey !== undefined
