@@ -1,23 +1,21 @@
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
-import * as DefaultServices from "effect/DefaultServices"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Effectable from "effect/Effectable"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
+import type * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Scope from "effect/Scope"
-import * as Utils from "effect/Utils"
 import { type AccessToken, isFresh, isSameToken, renewAt } from "../AccessToken.js"
 import type { Backend, Backoff, Options, TokenCache } from "../TokenCache.js"
 import { isTokenError, isTransient, TokenManagerClosed, type TokenStoreError } from "../TokenError.js"
 import { ensureHeld } from "../TokenLock.js"
+import { clockOf, currentClock, InlineHit } from "./inlineHit.js"
 import { readThrough } from "./readThrough.js"
 import type { CacheInstruments } from "./tokenMetrics.js"
 
@@ -72,21 +70,12 @@ interface MemoEntry<V> {
   readonly hit: Effect.Effect<V>
 }
 
-/** The clock of the fiber running now (the one whose run loop called), if any. */
-const currentClock = (): Clock.Clock | undefined => {
-  const fiber = Fiber.getCurrentFiber()
-  return fiber._tag === "Some"
-    ? Context.get(fiber.value.getFiberRef(DefaultServices.currentServices), Clock.Clock)
-    : undefined
-}
-
 /**
  * A memoized key's `get`, decided when it runs, inside the caller's fiber and by that fiber's clock: run by the
- * runtime, one step (the memo's success, the renewal in flight, or a read). `yield*` in a generator, the way
- * callers write it, asks it for an iterator at the moment it runs: on a hit that yields the memo's ready-made
- * success, which `Effect.gen` takes inline — no step of the run loop at all.
+ * runtime, one step (the memo's success, the renewal in flight, or a read); under `yield*`, a hit is taken inline
+ * (see `InlineHit`).
  */
-class MemoGet<K, V, E> extends Effectable.Class<V, E> {
+class MemoGet<K, V, E> extends InlineHit<V, E> {
   constructor(readonly memo: MemoLookup<K, V, E>, readonly key: K, readonly id: string) {
     super()
   }
@@ -96,10 +85,8 @@ class MemoGet<K, V, E> extends Effectable.Class<V, E> {
       ? Effect.clockWith((clock) => this.memo.lookup(this.key, this.id, clock))
       : this.memo.lookup(this.key, this.id, clock)
   }
-  override [Symbol.iterator](): Effect.EffectGenerator<Effect.Effect<V, E>> {
-    const clock = currentClock()
-    const hit = clock === undefined ? undefined : this.memo.hit(this.key, this.id, clock)
-    return new Utils.SingleShotGen(new Utils.YieldWrap(hit ?? this))
+  hitIn(fiber: Fiber.RuntimeFiber<unknown, unknown>): Effect.Effect<V> | undefined {
+    return this.memo.hit(this.key, this.id, clockOf(fiber))
   }
 }
 

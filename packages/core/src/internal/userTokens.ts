@@ -1,12 +1,9 @@
-import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Effectable from "effect/Effectable"
-import * as Fiber from "effect/Fiber"
+import type * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
-import * as Utils from "effect/Utils"
 import { AccessToken, parametersKey, renewAt, type TokenRequestOptions } from "../AccessToken.js"
 import * as CurrentUser from "../CurrentUser.js"
 import * as DPoP from "../DPoP.js"
@@ -19,6 +16,7 @@ import * as TokenMetrics from "../TokenMetrics.js"
 import { UserToken } from "../UserToken.js"
 import type { Options, UserTokenError, UserTokens } from "../UserTokens.js"
 import { discover, renewalLock } from "./deployment.js"
+import { clockOf, InlineHit } from "./inlineHit.js"
 import { userTokenKey } from "./keys.js"
 import * as validate from "./options.js"
 import * as storePeek from "./storePeek.js"
@@ -253,8 +251,7 @@ export const make = (options: Options) =>
         )
     }
 
-    const nowOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>) =>
-      Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+    const nowOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>) => clockOf(fiber).unsafeCurrentTimeMillis()
 
     /**
      * `get()` as a connection calls it, for the one user it provides for its lifetime: the current user, the key
@@ -355,25 +352,18 @@ const rotatedWriteRetry = Schedule.exponential("50 millis").pipe(
 const noUser = (): undefined => undefined
 
 /**
- * The plain `get()` over an in-process store. Run by the runtime it is `lookup`; but `yield*` in a generator, the
- * way callers write it, asks it for an iterator at the moment it runs, inside the caller's fiber: it looks for the
- * current user's hit there, with that fiber's context and clock, and yields the ready-made success, which
- * `Effect.gen` takes inline (as a memoized client-credentials get does, see `tokenCache.ts`).
+ * The plain `get()` over an in-process store: run by the runtime it is `lookup`; under `yield*`, the current user's
+ * hit is taken inline (see `InlineHit`), as a memoized client-credentials get does.
  */
-class DefaultGet extends Effectable.Class<AccessToken, UserTokenError> {
+class DefaultGet extends InlineHit<AccessToken, UserTokenError> {
   constructor(
     readonly lookup: Effect.Effect<AccessToken, UserTokenError>,
-    readonly hit: (fiber: Fiber.RuntimeFiber<unknown, unknown>) => Effect.Effect<AccessToken> | undefined
+    readonly hitIn: (fiber: Fiber.RuntimeFiber<unknown, unknown>) => Effect.Effect<AccessToken> | undefined
   ) {
     super()
   }
   commit(): Effect.Effect<AccessToken, UserTokenError> {
     return this.lookup
-  }
-  override [Symbol.iterator](): Effect.EffectGenerator<Effect.Effect<AccessToken, UserTokenError>> {
-    const fiber = Fiber.getCurrentFiber()
-    const hit = fiber._tag === "Some" ? this.hit(fiber.value) : undefined
-    return new Utils.SingleShotGen(new Utils.YieldWrap(hit ?? this.lookup))
   }
 }
 
