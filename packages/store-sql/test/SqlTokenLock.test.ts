@@ -11,7 +11,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import { assert, layer } from "@effect/vitest"
 import * as Context from "effect/Context"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -48,7 +48,13 @@ const instance = (withLock: boolean) =>
 
 const Env = Layer.merge(IdentityProvider.layer({ accessTokenTtl: 3 }), dropPgTablesAfter(prefix))
 
-const burstAtExpiry = (withLock: boolean) =>
+/**
+ * Both instances call at once after the access token expired. `answerLate` makes the provider handle a refresh at
+ * once but answer it later: without a shared lock, the other instance then reads the old tokens and presents the
+ * same refresh token before the first answer is stored, whatever the machine's load (without it, one instance may
+ * store its answer before the other's burst reads the store, and there is nothing to detect).
+ */
+const burstAtExpiry = (withLock: boolean, answerLate?: Duration.DurationInput) =>
   Effect.gen(function*() {
     const provider = yield* IdentityProvider.IdentityProvider
     const a = yield* Layer.build(instance(withLock))
@@ -63,6 +69,9 @@ const burstAtExpiry = (withLock: boolean) =>
     // the provider's clock is real: wait until the access token has expired
     yield* Effect.sleep(Math.max(0, stored.accessToken!.expiresAt - Date.now() + 100))
     yield* provider.resetCounters
+    if (answerLate !== undefined) {
+      yield* provider.setTokenFault({ _tag: "LateAnswer", millis: Duration.toMillis(answerLate) })
+    }
     const burst = (context: Context.Context<UserTokens.UserTokens>) =>
       Effect.all(
         Array.from({ length: calls }, () =>
@@ -73,6 +82,7 @@ const burstAtExpiry = (withLock: boolean) =>
     const [fromA, fromB] = yield* Effect.all([burst(a), burst(b)], { concurrency: 2 })
     const results = [...fromA, ...fromB]
     const refreshes = yield* provider.tokenRequests({ grantType: "refresh_token" })
+    yield* provider.setTokenFault(undefined)
     const later = yield* Effect.either(
       Effect.flatMap(UserTokens.UserTokens, (tokens) =>
         tokens.get({ forceRenewal: true })).pipe(
@@ -98,7 +108,7 @@ layer(Env, { excludeTestServices: true, timeout: "60 seconds" })("PostgreSQL adv
 
   it.scoped("without the lock, the two instances both refresh and the provider revokes the grant (detected)", () =>
     Effect.gen(function*() {
-      const { later, refreshes } = yield* burstAtExpiry(false)
+      const { later, refreshes } = yield* burstAtExpiry(false, "2 seconds")
       assert.isAbove(refreshes, 1)
       assert.strictEqual(later._tag, "Left", "the reused refresh token made the provider revoke the grant")
     }))
