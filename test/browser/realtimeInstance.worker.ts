@@ -21,6 +21,9 @@ const settings = JSON.parse(process.env.REALTIME_INSTANCE!) as {
   readonly issuer: string
   readonly demoApiUrl: string
   readonly tokenRequestTimeoutMillis?: number
+  readonly dpop?: boolean
+  /** with private_key_jwt: the provider's `clientPrivateKeys.pem` */
+  readonly clientPrivateKey?: string
 }
 
 process.on("message", (message) => {
@@ -34,6 +37,7 @@ Effect.runFork(
       secret: Redacted.make(settings.secret),
       key: Redacted.make(settings.key),
       interval: Duration.millis(settings.intervalMillis),
+      clientPrivateKey: settings.clientPrivateKey === undefined ? undefined : Redacted.make(settings.clientPrivateKey),
       tokenRequestTimeout: settings.tokenRequestTimeoutMillis === undefined
         ? undefined
         : Duration.millis(settings.tokenRequestTimeoutMillis)

@@ -14,6 +14,9 @@
  *    that attaches the current user's token and refreshes it (.NET: `AddUserAccessTokenHttpClient("demoApiClient")`).
  * 4. The component — `live`: a websocket handler that runs with `CurrentUser` provided for the connection's
  *    lifetime, calls the API through `DemoApiClient` every couple of seconds and pushes the answers.
+ *
+ * Steps 2 and 3 and the token management of step 1 are `layerServices`, over whatever stores the context holds:
+ * `layer` puts memory ones under it for one process, `Cluster.instance` Redis ones for each of two instances.
  */
 import * as AccessTokenHttpClient from "@effect-atm/core/AccessTokenHttpClient"
 import * as AccessTokenManagement from "@effect-atm/core/AccessTokenManagement"
@@ -253,8 +256,90 @@ export const securityHeaders = (issuer: string) => <E, R>(app: HttpRouter.HttpRo
       })))
 
 /**
+ * The client of the embedded provider that the app signs in with, as `DPOP` and `PRIVATE_KEY_JWT` choose it: `web`
+ * (client secret), `web-dpop` (client secret, DPoP-bound tokens) or, given `privateKey` (the provider's
+ * `clientPrivateKeys.pem`), `web-private-key-jwt` (a signed client assertion, with DPoP or without). Plain data, so
+ * that an instance in a process of its own builds the same client. With your own provider: `TokenClient.config`.
+ */
+export const registeredClient = (
+  issuer: string,
+  options: {
+    readonly dpop?: boolean | undefined
+    readonly privateKey?: Redacted.Redacted<string> | undefined
+  }
+): TokenClient.TokenClientInput => {
+  const dpop = options.dpop ?? false
+  if (options.privateKey !== undefined) {
+    return {
+      issuer,
+      clientId: IdentityProvider.Clients.webPrivateKeyJwt.clientId,
+      authentication: "private_key_jwt",
+      privateKey: options.privateKey,
+      dpop
+    }
+  }
+  const registered = dpop ? IdentityProvider.Clients.webDpop : IdentityProvider.Clients.web
+  return { issuer, clientId: registered.clientId, clientSecret: Redacted.make(registered.clientSecret), dpop }
+}
+
+/** What `layerServices` wires: the instance's client and addresses. */
+export interface ServicesOptions {
+  /** The client registered at the provider (`registeredClient`), decoded once for the sign-in and the managers. */
+  readonly client: TokenClient.TokenClientInput
+  /** Where the browser reaches the app (with several instances, the proxy): cookies and redirects. */
+  readonly baseUrl: string
+  readonly demoApiUrl: string
+  /** Signs the session cookies; instances that share sessions share it. Default: a fresh one per process. */
+  readonly sessionSecret?: Redacted.Redacted<string> | undefined
+  readonly websocket?: OidcLogin.WebsocketOptions | undefined
+  /** How long a request to the token endpoint may take. Default: `TokenEndpoint`'s (10 seconds). */
+  readonly tokenRequestTimeout?: Duration.Duration | undefined
+}
+
+/**
+ * Steps 1 to 3 over the stores, the lock and the bus in the context: token management, the sign-in and the named
+ * client. `layer` runs it over memory ones for one process; `Cluster.instance` over Redis for each instance.
+ */
+export const layerServices = (
+  options: ServicesOptions
+): Layer.Layer<
+  AccessTokenManagement.ServerServices | OidcLogin.OidcLogin | DemoApiClient,
+  InvalidClientConfiguration | DiscoveryFailed | InvalidLoginConfiguration,
+  AccessTokenManagement.Stores | SessionStore.SessionStore | ClusterEvents.ClusterEvents
+> =>
+  Layer.unwrapEffect(Effect.map(TokenClient.decode(options.client), (client) => {
+    // 1. Store registration: token management over the user token store in the context
+    const TokensLive = AccessTokenManagement.layerServer({
+      client,
+      resource: IdentityProvider.Resources.demoApi,
+      ...(options.tokenRequestTimeout === undefined ? {} : { endpoint: { timeout: options.tokenRequestTimeout } })
+    }).pipe(
+      // the token endpoint speaks to the provider through the application's HttpClient
+      Layer.provide(FetchHttpClient.layer)
+    )
+
+    // 2. TokenValidated: the sign-in, which seeds the store for the user's session (with DPoP, with its proof key)
+    const LoginLive = OidcLogin.layer({
+      client,
+      baseUrl: options.baseUrl,
+      scope: "openid profile email offline_access api.read",
+      resource: IdentityProvider.Resources.demoApi,
+      websocket: options.websocket,
+      ...(options.sessionSecret === undefined ? {} : { session: { secret: options.sessionSecret } })
+    })
+
+    // 3. The named client
+    const DemoApiClientLive = AccessTokenHttpClient.layerUser(DemoApiClient, { baseUrl: options.demoApiUrl }).pipe(
+      Layer.provide(FetchHttpClient.layer)
+    )
+
+    return Layer.merge(LoginLive, DemoApiClientLive).pipe(Layer.provideMerge(TokensLive))
+  }))
+
+/**
  * The whole app as a layer: the embedded provider and demo API, the HTTP server on 127.0.0.1, and the token
- * management and sign-in wiring. Provides `RealtimeApp` with the URL and handles.
+ * management and sign-in wiring (`layerServices`) over in-memory stores. Provides `RealtimeApp` with the URL and
+ * handles.
  */
 export const layer = (
   options: Options = {}
@@ -268,54 +353,25 @@ export const layer = (
 
   const ServerLive = NodeHttpServer.layer(() => createServer(), { port: options.port ?? 0, host: "127.0.0.1" })
 
-  // the client registered at the provider (with your own provider: `TokenClient.config` from the environment),
-  // decoded once for the login and the token managers
-  const registered = options.dpop ? IdentityProvider.Clients.webDpop : IdentityProvider.Clients.web
-  const client = Effect.flatMap(IdentityProvider.IdentityProvider, (provider) =>
-    TokenClient.decode(
-      options.privateKeyJwt
-        ? {
-          issuer: provider.issuer,
-          clientId: IdentityProvider.Clients.webPrivateKeyJwt.clientId,
-          authentication: "private_key_jwt",
-          privateKey: Redacted.make(provider.clientPrivateKeys.pem),
-          dpop: options.dpop ?? false
-        }
-        : {
-          issuer: provider.issuer,
-          clientId: registered.clientId,
-          clientSecret: Redacted.make(registered.clientSecret),
-          dpop: options.dpop ?? false
-        }
-    ))
-
-  // 1. Store registration: the user token store, and token management over it
+  // 1. Store registration: the user token store (token management over it is in `layerServices`)
   // tokens live no longer than the longest session (OidcLogin's absolute timeout, 12 hours by default)
   const TokenStoreLive = layerObserved(UserTokenStore.layerMemory({ timeToLive: "12 hours" }))
-  const TokensLive = Layer.unwrapEffect(
-    Effect.map(
-      client,
-      (client) => AccessTokenManagement.layerServer({ client, resource: IdentityProvider.Resources.demoApi })
-    )
-  )
 
-  // 2. TokenValidated: the sign-in, which seeds the store for the user's session
-  const LoginLive = Layer.unwrapEffect(Effect.gen(function*() {
+  // 1.–3. on this server's address, with the provider's client for these options
+  const WiringLive = Layer.unwrapEffect(Effect.gen(function*() {
     const server = yield* HttpServer.HttpServer
-    const address = server.address as HttpServer.TcpAddress
-    return OidcLogin.layer({
-      client: yield* client,
-      baseUrl: `http://127.0.0.1:${address.port}`,
-      scope: "openid profile email offline_access api.read",
-      resource: IdentityProvider.Resources.demoApi,
+    const provider = yield* IdentityProvider.IdentityProvider
+    const api = yield* DemoApi.DemoApi
+    return layerServices({
+      client: registeredClient(provider.issuer, {
+        dpop: options.dpop,
+        privateKey: options.privateKeyJwt ? Redacted.make(provider.clientPrivateKeys.pem) : undefined
+      }),
+      baseUrl: `http://127.0.0.1:${(server.address as HttpServer.TcpAddress).port}`,
+      demoApiUrl: api.url,
       websocket: options.websocket
     })
   }))
-
-  // 3. The named client
-  const DemoApiClientLive = Layer.unwrapEffect(
-    Effect.map(DemoApi.DemoApi, (api) => AccessTokenHttpClient.layerUser(DemoApiClient, { baseUrl: api.url }))
-  ).pipe(Layer.provide(FetchHttpClient.layer))
 
   const HttpLive = Layer.unwrapEffect(
     Effect.gen(function*() {
@@ -340,17 +396,16 @@ export const layer = (
     })
   )
 
-  // one process: sessions in memory, and the sessions' end told to this process only
-  const SessionStoreLive = Layer.merge(SessionStore.layerMemory(), ClusterEvents.layerMemory)
-  // one process: client-credentials tokens in memory, renewals exclusive within the process
-  const TokenManagementLive = TokensLive.pipe(
-    Layer.provideMerge(Layer.mergeAll(TokenStoreLive, AccessTokenStore.layerMemory(), TokenLock.layerMemory)),
-    // the token endpoint speaks to the provider through the application's HttpClient
-    Layer.provide(FetchHttpClient.layer)
+  // one process: tokens and sessions in memory, renewals exclusive within the process, and the sessions' end told
+  // to this process only
+  const StoresLive = Layer.mergeAll(
+    TokenStoreLive,
+    AccessTokenStore.layerMemory(),
+    TokenLock.layerMemory,
+    SessionStore.layerMemory(),
+    ClusterEvents.layerMemory
   )
-  const ServicesLive = Layer.mergeAll(LoginLive.pipe(Layer.provideMerge(SessionStoreLive)), DemoApiClientLive).pipe(
-    Layer.provideMerge(TokenManagementLive)
-  )
+  const ServicesLive = WiringLive.pipe(Layer.provideMerge(StoresLive))
   return Layer.merge(Handles, HttpLive).pipe(
     Layer.provide(ServicesLive),
     Layer.provide(Layer.merge(DevIdentityLive, ServerLive))

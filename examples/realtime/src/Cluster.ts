@@ -8,11 +8,12 @@
  *
  * The provider sends back-channel logout to the proxy, which hands it to either instance: either can end the
  * session everywhere.
+ *
+ * `dpop` and `privateKeyJwt` (`DPOP=true`, `PRIVATE_KEY_JWT=true`) switch both instances to the client the single
+ * instance uses for them (`App.registeredClient`): with DPoP, the session's proof key is stored, encrypted, with
+ * its tokens in Redis, so either instance refreshes them and calls the API with proofs of that key.
  */
-import * as AccessTokenHttpClient from "@effect-atm/core/AccessTokenHttpClient"
-import * as AccessTokenManagement from "@effect-atm/core/AccessTokenManagement"
 import * as SessionStore from "@effect-atm/core/SessionStore"
-import * as TokenClient from "@effect-atm/core/TokenClient"
 import * as TokenEncryption from "@effect-atm/core/TokenEncryption"
 import * as UserTokenStore from "@effect-atm/core/UserTokenStore"
 import * as DemoApi from "@effect-atm/dev-identity/DemoApi"
@@ -24,7 +25,6 @@ import * as RedisSessionStore from "@effect-atm/store-redis/RedisSessionStore"
 import * as RedisStore from "@effect-atm/store-redis/RedisStore"
 import * as RedisTokenLock from "@effect-atm/store-redis/RedisTokenLock"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -34,20 +34,20 @@ import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Crypto from "node:crypto"
 import { createServer } from "node:http"
-import { DemoApiClient, routes, securityHeaders } from "./App.js"
+import * as App from "./App.js"
 import * as Proxy from "./Proxy.js"
 import { layerObserved } from "./TokenActivity.js"
 
-export interface Options {
+/** `App.Options` (the port is the proxy's here), and where the instances share their state. */
+export interface Options
+  extends Pick<App.Options, "accessTokenTtl" | "refreshTokenTtl" | "interval" | "dpop" | "privateKeyJwt" | "websocket">
+{
   /** The proxy's port on 127.0.0.1 (what the browser opens); 0 picks a free one. Default: 0. */
   readonly port?: number | undefined
   /** Default: `redis://127.0.0.1:6379`. */
   readonly redisUrl?: string | undefined
   /** Prefix of every Redis key and of the bus channel. Default: a fresh one per run. */
   readonly prefix?: string | undefined
-  readonly accessTokenTtl?: number | undefined
-  readonly refreshTokenTtl?: number | undefined
-  readonly interval?: Duration.DurationInput | undefined
 }
 
 export interface Instance {
@@ -84,6 +84,11 @@ export interface Shared {
   readonly demoApiUrl: string
   /** How long a request to the token endpoint may take. Default: `TokenEndpoint`'s (10 seconds). */
   readonly tokenRequestTimeout?: Duration.Duration | undefined
+  /** DPoP-bound user tokens (`App.Options.dpop`). Default: false. */
+  readonly dpop?: boolean | undefined
+  /** With `private_key_jwt`: the client's private key (the provider's `clientPrivateKeys.pem`). */
+  readonly clientPrivateKey?: Redacted.Redacted<string> | undefined
+  readonly websocket?: OidcLogin.WebsocketOptions | undefined
 }
 
 /**
@@ -93,11 +98,6 @@ export interface Shared {
  */
 export const instance = (name: string, options: Shared) =>
   Effect.gen(function*() {
-    const client = yield* TokenClient.decode({
-      issuer: options.issuer,
-      clientId: IdentityProvider.Clients.web.clientId,
-      clientSecret: Redacted.make(IdentityProvider.Clients.web.clientSecret)
-    })
     const { prefix } = options
 
     const ConnectionLive = Layer.merge(
@@ -118,32 +118,22 @@ export const instance = (name: string, options: Shared) =>
       Layer.provideMerge(RedisClusterEvents.layer({ prefix })),
       Layer.provide(ConnectionLive)
     )
-    const TokensLive = AccessTokenManagement.layerServer({
-      client,
-      resource: IdentityProvider.Resources.demoApi,
-      ...(options.tokenRequestTimeout === undefined ? {} : { endpoint: { timeout: options.tokenRequestTimeout } })
-    }).pipe(
-      Layer.provideMerge(StoresLive),
-      Layer.provide(FetchHttpClient.layer)
-    )
-    const LoginLive = OidcLogin.layer({
-      client,
+    // the single instance's wiring, over the shared stores
+    const ServicesLive = App.layerServices({
+      client: App.registeredClient(options.issuer, { dpop: options.dpop, privateKey: options.clientPrivateKey }),
       // cookies and redirects are the proxy's: the browser never sees an instance's own address
       baseUrl: options.url,
-      scope: "openid profile email offline_access api.read",
-      resource: IdentityProvider.Resources.demoApi,
+      demoApiUrl: options.demoApiUrl,
       // the same secret on both instances: either verifies the other's cookies
-      session: { secret: options.secret }
-    })
-    const DemoApiClientLive = AccessTokenHttpClient.layerUser(DemoApiClient, { baseUrl: options.demoApiUrl }).pipe(
-      Layer.provide(FetchHttpClient.layer)
-    )
-    const ServicesLive = Layer.merge(LoginLive, DemoApiClientLive).pipe(Layer.provideMerge(TokensLive))
+      sessionSecret: options.secret,
+      websocket: options.websocket,
+      tokenRequestTimeout: options.tokenRequestTimeout
+    }).pipe(Layer.provideMerge(StoresLive))
     const ServerLive = NodeHttpServer.layer(() => createServer(), { port: 0, host: "127.0.0.1" })
     const context = yield* Layer.build(
       Layer.mergeAll(
         HttpServer.serve(
-          routes(options.interval, options.demoApiUrl, name).pipe(securityHeaders(options.issuer))
+          App.routes(options.interval, options.demoApiUrl, name).pipe(App.securityHeaders(options.issuer))
         ),
         ServicesLive,
         ServerLive
@@ -175,6 +165,7 @@ export const make = (options: Options = {}): Effect.Effect<RealtimeCluster["Type
         backchannelLogoutUri: `${url}/auth/backchannel-logout`
       })))
     )
+    const provider = Context.get(dev, IdentityProvider.IdentityProvider)
     const shared: Shared = {
       url,
       redisUrl: options.redisUrl ?? "redis://127.0.0.1:6379",
@@ -182,15 +173,18 @@ export const make = (options: Options = {}): Effect.Effect<RealtimeCluster["Type
       secret: Redacted.make(Crypto.randomBytes(32).toString("base64url")),
       key: Redacted.make(Crypto.randomBytes(32).toString("base64")),
       interval: Duration.decode(options.interval ?? Duration.seconds(2)),
-      issuer: Context.get(dev, IdentityProvider.IdentityProvider).issuer,
-      demoApiUrl: Context.get(dev, DemoApi.DemoApi).url
+      issuer: provider.issuer,
+      demoApiUrl: Context.get(dev, DemoApi.DemoApi).url,
+      dpop: options.dpop,
+      clientPrivateKey: options.privateKeyJwt ? Redacted.make(provider.clientPrivateKeys.pem) : undefined,
+      websocket: options.websocket
     }
     const a = yield* instance("A", shared)
     const b = yield* instance("B", shared)
     proxy.setTargets([{ name: "A", port: a.port }, { name: "B", port: b.port }])
     return {
       url,
-      provider: Context.get(dev, IdentityProvider.IdentityProvider),
+      provider,
       demoApi: Context.get(dev, DemoApi.DemoApi),
       instances: [a.instance, b.instance],
       routed: proxy.routed,

@@ -4,9 +4,11 @@
  *
  * Environment: `PORT` (default 3000; 0 picks a free port), `ACCESS_TOKEN_TTL` in seconds (default 20),
  * `PUSH_INTERVAL` (how often each websocket gets the API's answer, a duration such as `500 millis`; default
- * `2 seconds`), `DPOP` (`true` for DPoP-bound tokens; default false; one instance), `PRIVATE_KEY_JWT` (`true` for
- * private_key_jwt client authentication; default false; one instance), `REDIS_URL` with two instances (default
- * `redis://127.0.0.1:6379`).
+ * `2 seconds`), `DPOP` (`true` for DPoP-bound tokens; default false), `PRIVATE_KEY_JWT` (`true` for
+ * private_key_jwt client authentication; default false), `WS_MAX_MESSAGE_BYTES` and `WS_MAX_CONNECTIONS_PER_SESSION`
+ * (see `App.config`); with two instances, `REDIS_URL` (default `redis://127.0.0.1:6379`). All of them apply to one
+ * instance and to two alike: with two and `DPOP=true`, the session's proof key is stored (encrypted) with its tokens
+ * in Redis, so either instance refreshes them and calls the API.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Config from "effect/Config"
@@ -21,22 +23,26 @@ const instances = instancesFlag === -1 ? 1 : Number(process.argv[instancesFlag +
 
 const cluster = Effect.gen(function*() {
   const port = yield* Config.integer("PORT").pipe(Config.withDefault(3000))
-  const accessTokenTtl = yield* Config.integer("ACCESS_TOKEN_TTL").pipe(Config.withDefault(20))
   const redisUrl = yield* Config.string("REDIS_URL").pipe(Config.withDefault("redis://127.0.0.1:6379"))
-  const interval = yield* App.pushInterval
-  const app = yield* Cluster.make({ port, accessTokenTtl, redisUrl, interval }).pipe(
+  // the single instance's settings, on both: ACCESS_TOKEN_TTL, PUSH_INTERVAL, DPOP, PRIVATE_KEY_JWT, WS_…
+  const options = yield* App.config
+  const app = yield* Cluster.make({ ...options, port, redisUrl }).pipe(
     Effect.catchAll(() =>
       Effect.zipRight(
         Console.log(`Port ${port} is busy; using a free one.`),
-        Cluster.make({ port: 0, accessTokenTtl, redisUrl, interval })
+        Cluster.make({ ...options, port: 0, redisUrl })
       )
     )
   )
+  const modes = [
+    options.dpop ? "DPoP-bound tokens (each session's proof key stored, encrypted, with its tokens)" : "",
+    options.privateKeyJwt ? "private_key_jwt client authentication" : ""
+  ].filter((mode) => mode !== "").map((mode) => `\n  Both instances: ${mode}.`).join("")
   yield* Console.log(`
   Realtime example on two instances at ${app.url} (a round-robin proxy)
     instance A: ${app.instances[0]!.url}
     instance B: ${app.instances[1]!.url}
-  sharing Redis at ${redisUrl} (keys under ${app.prefix}): sessions, tokens, the renewal lock and the bus.
+  sharing Redis at ${redisUrl} (keys under ${app.prefix}): sessions, tokens, the renewal lock and the bus.${modes}
 
   Sign in, then open a second tab: each tab's live data comes from the instance named on the page. Sign out in
   one tab, and the other tab's connection ends at once, whichever instance it was on. Ctrl+C stops everything.
