@@ -1,7 +1,8 @@
 /**
  * P8, in a child process of its own (`node --expose-gc --import tsx`): the heap an in-memory `UserTokenStore` takes
  * for `USERS` users (default 100,000), each with a realistic token (see `storesTokens.ts`), and what those bytes are.
- * Sends a `MemoryReport` to the parent over IPC (or prints it without one).
+ * Sends a `MemoryReport` to the parent over IPC (or prints it without one). With `KEEP_ID_TOKEN=true` each user also
+ * has an ID token, as `UserTokens` stores them with `keepIdToken: true`; by default it stores none.
  *
  * Steps, each measured as `heapUsed` after full collections: the ID token strings; the access and refresh token
  * strings; the user keys (UUIDs); the library's token objects around the strings (`UserToken`, `AccessToken`, a
@@ -16,13 +17,15 @@ import { flat, params, type RawSecrets, rawSecrets, userToken } from "./storesTo
 
 export interface MemoryReport {
   readonly users: number
+  /** whether each user's token held an ID token (`KEEP_ID_TOKEN=true`) */
+  readonly keepIdToken: boolean
   /** heap of the store and everything it holds (tokens, user keys, entries), bytes */
   readonly storeBytes: number
   /** the same after one `get` of every user */
   readonly storeBytesAfterReads: number
   /** heap of the raw token strings alone (access, refresh, ID token), bytes */
   readonly rawTokenBytes: number
-  /** heap of the ID token strings alone, bytes (part of `rawTokenBytes`) */
+  /** heap of the ID token strings alone, bytes (part of `rawTokenBytes`; 0 without `KEEP_ID_TOKEN`) */
   readonly idTokenBytes: number
   /** heap of the user keys alone, bytes */
   readonly userKeyBytes: number
@@ -45,6 +48,7 @@ const heap = () => {
 }
 
 const users = Number(process.env.USERS ?? 100_000)
+const keepIdToken = process.env.KEEP_ID_TOKEN === "true"
 
 const fill = (
   store: UserTokenStore.UserTokenStore["Type"],
@@ -78,8 +82,8 @@ let rawTokenChars = 0
 const h0 = heap()
 for (let i = 0; i < users; i++) {
   const s = rawSecrets()
-  strings[3 * i + 2] = s.idToken
-  rawTokenChars += s.accessToken.length + s.refreshToken.length + s.idToken.length
+  if (keepIdToken) strings[3 * i + 2] = s.idToken!
+  rawTokenChars += s.accessToken.length + s.refreshToken.length + (keepIdToken ? s.idToken!.length : 0)
 }
 const hId = heap()
 for (let i = 0; i < users; i++) {
@@ -93,7 +97,11 @@ const h2 = heap()
 const now = Date.now()
 for (let i = 0; i < users; i++) {
   tokens[i] = userToken(
-    { accessToken: strings[3 * i]!, refreshToken: strings[3 * i + 1]!, idToken: strings[3 * i + 2]! },
+    {
+      accessToken: strings[3 * i]!,
+      refreshToken: strings[3 * i + 1]!,
+      ...(keepIdToken ? { idToken: strings[3 * i + 2]! } : {})
+    },
     now,
     false
   )
@@ -123,6 +131,7 @@ if (
 
 const report: MemoryReport = {
   users,
+  keepIdToken,
   storeBytes: h3 - h0,
   storeBytesAfterReads: h4 - h0,
   rawTokenBytes: h1 - h0,

@@ -21,7 +21,8 @@ const jwtLike = (payloadBytes: number) => flat(`${b64(27)}.${b64(payloadBytes)}.
 export interface RawSecrets {
   readonly accessToken: string
   readonly refreshToken: string
-  readonly idToken: string
+  /** absent where the ID token is not kept with the user's tokens (`UserTokens`' default, see `keepIdToken`) */
+  readonly idToken?: string | undefined
 }
 
 export const rawSecrets = (): RawSecrets => ({
@@ -46,5 +47,5 @@ export const userToken = (secrets: RawSecrets, now: number, validate = true): Us
       resource
     }, !validate),
     refreshToken: Redacted.make(secrets.refreshToken),
-    idToken: Redacted.make(secrets.idToken)
+    ...(secrets.idToken === undefined ? {} : { idToken: Redacted.make(secrets.idToken) })
   }, !validate)

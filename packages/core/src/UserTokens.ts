@@ -145,6 +145,17 @@ export interface Options {
    * @since 0.3.0
    */
   readonly discovery?: Discovery | undefined
+  /**
+   * Whether the ID token of a sign-in or a refresh is kept in the `UserTokenStore` with the user's other tokens.
+   * Default: false. Nothing in the library reads it there: APIs are called with the access token and refreshes
+   * made with the refresh token, and a login keeps the ID token it needs for sign-out (`id_token_hint`) in its own
+   * session, as `@effect-atm/oidc-login` does. An ID token is personal data and the largest of a user's tokens
+   * (about 40 % of a user's bytes in the memory store, and as much of every encrypted row in a shared store): keep
+   * it only where your application reads `UserToken.idToken` from the store.
+   *
+   * @since 0.3.0
+   */
+  readonly keepIdToken?: boolean | undefined
 }
 
 /**

@@ -137,6 +137,13 @@ describe("strict options", () => {
       assert.strictEqual(userError.field, "discovery")
     }))
 
+  it.effect("a keepIdToken that is not a boolean (\"false\" from an untyped source) fails the user-token layer", () =>
+    Effect.gen(function*() {
+      const error = yield* configurationFailure(userTokens({ keepIdToken: "false" as never }))
+      assert.strictEqual(error.field, "keepIdToken")
+      assert.include(error.message, "true or false")
+    }))
+
   it.effect("valid durations in every form are accepted", () =>
     Effect.gen(function*() {
       for (const renewBefore of [0, 30_000, "30 seconds", "1.5 minutes", [30, 0], 30_000_000_000n]) {

@@ -341,7 +341,9 @@ describe("user refreshes with tokenEndpoint, issuer, or both (an issuer with a p
             clientId: "web",
             clientSecret: Redacted.make("web-secret"),
             allowInsecureRequests: true
-          }
+          },
+          // kept so that the test can see which ID token the refresh validated
+          keepIdToken: true
         }).pipe(
           Layer.provideMerge(Layer.mergeAll(UserTokenStore.layerMemory(), TokenLock.layerMemory)),
           Layer.provide(TokenEndpoint.layer()),

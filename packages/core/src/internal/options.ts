@@ -166,6 +166,21 @@ export const discovery = (owner: string, input: unknown): Effect.Effect<void, In
       })
     )
 
+/** Validates an optional boolean option (a string such as `"false"` from an untyped source is refused). @internal */
+export const flag = (
+  owner: string,
+  field: string,
+  input: unknown,
+  fallback: boolean
+): Effect.Effect<boolean, InvalidClientConfiguration> =>
+  input === undefined
+    ? Effect.succeed(fallback)
+    : typeof input === "boolean"
+    ? Effect.succeed(input)
+    : Effect.fail(
+      new InvalidClientConfiguration({ client: owner, field, reason: `must be true or false, got ${shown(input)}` })
+    )
+
 /**
  * An optional value read from `Config` as an optional property to spread: `{ key: value }` when present, `{}`
  * otherwise, so that an absent value leaves the property absent rather than `undefined` (exactOptionalPropertyTypes).

@@ -63,6 +63,12 @@ export const make = (options: Options) =>
       "60 seconds"
     )
     yield* validate.discovery("UserTokens", options.discovery)
+    const keepIdToken = yield* validate.flag("UserTokens", "keepIdToken", options.keepIdToken, false)
+    /** The ID token to store with a user's tokens: the newest one if ID tokens are kept (`keepIdToken`), else none. */
+    const idTokenToStore = (newest: Redacted.Redacted<string> | undefined, previous?: UserToken) => {
+      const idToken = keepIdToken ? newest ?? previous?.idToken : undefined
+      return idToken === undefined ? {} : { idToken }
+    }
     yield* discover(endpoint, options.discovery, [client])
 
     const paramsFor = (get: GetOptions | undefined): TokenRequestOptions => {
@@ -131,7 +137,9 @@ export const make = (options: Options) =>
         if (Option.isNone(current)) {
           return yield* new SignInRequired({ subject: key.user.subject, reason: "no-tokens" })
         }
-        const { refreshToken } = current.value
+        // what the refresh keeps of the stored tokens; the ID token only if ID tokens are kept
+        const { idToken: _, ...kept } = current.value
+        const { refreshToken } = kept
         if (refreshToken === undefined) {
           return yield* new SignInRequired({ subject: key.user.subject, reason: "no-refresh-token" })
         }
@@ -168,8 +176,9 @@ export const make = (options: Options) =>
                   storeRotated(
                     key,
                     new UserToken({
-                      ...current.value,
+                      ...kept,
                       refreshToken: rotated,
+                      ...idTokenToStore(undefined, current.value),
                       ...(dpopKey === undefined ? {} : { dpopKey })
                     }),
                     refreshToken
@@ -178,11 +187,11 @@ export const make = (options: Options) =>
             )
           )
         const token = new UserToken({
-          ...current.value,
+          ...kept,
           accessToken: withResource(response.accessToken, key.params.resource),
           // a provider that does not rotate sends no refresh token: keep the one we have
           refreshToken: response.refreshToken ?? refreshToken,
-          ...(response.idToken === undefined ? {} : { idToken: response.idToken }),
+          ...idTokenToStore(response.idToken, current.value),
           ...(dpopKey === undefined ? {} : { dpopKey })
         })
         yield* storeRotated(key, token, refreshToken)
@@ -324,7 +333,7 @@ export const make = (options: Options) =>
               clientId: client.clientId,
               accessToken: withResource(accessToken, storeParams.resource),
               ...(decoded.refreshToken === undefined ? {} : { refreshToken: decoded.refreshToken }),
-              ...(decoded.idToken === undefined ? {} : { idToken: decoded.idToken }),
+              ...idTokenToStore(decoded.idToken),
               ...(dpopKey === undefined ? {} : { dpopKey })
             }),
             storeParams
