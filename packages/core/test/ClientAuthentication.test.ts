@@ -39,6 +39,11 @@ const otherEcKey = Crypto.generateKeyPairSync("ec", { namedCurve: "P-256" }).pri
   type: "pkcs8"
 }) as string
 
+const otherEd25519Key = Crypto.generateKeyPairSync("ed25519").privateKey.export({
+  format: "pem",
+  type: "pkcs8"
+}) as string
+
 const clientsFor = (provider: IdentityProvider.IdentityProvider["Type"]) => ({
   pemKey: {
     issuer: provider.issuer,
@@ -63,6 +68,26 @@ const clientsFor = (provider: IdentityProvider.IdentityProvider["Type"]) => ({
     privateKey: Redacted.make(provider.clientPrivateKeys.jwk),
     signingAlgorithm: "PS256" as const,
     scope: "api.read"
+  },
+  ed25519Pem: {
+    issuer: provider.issuer,
+    clientId: machinePrivateKeyJwt.clientId,
+    authentication: "private_key_jwt" as const,
+    privateKey: Redacted.make(provider.clientPrivateKeys.ed25519.pem),
+    scope: "api.read"
+  },
+  ed25519Jwk: {
+    issuer: provider.issuer,
+    clientId: machinePrivateKeyJwt.clientId,
+    authentication: "private_key_jwt" as const,
+    privateKey: Redacted.make(provider.clientPrivateKeys.ed25519.jwk),
+    scope: "api.read"
+  },
+  wrongEd25519Key: {
+    issuer: provider.issuer,
+    clientId: machinePrivateKeyJwt.clientId,
+    authentication: "private_key_jwt" as const,
+    privateKey: Redacted.make(otherEd25519Key)
   },
   wrongKey: {
     issuer: provider.issuer,
@@ -112,6 +137,29 @@ layer(identity())("client authentication against the embedded provider", (it) =>
         assert.strictEqual(assertions[1]!.header.kid, JSON.parse(provider.clientPrivateKeys.jwk).kid)
         assert.strictEqual(assertions[0]!.payload.aud, provider.issuer)
         assert.strictEqual(assertions[1]!.payload.aud, provider.tokenEndpoint)
+      }).pipe(Effect.provide(withClients)))
+
+    it.effect("an Ed25519 key, as a PEM and as a JWK (its kid), obtains tokens with EdDSA assertions", () =>
+      Effect.gen(function*() {
+        const { provider, tokens } = yield* setup
+        const fromPem = yield* tokens.get("ed25519Pem")
+        const fromJwk = yield* tokens.get("ed25519Jwk")
+        assert.strictEqual(claims(value(fromPem)).client_id, machinePrivateKeyJwt.clientId)
+        assert.strictEqual(claims(value(fromJwk)).client_id, machinePrivateKeyJwt.clientId)
+        assert.strictEqual(yield* provider.tokenRequests({ clientId: machinePrivateKeyJwt.clientId }), 2)
+        assert.deepStrictEqual(assertions.map((a) => a.header.alg), ["EdDSA", "EdDSA"])
+        assert.isUndefined(assertions[0]!.header.kid)
+        assert.strictEqual(assertions[1]!.header.kid, JSON.parse(provider.clientPrivateKeys.ed25519.jwk).kid)
+      }).pipe(Effect.provide(withClients)))
+
+    it.effect("an Ed25519 key the client did not register is refused with invalid_client", () =>
+      Effect.gen(function*() {
+        const { tokens } = yield* setup
+        const error = yield* Effect.flip(tokens.get("wrongEd25519Key"))
+        assert.strictEqual(error._tag, "TokenRequestRejected")
+        if (error._tag === "TokenRequestRejected") assert.strictEqual(error.error, "invalid_client")
+        assert.deepStrictEqual(assertions.map((a) => a.header.alg), ["EdDSA"])
+        assertNoSecrets(renderings(error), [otherEd25519Key])
       }).pipe(Effect.provide(withClients)))
 
     it.effect("a key the client did not register is refused with invalid_client", () =>

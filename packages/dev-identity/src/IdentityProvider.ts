@@ -108,11 +108,16 @@ export class IdentityProvider extends Context.Tag("@effect-atm/dev-identity/Iden
   readonly mintLogoutToken: (options: MintLogoutOptions) => Effect.Effect<string>
   /**
    * The private keys registered (public part) for `Clients.machinePrivateKeyJwt`, made at start-up: an ES256 key
-   * as a PKCS#8 PEM and an RSA key as a private JWK (JSON, with its `kid`).
+   * as a PKCS#8 PEM, an RSA key as a private JWK (JSON, with its `kid`) and an Ed25519 key (`EdDSA`, RFC 8037;
+   * FAPI 2.0 allows it beside PS256 and ES256) both ways (`ed25519`).
    *
    * @since 0.3.0
    */
-  readonly clientPrivateKeys: { readonly pem: string; readonly jwk: string }
+  readonly clientPrivateKeys: {
+    readonly pem: string
+    readonly jwk: string
+    readonly ed25519: { readonly pem: string; readonly jwk: string }
+  }
   /**
    * The token endpoint on the provider's https listener, which asks for a client certificate (RFC 8705); its
    * server certificate is issued by `testCertificates.ca`.

@@ -92,24 +92,31 @@ const selfSignedJwk = (certificate: string) => {
 }
 
 /**
- * Key pairs of the `private_key_jwt` client: an ES256 key given as PEM, an RSA key given as a JWK. Made once per
- * process, like the provider's signing keys: RSA key generation is slow.
+ * Key pairs of the `private_key_jwt` client: an ES256 key given as PEM, an RSA key given as a JWK, an Ed25519 key
+ * (EdDSA, RFC 8037) given both ways. Made once per process, like the provider's signing keys: RSA key generation is
+ * slow.
  */
 let processClientKeys: ReturnType<typeof generateClientKeys> | undefined
 const makeClientKeys = () => (processClientKeys ??= generateClientKeys())
 const generateClientKeys = () => {
   const ec = Crypto.generateKeyPairSync("ec", { namedCurve: "P-256" })
   const rsa = Crypto.generateKeyPairSync("rsa", { modulusLength: 2048 })
+  const ed25519 = Crypto.generateKeyPairSync("ed25519")
   const publicJwk = (key: Crypto.KeyObject) => {
     const jwk = key.export({ format: "jwk" })
     return { ...jwk, kid: Crypto.createHash("sha256").update(JSON.stringify(jwk)).digest("base64url") }
   }
   const ecPublic = publicJwk(ec.publicKey)
   const rsaPublic = publicJwk(rsa.publicKey)
+  const ed25519Public = publicJwk(ed25519.publicKey)
   return {
-    publicJwks: [ecPublic, rsaPublic],
+    publicJwks: [ecPublic, rsaPublic, ed25519Public],
     pem: ec.privateKey.export({ format: "pem", type: "pkcs8" }) as string,
-    jwk: JSON.stringify({ ...rsa.privateKey.export({ format: "jwk" }), kid: rsaPublic.kid })
+    jwk: JSON.stringify({ ...rsa.privateKey.export({ format: "jwk" }), kid: rsaPublic.kid }),
+    ed25519: {
+      pem: ed25519.privateKey.export({ format: "pem", type: "pkcs8" }) as string,
+      jwk: JSON.stringify({ ...ed25519.privateKey.export({ format: "jwk" }), kid: ed25519Public.kid })
+    }
   }
 }
 
@@ -584,7 +591,7 @@ export const make = (options: Options = {}) =>
 
     const service: IdentityProvider["Type"] = {
       issuer,
-      clientPrivateKeys: { pem: clientKeys.pem, jwk: clientKeys.jwk },
+      clientPrivateKeys: { pem: clientKeys.pem, jwk: clientKeys.jwk, ed25519: clientKeys.ed25519 },
       mtlsTokenEndpoint: mtlsEndpointAliases.token_endpoint,
       mtlsRevocationEndpoint: mtlsEndpointAliases.revocation_endpoint,
       testCertificates: tls,
