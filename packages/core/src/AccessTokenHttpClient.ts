@@ -28,6 +28,8 @@ import type * as HttpClientResponse from "@effect/platform/HttpClientResponse"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
@@ -35,6 +37,7 @@ import { type AccessToken, authorization, type TokenRequestOptions } from "./Acc
 import { type ClientCredentialsTokenError, ClientCredentialsTokens } from "./ClientCredentialsTokens.js"
 import { CurrentUser } from "./CurrentUser.js"
 import * as dpop from "./internal/dpop.js"
+import { InlineHit } from "./internal/inlineHit.js"
 import * as tokenMetrics from "./internal/tokenMetrics.js"
 import { errorWithoutToken, ResponseWithoutToken, withoutCredentials } from "./internal/withoutToken.js"
 import * as MutualTls from "./MutualTls.js"
@@ -237,23 +240,26 @@ export const withAccessToken: {
     )
   const execute = (
     caller: HttpClientRequest.HttpClientRequest,
-    parameters: TokenRequestOptions | undefined
+    fiber: Fiber.RuntimeFiber<unknown, unknown>
   ): Effect.Effect<HttpClientResponse.HttpClientResponse, E | E2, R | R2> => {
-    const source = sourceFor(parameters)
+    const source = sourceFor(Context.get(fiber.currentContext, CurrentTokenParameters))
     const request = withoutCredentials(caller)
-    return Effect.flatMap(source.get, (token) =>
+    const sendWith = (token: AccessToken) =>
       send(request, token, (response) =>
         // a nonce challenge left unanswered after its one retry is not the token's fault: it is not renewed
         response.status === 401 && !dpop.isNonceChallenge(response.headers["www-authenticate"])
           ? retry(response, token, source)
-          : Effect.succeed(response)))
+          : Effect.succeed(response))
+    // a cached token is taken in this step, from the caller's fiber, as `yield*` would take it (see `InlineHit`)
+    const hit = source.get instanceof InlineHit ? source.get.hitIn(fiber) : undefined
+    return hit !== undefined && Exit.isExit(hit) && Exit.isSuccess(hit)
+      ? sendWith(hit.value as AccessToken)
+      : Effect.flatMap(source.get, sendWith)
   }
   return HttpClient.makeWith(
     Effect.flatMap((caller: HttpClientRequest.HttpClientRequest) =>
-      // the request's token parameters, read from the fiber's context in the same step
-      Effect.withFiberRuntime<HttpClientResponse.HttpClientResponse, E | E2, R | R2>((fiber) =>
-        execute(caller, Context.get(fiber.currentContext, CurrentTokenParameters))
-      )
+      // the request's token parameters and a cached token, read from the fiber in the same step
+      Effect.withFiberRuntime<HttpClientResponse.HttpClientResponse, E | E2, R | R2>((fiber) => execute(caller, fiber))
     ),
     Effect.succeed
   )
