@@ -4,6 +4,8 @@
  * P1: a loopback GET to the demo API through the token-attaching client, beside the same HttpClient with a static
  *     Authorization header, in interleaved pairs; ratios of the median and of the mean, of wall time and of the
  *     process's CPU time per request (goal: ≤ 1.01 at p50 and mean; see support.costOfGet for the CPU time).
+ * P1aa: the method's resolution: a second static-header client, made the same way, beside the first (an A/A
+ *     comparison, in the same process right after P1; whatever its ratio is apart from 1 is noise).
  * P2: cached token get, operations per second, beside a plain Map lookup in the same run.
  * P3: time until 10,000 cold concurrent callers all have a token, and how many requests reached the provider.
  */
@@ -207,4 +209,29 @@ const p3 = Effect.gen(function*() {
   } satisfies Row
 })
 
-export const run = Effect.all([p1, p2, p2Peer, p3]).pipe(Effect.provide(benchTokensLayer))
+const p1aa = Effect.gen(function*() {
+  const api = yield* DemoApi.DemoApi
+  const tokens = yield* ClientCredentialsTokens.ClientCredentialsTokens
+  const http = yield* HttpClient.HttpClient
+  const token = yield* tokens.get("bench")
+  const fixed = () =>
+    HttpClient.mapRequest(http, HttpClientRequest.setHeader("authorization", AccessToken.authorization(token)))
+  const url = `${api.url}/data`
+  const [twinCosts, fixedCosts] = yield* interleavedPairs(costOfGet(fixed(), url), costOfGet(fixed(), url), {
+    warmup: 300,
+    pairs: 4000
+  })
+  const { cpu, wall } = costRatios(twinCosts, fixedCosts)
+  return {
+    id: "P1aa",
+    what: "A/A: P1's static-header client beside a twin (the method's resolution)",
+    value: `${(cpu.medianMs * 1000).toFixed(0)} µs; ${(cpu.meanMs * 1000).toFixed(0)} µs`,
+    baseline: `${(cpu.baselineMedianMs * 1000).toFixed(0)} µs static header; mean ratio ${
+      cpu.meanRatio.toFixed(3)
+    }; wall ${wall.medianRatio.toFixed(3)} (mean ${wall.meanRatio.toFixed(3)})`,
+    ratio: cpu.medianRatio,
+    data: { cpu, wall, samples: twinCosts.length }
+  } satisfies Row
+})
+
+export const run = Effect.all([p1, p1aa, p2, p2Peer, p3]).pipe(Effect.provide(benchTokensLayer))
