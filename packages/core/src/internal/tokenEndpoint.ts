@@ -658,20 +658,26 @@ export const make = (options?: {
       timeToLive: (exit) => Exit.isSuccess(exit) ? metadataTimeToLive : Duration.zero
     })
 
-    const metadata = (client: TokenClientLike): Effect.Effect<ServerMetadata, DiscoveryFailed> =>
-      client.tokenEndpoint !== undefined
-        ? Effect.succeed({
+    // a client with a certificate uses the provider's mTLS aliases: derived once per discovered document
+    const aliased = new WeakMap<ServerMetadata, ServerMetadata>()
+    const withAliases = (server: ServerMetadata): ServerMetadata => {
+      let found = aliased.get(server)
+      if (found === undefined) aliased.set(server, found = withMutualTlsAliases(server))
+      return found
+    }
+
+    const metadata = (client: TokenClientLike): Effect.Effect<ServerMetadata, DiscoveryFailed> => {
+      if (client.tokenEndpoint !== undefined) {
+        return Effect.succeed({
           // without an issuer, the origin stands in; ID tokens are then not checked against it (see `request`)
           issuer: client.issuer ?? new URL(client.tokenEndpoint).origin,
           token_endpoint: client.tokenEndpoint,
           ...(client.revocationEndpoint ? { revocation_endpoint: client.revocationEndpoint } : {})
         })
-        : client.clientCertificate === undefined
-        ? discovered.get(JSON.stringify([client.issuer, client.clientId, client.allowInsecureRequests]))
-        : Effect.map(
-          discovered.get(JSON.stringify([client.issuer, client.clientId, client.allowInsecureRequests])),
-          withMutualTlsAliases
-        )
+      }
+      const server = discovered.get(JSON.stringify([client.issuer, client.clientId, client.allowInsecureRequests]))
+      return client.clientCertificate === undefined ? server : Effect.map(server, withAliases)
+    }
 
     const request = (client: TokenClientLike, grant: Grant): Effect.Effect<TokenResponse, TokenEndpointError> => {
       const operation: Operation = grant._tag === "ClientCredentials"
