@@ -234,6 +234,25 @@ describe("TokenEndpoint over the application's HttpClient", () => {
       assert.include(error.message, "larger than 100000 bytes")
       assert.isBelow(pulled, 100_000 + 4 * 16_384, "reading stopped at the bound (plus what the stream had queued)")
     }))
+
+  it.effect("a content-encoded body is read up to the bound, whatever length it declares (a client may inflate it)", () =>
+    Effect.gen(function*() {
+      // as a decoding client hands it over: more bytes than the (compressed) length the provider declared
+      const inflated = transport(() =>
+        Effect.sync(() =>
+          new Response(new Uint8Array(300_000).fill(0x61), {
+            status: 200,
+            headers: { "content-type": "application/json", "content-encoding": "gzip", "content-length": "2000" }
+          })
+        )
+      )
+      const endpoint = yield* endpointWith(inflated.layer, { maxResponseBytes: 100_000 })
+      const error = yield* Effect.flip(
+        endpoint.request({ ...machine, tokenEndpoint: TOKEN_ENDPOINT }, TokenEndpoint.Grant.ClientCredentials({}))
+      )
+      assert.strictEqual(error._tag, "InvalidTokenResponse")
+      assert.include(error.message, "larger than 100000 bytes")
+    }))
 })
 
 describe("discovery at start-up", () => {
