@@ -757,7 +757,8 @@ export const make = (options?: {
       }).pipe(
         Effect.withSpan("TokenEndpoint.request", {
           kind: "client",
-          attributes: { "oauth.grant_type": operation, "oauth.client_id": client.clientId }
+          attributes: { "oauth.grant_type": operation, "oauth.client_id": client.clientId },
+          captureStackTrace: false
         })
       )
     }
@@ -784,7 +785,8 @@ export const make = (options?: {
       }).pipe(
         Effect.withSpan("TokenEndpoint.revoke", {
           kind: "client",
-          attributes: { "oauth.client_id": client.clientId, "oauth.token_type_hint": hint }
+          attributes: { "oauth.client_id": client.clientId, "oauth.token_type_hint": hint },
+          captureStackTrace: false
         })
       )
 
