@@ -105,7 +105,12 @@ const stubEndpoint = Effect.acquireRelease(
     const server = Http.createServer((req, res) => {
       req.resume()
       req.on("end", () => {
-        res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" })
+        // with its length, as providers answer (oidc-provider does): the library reads such a body whole
+        res.writeHead(200, {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(body),
+          "cache-control": "no-store"
+        })
         res.end(body)
       })
     })
