@@ -100,17 +100,24 @@ export const make = (
     const fail = (operation: StoreOperation) => (error: SqlError) =>
       new TokenStoreError({ store, operation, reason: describe(error) })
 
-    const run = <A>(operation: StoreOperation, effect: Effect.Effect<A, SqlError>): Effect.Effect<A, TokenStoreError> =>
-      effect.pipe(
-        // @effect/sql makes a failed COMMIT or ROLLBACK (a connection dropped mid-transaction) a defect: it is the
-        // store failing all the same, and the caller (a refresh holding a rotated refresh token) must see it as such
-        Effect.catchSomeDefect((defect) =>
-          defect instanceof SqlError ? Option.some(Effect.fail(defect)) : Option.none()
-        ),
-        Effect.retry({ while: isTransient, times: 3 }),
+    const run = <A>(
+      operation: StoreOperation,
+      effect: Effect.Effect<A, SqlError>
+    ): Effect.Effect<A, TokenStoreError> => {
+      // @effect/sql makes a failed COMMIT or ROLLBACK (a connection dropped mid-transaction) a defect: it is the
+      // store failing all the same, and the caller (a refresh holding a rotated refresh token) must see it as such
+      const attempt = Effect.catchSomeDefect(
+        effect,
+        (defect) => defect instanceof SqlError ? Option.some(Effect.fail(defect)) : Option.none()
+      )
+      return attempt.pipe(
+        // retried up to 3 times; the retry's schedule is set up only once a transient failure happened (on every
+        // run, `Effect.retry` costs more than the rest of this wrapping)
+        Effect.catchIf(isTransient, () => Effect.retry(attempt, { while: isTransient, times: 2 })),
         Effect.mapError(fail(operation)),
         Effect.withSpan(`SqlStore.${operation}`, { attributes: { "db.system.name": store }, captureStackTrace: false })
       )
+    }
 
     if (options.migrate ?? true) {
       const ddl = Effect.gen(function*() {
