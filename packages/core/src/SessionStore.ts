@@ -6,7 +6,8 @@
  * The store enforces expiry: `get` and the lookups never return a session past its idle or absolute deadline. It
  * keeps an expired session until `takeExpired` hands it to one caller, so that its tokens can be revoked and
  * cleared (a backend with its own time to live keeps it at least `retention` longer). It also remembers one-time
- * ids (`claimOnce`) for every instance, e.g. the `jti` of each back-channel logout token.
+ * ids (`claimOnce`) for every instance, e.g. the `jti` of each back-channel logout token, and gives back a claim
+ * whose work failed (`releaseClaim`), so that a retry can claim it again.
  *
  * @since 0.3.0
  */
@@ -45,7 +46,8 @@ export const SessionStoreOperation = Schema.Literal(
   "remove",
   "find",
   "takeExpired",
-  "claim"
+  "claim",
+  "release"
 )
 
 /**
@@ -143,6 +145,16 @@ export class SessionStore extends Context.Tag("@effect-atm/core/SessionStore")<S
    * @since 0.3.0
    */
   readonly claimOnce: (key: string, until: number) => Effect.Effect<boolean, SessionStoreError>
+  /**
+   * Gives back the claim of `key` made with this `until`, atomically: the key can be claimed again at once. The
+   * `until` names the claim: a later claim of the key (made after this one passed its time) has a later `until`
+   * and is kept. Releasing a key not claimed, past its time or claimed anew is a no-op. The back-channel logout
+   * releases a `jti` whose sessions could not be ended, so that the provider's retry of the token is accepted
+   * (while a replay after a successful logout is still refused).
+   *
+   * @since 0.3.0
+   */
+  readonly releaseClaim: (key: string, until: number) => Effect.Effect<void, SessionStoreError>
 }>() {}
 
 /**
@@ -214,6 +226,10 @@ export const makeMemory = (options?: MemoryOptions): SessionStore["Type"] => {
         }
         claims.set(key, until)
         return true
+      }),
+    releaseClaim: (key, until) =>
+      Effect.sync(() => {
+        if (claims.get(key) === until) claims.delete(key)
       })
   })
 }

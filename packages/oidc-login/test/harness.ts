@@ -61,6 +61,8 @@ export interface HarnessOptions {
   readonly login?: Partial<OidcLogin.Options>
   /** Sign in with the provider's `web-dpop` client, with `dpop: true`: DPoP-bound user tokens. */
   readonly dpop?: boolean
+  /** Wraps the session store the login uses (e.g. to make some of its calls fail). */
+  readonly sessions?: (store: SessionStore.SessionStore["Type"]) => SessionStore.SessionStore["Type"]
 }
 
 export interface Harness {
@@ -117,7 +119,8 @@ export const make = (options: HarnessOptions = {}): Effect.Effect<Harness, unkno
   Effect.gen(function*() {
     const sessionCalls: Calls = { counts: {} }
     const tokenCalls: Calls = { counts: {} }
-    const sessions = counting(SessionStore.makeMemory(), sessionCalls)
+    const counted = counting(SessionStore.makeMemory(), sessionCalls)
+    const sessions = options.sessions?.(counted) ?? counted
     const tokens = counting(UserTokenStore.makeMemory(), tokenCalls)
 
     const dev = yield* Layer.build(

@@ -3,9 +3,9 @@
  * `TokenEncryption` in the context (it holds the ID token and the user's claims), index sets by subject and by the
  * provider's `sid`, and a sorted set by expiry. Every read checks the expiry on the Effect `Clock`; an expired
  * session stays (for `retention`) until `takeExpired` hands it to a sweeper, which revokes its tokens. Removal and
- * `takeExpired` are Lua scripts: of concurrent callers, one gets each session; so is `claimOnce` (a key per claim,
- * expiring with it). Needs Redis 7 (`PEXPIRE … GT`) and
- * a standalone Redis (or keys in one hash slot).
+ * `takeExpired` are Lua scripts: of concurrent callers, one gets each session; so are `claimOnce` (a key per claim,
+ * expiring with it) and `releaseClaim` (deletes the key if it still holds this claim's `until`). Needs Redis 7
+ * (`PEXPIRE … GT`) and a standalone Redis (or keys in one hash slot).
  *
  * @since 0.3.0
  */

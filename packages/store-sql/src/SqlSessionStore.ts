@@ -4,7 +4,8 @@
  * (it holds the ID token and the user's claims), and in clear only what lookups need — the id, the subject, the
  * provider's `sid` and the expiry, which every read checks. Expired rows stay until `takeExpired` hands them to a
  * sweeper, which revokes their tokens. A second table, `<prefix>session_claims`, holds the one-time keys of
- * `claimOnce` (the `jti`s of logout tokens) until their time; the sweep deletes those past it.
+ * `claimOnce` (the `jti`s of logout tokens) until their time; the sweep deletes those past it, `releaseClaim` the
+ * row of a claim given back.
  *
  * @since 0.3.0
  */

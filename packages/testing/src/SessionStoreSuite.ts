@@ -3,7 +3,7 @@
  * intact, expiry (idle and absolute) is enforced by the store on the Effect `Clock`, removal hands a session to
  * exactly one caller, sessions are found by subject and by provider session id (`sid`), and expired sessions are
  * handed out once by `takeExpired`, for their tokens to be revoked; a one-time id is claimed by exactly one caller
- * until its time passes (`claimOnce`).
+ * until its time passes (`claimOnce`), or until that claim is given back (`releaseClaim`).
  *
  * @since 0.3.0
  */
@@ -249,6 +249,41 @@ export const run = <E>(name: string, layer: Layer.Layer<SessionStore, E>, option
         // the sweep forgets claims past their time, and keeps live ones
         yield* TestClock.adjust("2 minutes")
         yield* store.takeExpired(100)
+        assert.isTrue(yield* store.claimOnce(key, (yield* Clock.currentTimeMillis) + 60_000))
+        assert.isFalse(yield* store.claimOnce(key, (yield* Clock.currentTimeMillis) + 60_000))
+      }))
+
+    it.effect("releaseClaim gives a claim back at once, and never another claim of the key", () =>
+      Effect.gen(function*() {
+        const store = yield* SessionStore
+        const key = unique("jti")
+        const until = (yield* Clock.currentTimeMillis) + 180_000
+        yield* store.releaseClaim(unique("jti"), until)
+        assert.isTrue(yield* store.claimOnce(key, until), "releasing an unknown key claimed it")
+        yield* store.releaseClaim(key, until + 1)
+        assert.isFalse(yield* store.claimOnce(key, until), "a release naming another claim gave this one back")
+        yield* store.releaseClaim(key, until)
+        const results = yield* Effect.all(Array.from({ length: 8 }, () => store.claimOnce(key, until)), {
+          concurrency: "unbounded"
+        })
+        assert.strictEqual(
+          results.filter((claimed) => claimed).length,
+          1,
+          "a released key is not claimed again by exactly one of concurrent claims"
+        )
+        assert.isFalse(yield* store.claimOnce(key, until), "the claim after the release was not kept")
+        // a claim past its time, taken over by a later one: giving back the first keeps the later
+        yield* TestClock.adjust("3 minutes")
+        const later = (yield* Clock.currentTimeMillis) + 180_000
+        assert.isTrue(yield* store.claimOnce(key, later), "a claim past its time was not forgotten")
+        yield* store.releaseClaim(key, until)
+        assert.isFalse(yield* store.claimOnce(key, later + 1), "giving back an old claim released the later one")
+        yield* store.releaseClaim(key, later)
+        yield* store.releaseClaim(key, later)
+        assert.isTrue(yield* store.claimOnce(key, later), "the later claim was not given back")
+        // released past its time: nothing changes (the key could be claimed anyway)
+        yield* TestClock.adjust("4 minutes")
+        yield* store.releaseClaim(key, later)
         assert.isTrue(yield* store.claimOnce(key, (yield* Clock.currentTimeMillis) + 60_000))
         assert.isFalse(yield* store.claimOnce(key, (yield* Clock.currentTimeMillis) + 60_000))
       }))

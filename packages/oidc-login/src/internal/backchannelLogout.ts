@@ -33,6 +33,8 @@ export interface Dependencies {
   readonly endSession: (id: string) => Effect.Effect<void, SessionStoreError>
   /** `SessionStore.claimOnce`: shared by the instances, so that a token replayed to another is refused too */
   readonly claimOnce: (key: string, until: number) => Effect.Effect<boolean, SessionStoreError>
+  /** `SessionStore.releaseClaim`: gives back the `jti` of a logout that did not end its sessions */
+  readonly releaseClaim: (key: string, until: number) => Effect.Effect<void, SessionStoreError>
 }
 
 const answer = (status: number, body?: { readonly error: string; readonly error_description: string }) =>
@@ -44,7 +46,9 @@ const answer = (status: number, body?: { readonly error: string; readonly error_
  * The receiver of back-channel logout requests: validates the logout token (signature by the provider's JWKS,
  * `iss`, `aud`, `iat`, the logout event, no `nonce`, a `sid` or `sub`, a `jti` not seen before by any instance
  * sharing the session store), then ends every session of the `sid` (or of the `sub`, when the token names no
- * `sid`).
+ * `sid`). The `jti` is claimed before any session is ended (a replayed token naming a `sub` would otherwise end
+ * that user's newer sessions) and given back when they could not all be ended, so that the provider's retry of
+ * the token (after the 500) is accepted.
  *
  * @internal
  */
@@ -99,13 +103,13 @@ export const make = (deps: Dependencies) => {
       }
       // checked last, so that an invalid token never uses up its jti; kept until no token with this iat could
       // pass the age check any more
-      const fresh = typeof payload.jti === "string" &&
-        (yield* deps.claimOnce(
-          `backchannel-logout:${deps.issuer}:${payload.jti}`,
-          now + (maxAgeSeconds + 2 * skewSeconds) * 1000
-        ))
+      const claim = {
+        key: `backchannel-logout:${deps.issuer}:${payload.jti}`,
+        until: now + (maxAgeSeconds + 2 * skewSeconds) * 1000
+      }
+      const fresh = typeof payload.jti === "string" && (yield* deps.claimOnce(claim.key, claim.until))
       if (!fresh) return yield* new Refused({ reason: "the logout token was already used (jti)" })
-      return { sid, sub }
+      return { sid, sub, claim }
     })
 
   return (request: HttpServerRequest.HttpServerRequest): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
@@ -116,9 +120,24 @@ export const make = (deps: Dependencies) => {
       )
       const token = Option.getOrUndefined(UrlParams.getFirst(body, "logout_token"))
       if (token === undefined) return yield* new Refused({ reason: "no logout_token" })
-      const claims = yield* validate(token)
-      const sessions = yield* deps.sessionsOf(claims)
-      yield* Effect.forEach(sessions, (session) => deps.endSession(session.id), { discard: true })
+      const { claim, ...claims } = yield* validate(token)
+      const sessions = yield* Effect.gen(function*() {
+        const sessions = yield* deps.sessionsOf(claims)
+        yield* Effect.forEach(sessions, (session) => deps.endSession(session.id), { discard: true })
+        return sessions
+      }).pipe(
+        // failed, died or interrupted: the logout did not happen (or only in part), so its retry must not be
+        // refused as a replay; ending a session twice is harmless, a retry finds only those left
+        Effect.onError(() =>
+          deps.releaseClaim(claim.key, claim.until).pipe(
+            Effect.catchAll((error) =>
+              Effect.logWarning(
+                `Could not release the jti of a failed back-channel logout (its retry will be refused): ${error.message}`
+              )
+            )
+          )
+        )
+      )
       yield* Effect.logInfo(`Back-channel logout ended ${sessions.length} session(s)`)
       return answer(200)
     }).pipe(

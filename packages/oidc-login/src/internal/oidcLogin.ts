@@ -236,7 +236,8 @@ export const make = (options: Options) =>
           )
           : store.findBySubject(sub!),
       endSession,
-      claimOnce: store.claimOnce
+      claimOnce: store.claimOnce,
+      releaseClaim: store.releaseClaim
     })
 
     const runConnection: OidcLogin["Type"]["runConnection"] = (session, effect, connectionOptions) =>

@@ -76,6 +76,12 @@ if held and tonumber(held) > tonumber(ARGV[2]) then return 0 end
 redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[3])
 return 1`
 
+/** KEYS: claim. ARGV: until. Deletes the claim only if it is the one made with this `until`. */
+const releaseScript = `
+local held = redis.call("GET", KEYS[1])
+if held and tonumber(held) == tonumber(ARGV[1]) then redis.call("DEL", KEYS[1]) end
+return 1`
+
 /** @internal */
 export const make = (
   client: Redis,
@@ -175,6 +181,8 @@ export const make = (
           () => client.eval(claimScript, 1, claimKey(key), until, now, Math.max(1, until - now))
         )
         return claimed === 1
-      })
+      }),
+    releaseClaim: (key, until) =>
+      Effect.asVoid(call("release", () => client.eval(releaseScript, 1, claimKey(key), until)))
   })
 }

@@ -161,6 +161,11 @@ export const make = (
               ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at
               WHERE ${claims}.expires_at <= ${time}
               RETURNING id`
-          )).pipe(Effect.map((rows) => rows.length === 1))
+          )).pipe(Effect.map((rows) => rows.length === 1)),
+      // only the row of this claim: one taken over since (a later expires_at) is kept
+      releaseClaim: (key, until) =>
+        Effect.asVoid(
+          run("release", sql`DELETE FROM ${claims} WHERE id = ${key} AND expires_at = ${until}`)
+        )
     })
   })
