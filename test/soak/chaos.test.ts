@@ -348,7 +348,11 @@ const soak = (variant: "redis" | "postgresql", options?: { readonly restartRedis
     const grants = yield* Effect.forEach(users, (user) =>
       Effect.gen(function*() {
         const storeKey = CurrentUser.storeKey(user)
-        const stored = yield* Effect.orDie(store.get(storeKey))
+        // the last fault may have restarted Redis a moment ago: the parent's connection may still be coming back
+        const stored = yield* store.get(storeKey).pipe(
+          Effect.retry({ schedule: Schedule.spaced("500 millis"), times: 60, while: (error) => error.transient }),
+          Effect.orDie
+        )
         const refreshToken = Option.getOrUndefined(stored)?.refreshToken
         const alive = refreshToken !== undefined && (yield* provider.introspect(Redacted.value(refreshToken))).active
         return { storeKey, stored: Option.isSome(stored), alive, signedOut: signedOut.has(storeKey) }
