@@ -62,6 +62,16 @@ const boundApi = Effect.gen(function*() {
   return AccessTokenHttpClient.withAccessToken(http, AccessTokenHttpClient.clientCredentialsSource(tokens, "bound"))
 })
 
+/** A DPoP token bound to `key`, for the proof tests (its secret is what `ath` hashes). */
+const boundToken = (key: Redacted.Redacted<string>) =>
+  new AccessToken.AccessToken({
+    accessToken: Redacted.make("an-access-token"),
+    tokenType: "DPoP",
+    issuedAt: 0,
+    expiresAt: 1,
+    dpopKey: key
+  })
+
 /** A request made by hand, outside the library. */
 const raw = (url: string, init: RequestInit) =>
   Effect.promise(async () => {
@@ -349,13 +359,7 @@ layer(identity(), { excludeTestServices: true })("DPoP", (it) => {
   it.effect("a proof carries htm, htu without query or fragment, iat, a fresh jti and ath", () =>
     Effect.gen(function*() {
       const key = yield* DPoP.generateKey()
-      const token = new AccessToken.AccessToken({
-        accessToken: Redacted.make("an-access-token"),
-        tokenType: "DPoP",
-        issuedAt: 0,
-        expiresAt: 1,
-        dpopKey: key
-      })
+      const token = boundToken(key)
       const make = DPoP.proof(key, { method: "GET", url: "https://api.example/a/b?x=1#frag", token, nonce: "n-1" })
       const [a, b] = [yield* make, yield* make]
       const [header, payload] = Redacted.value(a).split(".").slice(0, 2).map((part) =>
@@ -381,13 +385,7 @@ layer(identity(), { excludeTestServices: true })("DPoP", (it) => {
     Effect.gen(function*() {
       for (const algorithm of ["ES256", "ES384", "ES512", "PS256", "RS256", "EdDSA"] as const) {
         const key = yield* DPoP.generateKey(algorithm)
-        const token = new AccessToken.AccessToken({
-          accessToken: Redacted.make("an-access-token"),
-          tokenType: "DPoP",
-          issuedAt: 0,
-          expiresAt: 1,
-          dpopKey: key
-        })
+        const token = boundToken(key)
         const proof = yield* DPoP.proof(key, { method: "POST", url: "https://api.example/a?b=c", token })
         const { payload, protectedHeader } = yield* Effect.promise(() =>
           Jose.jwtVerify(Redacted.value(proof), Jose.EmbeddedJWK, { typ: "dpop+jwt", algorithms: [algorithm] })

@@ -17,20 +17,26 @@ import { dropPgTablesAfter, pgQuery, pgUrl, runId } from "../../../test/support/
 const { makeToken, uniqueUser } = UserTokenStoreSuite
 const demo = { resource: "urn:effect-atm:demo-api" }
 
+/** A PostgreSQL store on tables of its own (dropped when the scope closes). */
+const pgStore = (prefix: string) =>
+  Effect.gen(function*() {
+    yield* Layer.build(dropPgTablesAfter(prefix))
+    return yield* Effect.map(
+      Layer.build(
+        SqlStore.layerPg({ url: Redacted.make(pgUrl), tablePrefix: prefix }).pipe(
+          Layer.provide(TokenEncryption.layerPlaintext)
+        )
+      ),
+      Context.get(UserTokenStore.UserTokenStore)
+    )
+  })
+
 describe("SqlStore on PostgreSQL", () => {
   it.scoped("a COMMIT that fails is a transient TokenStoreError, not a defect, and nothing is written", () =>
     Effect.gen(function*() {
       const prefix = `t${runId()}_commit_`
       const user = uniqueUser("commit")
-      yield* Layer.build(dropPgTablesAfter(prefix))
-      const store = yield* Effect.map(
-        Layer.build(
-          SqlStore.layerPg({ url: Redacted.make(pgUrl), tablePrefix: prefix }).pipe(
-            Layer.provide(TokenEncryption.layerPlaintext)
-          )
-        ),
-        Context.get(UserTokenStore.UserTokenStore)
-      )
+      const store = yield* pgStore(prefix)
       yield* store.store(user, makeToken("old"), demo)
       // a deferred constraint trigger: every statement succeeds, the COMMIT fails
       yield* Effect.addFinalizer(() => pgQuery(`DROP FUNCTION IF EXISTS ${prefix}refuse() CASCADE`).pipe(Effect.ignore))
@@ -74,19 +80,6 @@ describe("SqlStore on PostgreSQL", () => {
       )
       return pgQuery<{ attempts: string }>(`SELECT last_value AS attempts FROM ${prefix}attempts`).pipe(
         Effect.map((rows) => Number(rows[0]!.attempts))
-      )
-    })
-
-  const pgStore = (prefix: string) =>
-    Effect.gen(function*() {
-      yield* Layer.build(dropPgTablesAfter(prefix))
-      return yield* Effect.map(
-        Layer.build(
-          SqlStore.layerPg({ url: Redacted.make(pgUrl), tablePrefix: prefix }).pipe(
-            Layer.provide(TokenEncryption.layerPlaintext)
-          )
-        ),
-        Context.get(UserTokenStore.UserTokenStore)
       )
     })
 

@@ -267,13 +267,13 @@ export const make = (options: Options) =>
      * and a hit in one step of the fiber (no allocation).
      */
     const lookupDefault: Effect.Effect<AccessToken, UserTokenError> = Effect.withFiberRuntime((fiber) => {
-      const user = Context.getOrElse(fiber.currentContext, CurrentUser.CurrentUser, noUser)
+      const user = currentUserIn(fiber)
       if (user === undefined) return CurrentUser.get as Effect.Effect<never, NoCurrentUser>
       const key = keyFor(user, undefined)
       return (peek === undefined ? undefined : hit(key, nowOf(fiber))) ?? Effect.flatMap(cache.get(key), found(key))
     })
     const getDefault = peek === undefined ? lookupDefault : new DefaultGet(lookupDefault, (fiber) => {
-      const user = Context.getOrElse(fiber.currentContext, CurrentUser.CurrentUser, noUser)
+      const user = currentUserIn(fiber)
       const key = user === undefined ? undefined : defaultKeys.get(user)
       return key === undefined ? undefined : hit(key, nowOf(fiber))
     })
@@ -359,6 +359,10 @@ const rotatedWriteRetry = Schedule.exponential("50 millis").pipe(
 )
 
 const noUser = (): undefined => undefined
+
+/** The `CurrentUser` in `fiber`'s context, if any, read without a step of its own. */
+const currentUserIn = (fiber: Fiber.RuntimeFiber<unknown, unknown>): CurrentUser.User | undefined =>
+  Context.getOrElse(fiber.currentContext, CurrentUser.CurrentUser, noUser)
 
 /**
  * The plain `get()` over an in-process store: run by the runtime it is `lookup`; under `yield*`, the current user's
