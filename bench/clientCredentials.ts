@@ -10,10 +10,9 @@
  * P3: time until 10,000 cold concurrent callers all have a token, and how many requests reached the provider.
  */
 import { OAuth2Client, OAuth2Fetch } from "@badgateway/oauth2-client"
-import { AccessToken, AccessTokenHttpClient, ClientCredentialsTokens } from "@effect-atm/core"
+import { AccessTokenHttpClient, ClientCredentialsTokens } from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import {
@@ -25,6 +24,7 @@ import {
   median,
   now,
   type Row,
+  staticHeaderClient,
   timed
 } from "./support.js"
 
@@ -37,10 +37,7 @@ const p1 = Effect.gen(function*() {
     AccessTokenHttpClient.clientCredentialsSource(tokens, "bench")
   )
   const token = yield* tokens.get("bench")
-  const fixed = HttpClient.mapRequest(
-    http,
-    HttpClientRequest.setHeader("authorization", AccessToken.authorization(token))
-  )
+  const fixed = staticHeaderClient(http, token)
   const url = `${api.url}/data`
   const [managedCosts, fixedCosts] = yield* interleavedPairs(costOfGet(managed, url), costOfGet(fixed, url), {
     warmup: 300,
@@ -214,8 +211,7 @@ const p1aa = Effect.gen(function*() {
   const tokens = yield* ClientCredentialsTokens.ClientCredentialsTokens
   const http = yield* HttpClient.HttpClient
   const token = yield* tokens.get("bench")
-  const fixed = () =>
-    HttpClient.mapRequest(http, HttpClientRequest.setHeader("authorization", AccessToken.authorization(token)))
+  const fixed = () => staticHeaderClient(http, token)
   const url = `${api.url}/data`
   const [twinCosts, fixedCosts] = yield* interleavedPairs(costOfGet(fixed(), url), costOfGet(fixed(), url), {
     warmup: 300,

@@ -1,7 +1,8 @@
 /** Shared helpers of the benchmarks: timing, statistics, and the results table. */
-import { AccessTokenManagement } from "@effect-atm/core"
+import { AccessToken, AccessTokenManagement } from "@effect-atm/core"
 import { IdentityProvider } from "@effect-atm/dev-identity"
-import type * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -47,6 +48,10 @@ export interface Cost {
  * for a core, which follow the other processes' load; the CPU time holds only the work, and the paths compared do
  * the same I/O. Anything but a 200 is a defect, not a figure.
  */
+/** The baseline of P1 and P1t: `http` with a fixed `Authorization` header carrying `token`. */
+export const staticHeaderClient = (http: HttpClient.HttpClient, token: AccessToken.AccessToken) =>
+  HttpClient.mapRequest(http, HttpClientRequest.setHeader("authorization", AccessToken.authorization(token)))
+
 export const costOfGet = (client: HttpClient.HttpClient.With<unknown>, url: string) =>
   Effect.gen(function*() {
     const cpu = process.cpuUsage()

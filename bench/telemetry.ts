@@ -8,14 +8,22 @@
  * P2t: cached token get (`yield*` in a loop), operations per second over 400 rounds of 5,000, metrics on beside off,
  *      alternating which goes first.
  */
-import { AccessToken, AccessTokenHttpClient, ClientCredentialsTokens, TokenMetrics } from "@effect-atm/core"
+import { AccessTokenHttpClient, ClientCredentialsTokens, TokenMetrics } from "@effect-atm/core"
 import { DemoApi } from "@effect-atm/dev-identity"
 import * as HttpClient from "@effect/platform/HttpClient"
-import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { benchTokensLayer, type Cost, costOfGet, costRatios, fmt, type Row, timed } from "./support.js"
+import {
+  benchTokensLayer,
+  type Cost,
+  costOfGet,
+  costRatios,
+  fmt,
+  type Row,
+  staticHeaderClient,
+  timed
+} from "./support.js"
 
 /** A manager of its own (its own cache), with or without metrics. */
 const manager = (metered: boolean) =>
@@ -33,10 +41,7 @@ const p1t = Effect.gen(function*() {
     AccessTokenHttpClient.withAccessToken(http, AccessTokenHttpClient.clientCredentialsSource(tokens, "bench"))
   const token = yield* on.get("bench")
   yield* off.get("bench")
-  const fixed = HttpClient.mapRequest(
-    http,
-    HttpClientRequest.setHeader("authorization", AccessToken.authorization(token))
-  )
+  const fixed = staticHeaderClient(http, token)
   const clients = [client(on), client(off), fixed] as const
   const url = `${api.url}/data`
   const one = (c: HttpClient.HttpClient.With<unknown>) => costOfGet(c, url)
