@@ -6,9 +6,10 @@
  * the provider:
  *
  * - no grant is lost, except those of users signed out on purpose — and those whose refresh request was in flight
- *   when its instance was killed, got no answer, or whose write was refused because the renewal lease was lost
- *   meanwhile (a dropped session): the provider may have rotated a refresh token that nobody could store, which no
- *   client can avoid with one-time refresh tokens — provided no refresh of that user was stored after;
+ *   when its instance was killed, got no answer, or lost its renewal lease while at the provider (a dropped
+ *   session): the provider may have rotated a refresh token that nobody could store, or another instance that took
+ *   the lock over presented the same one (reuse: the provider revokes the grant), which no client can avoid with
+ *   one-time refresh tokens — provided no refresh of that user was stored after, or the token was refused as spent;
  * - no request carried another user's token (the recording API checks the token's subject against the path);
  * - every caller got a token or a typed error: no defect, no hang;
  * - no token was handed out after its expiry.
@@ -91,6 +92,8 @@ interface Exposure {
   /** when the refresh request was sent */
   readonly at: number
   readonly reason: string
+  /** the refresh token it spent (a digest's first digits) */
+  readonly rt: string
 }
 
 /** What the instances told, kept as it arrives (messages of a killed instance that reached the pipe included). */
@@ -102,17 +105,27 @@ class Ledger {
   /** why writes of refreshed tokens failed → how often */
   readonly storeFailures = new Map<string, number>()
   readonly refreshes = { started: 0, written: 0, storeFailed: 0, answered: 0, unknown: 0, unattributed: 0, dangling: 0 }
-  private readonly pending = new Map<number, Map<string, number>>()
+  /** store key → what every instance told of its refreshes, in order of arrival: printed for a lost grant */
+  readonly history = new Map<string, Array<Extract<Message, { user: string }> & { readonly pid: number }>>()
+  /** refresh tokens the provider refused as spent (`invalid_grant`): presented again after it had rotated them */
+  readonly rejectedAsSpent = new Set<string>()
+  /** each instance's refreshes in flight: user → when sent, and the refresh token spent */
+  private readonly pending = new Map<number, Map<string, { readonly at: number; readonly rt: string }>>()
 
   listen(child: ChildProcess, stopped: Deferred.Deferred<void>) {
-    const pending = new Map<string, number>()
+    const pending = new Map<string, { readonly at: number; readonly rt: string }>()
     this.pending.set(child.pid!, pending)
     child.on("message", (message: Message) => {
+      if ("user" in message) {
+        const history = this.history.get(message.user) ?? []
+        history.push({ ...message, pid: child.pid! })
+        this.history.set(message.user, history)
+      }
       switch (message.t) {
         case "start":
           this.refreshes.started++
           if (message.user === "?") this.refreshes.unattributed++
-          pending.set(message.user, message.at)
+          pending.set(message.user, { at: message.at, rt: message.rt })
           break
         case "written":
           this.refreshes.written++
@@ -127,16 +140,21 @@ class Ledger {
           break
         case "answered":
           this.refreshes.answered++
+          if (message.reason === spentAnswer) this.rejectedAsSpent.add(message.rt)
           pending.delete(message.user)
           break
         case "unknown":
           this.refreshes.unknown++
+          if (message.answer === spentAnswer) this.rejectedAsSpent.add(message.rt)
           this.exposures.push({
             user: message.user,
-            at: pending.get(message.user) ?? message.at,
-            reason: message.reason
+            at: pending.get(message.user)?.at ?? message.at,
+            reason: message.reason,
+            rt: pending.get(message.user)?.rt ?? message.rt
           })
           pending.delete(message.user)
+          break
+        case "clearFailed":
           break
         case "calls":
           this.calls.push(...message.calls)
@@ -148,9 +166,9 @@ class Ledger {
     })
     // every message the instance wrote is read before "close": what it had in flight when it died is now known
     child.once("close", (_code, signal) => {
-      for (const [user, at] of pending) {
+      for (const [user, { at, rt }] of pending) {
         // a refresh that ended without saying how (a defect) explains nothing: only a kill mid-refresh does
-        if (signal === "SIGKILL") this.exposures.push({ user, at, reason: "SIGKILL" })
+        if (signal === "SIGKILL") this.exposures.push({ user, at, reason: "SIGKILL", rt })
         else this.refreshes.dangling++
       }
       pending.clear()
@@ -158,17 +176,27 @@ class Ledger {
   }
 
   /**
-   * Whether the loss of `user`'s grant is explained by a refresh whose outcome is unknown, none stored after. A write
-   * refused for a lost lease explains it only where the lock really went (a PostgreSQL session that ended): a Redis
-   * lease that could not be extended while Redis restarted was still there, so the grant need not have been lost.
+   * Whether the loss of `user`'s grant is explained by a refresh whose outcome is unknown (killed, unanswered, or
+   * its lease lost while it was in flight), and either none was stored after it (the provider may have rotated a
+   * refresh token that never came back) or its refresh token was presented again and refused as spent (two
+   * presentations overlapped: the provider revokes the grant on reuse, whatever was stored meanwhile). A lost lease
+   * explains it only where the lock really went (a PostgreSQL session that ended): a Redis lease that could not be
+   * extended while Redis restarted was still there, so the grant need not have been lost.
+   *
+   * A refresh token refused as spent with no fault on any of its presentations is not explained: that is two
+   * holders of one lease, the bug this soak is for.
    */
   explains(user: string, leaseLossIsReal: boolean): Exposure | undefined {
     const lastWrite = this.written.get(user) ?? 0
     return this.exposures.find((exposure) =>
-      exposure.user === user && exposure.at > lastWrite && (leaseLossIsReal || exposure.reason !== "lease lost")
+      exposure.user === user && (leaseLossIsReal || !exposure.reason.startsWith("lease lost")) &&
+      (exposure.at > lastWrite || this.rejectedAsSpent.has(exposure.rt))
     )
   }
 }
+
+/** How an instance reports a refresh token the provider refused (see the worker's `describe`). */
+const spentAnswer = "TokenRequestRejected:invalid_grant"
 
 const table = (title: string, rows: ReadonlyArray<readonly [string, ...Array<string | number>]>) => {
   const width = Math.max(...rows.map(([label]) => label.length))
@@ -261,7 +289,11 @@ const soak = (variant: "redis" | "postgresql", options?: { readonly restartRedis
     const started = Date.now()
     const deadline = started + seconds * 1000
     const faults = new Map<Fault, number>()
-    const count = (fault: Fault) => faults.set(fault, (faults.get(fault) ?? 0) + 1)
+    const injected: Array<{ readonly at: number; readonly fault: Fault }> = []
+    const count = (fault: Fault) => {
+      injected.push({ at: Date.now(), fault })
+      faults.set(fault, (faults.get(fault) ?? 0) + 1)
+    }
     const restarts: Array<Fiber.RuntimeFiber<void>> = []
 
     const inject = (fault: Fault): Effect.Effect<void> => {
@@ -310,8 +342,8 @@ const soak = (variant: "redis" | "postgresql", options?: { readonly restartRedis
         yield* Effect.sleep(between(1_500, 3_500))
         if (deck.length === 0) deck = shuffle(kinds)
         const fault = deck.pop()!
-        yield* inject(fault)
         count(fault)
+        yield* inject(fault)
       }
     })
 
@@ -395,9 +427,14 @@ const soak = (variant: "redis" | "postgresql", options?: { readonly restartRedis
         ["failed writes of their tokens (retried)", ledger.refreshes.storeFailed],
         [
           "outcome unknown (no answer, interrupted)",
-          exposures((reason) => reason !== "SIGKILL" && reason !== "lease lost")
+          exposures((reason) => reason !== "SIGKILL" && !reason.startsWith("lease lost"))
         ],
         ["write refused: lease lost after the provider rotated", exposures((reason) => reason === "lease lost")],
+        [
+          "answered, but the lease was lost while in flight",
+          exposures((reason) => reason === "lease lost in flight")
+        ],
+        ["refresh tokens refused as spent (presented again)", ledger.rejectedAsSpent.size],
         ["in flight when SIGKILLed", exposures((reason) => reason === "SIGKILL")],
         ["ended without an outcome (instance alive)", ledger.refreshes.dangling],
         ["instance starts that failed (store unavailable) and were retried", failedStarts]
@@ -427,8 +464,11 @@ const soak = (variant: "redis" | "postgresql", options?: { readonly restartRedis
       ])
     ].join("\n"))
 
+    const relative = (at: number) => `${((at - started) / 1000).toFixed(2)} s`
+    if (lost.length > 0) {
+      console.log(`faults: ${injected.map(({ at, fault }) => `${relative(at)} ${fault}`).join("; ")}`)
+    }
     for (const grant of lost) {
-      const relative = (at: number) => `${((at - started) / 1000).toFixed(2)} s`
       console.log(
         `lost grant ${grant.storeKey}: last refresh stored at ${
           relative(ledger.written.get(grant.storeKey) ?? started)
@@ -442,6 +482,11 @@ const soak = (variant: "redis" | "postgresql", options?: { readonly restartRedis
             )
           }`
       )
+      // what happened to this user's refresh tokens, instance by instance (rt: a digest's first digits)
+      for (const event of ledger.history.get(grant.storeKey) ?? []) {
+        const { at, pid, t, user: _, ...rest } = event
+        console.log(`  ${relative(at)}  ${pid}  ${t}  ${JSON.stringify(rest)}`)
+      }
     }
     for (const fault of kinds) assert.isAtLeast(faults.get(fault) ?? 0, 1, `${fault}: injected`)
     assert.isAbove(outcomes.ok, 0)

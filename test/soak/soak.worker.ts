@@ -54,6 +54,10 @@ const tell = (message: Message) =>
 const fingerprint = (secret: Redacted.Redacted<string>) =>
   Crypto.createHash("sha256").update(Redacted.value(secret)).digest("hex")
 
+/** A refresh token's first hex digits of its digest, for the test's history of a user's refreshes. */
+const short = (secret: Redacted.Redacted<string> | undefined) =>
+  secret === undefined ? "" : fingerprint(secret).slice(0, 8)
+
 /**
  * The store and the endpoint, watched: a read remembers whose refresh token it returned, a refresh request says
  * whose refresh token it spends, and the write after it says that the rotated one is safe.
@@ -74,17 +78,25 @@ const watched = Effect.gen(function*() {
       store.store(user, token, params).pipe(
         Effect.onExit((exit) => {
           const at = Date.now()
-          if (Exit.isSuccess(exit)) return tell({ t: "written", user, at })
+          const rt = short(token.refreshToken)
+          if (Exit.isSuccess(exit)) return tell({ t: "written", user, at, rt })
           const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
           // fenced: the lease was lost after the provider had rotated the refresh token, so its write is refused
-          if (TokenLock.isLeaseLost(error)) return tell({ t: "unknown", user, at, reason: "lease lost" })
-          const reason = error !== undefined
-            ? describe(error)
-            : Cause.isInterruptedOnly(exit.cause)
-            ? "interrupted"
-            : "defect"
-          return tell({ t: "storeFailed", user, at, reason })
+          if (TokenLock.isLeaseLost(error)) return tell({ t: "unknown", user, at, reason: "lease lost", rt })
+          return tell({ t: "storeFailed", user, at, reason: failure(exit.cause, error), rt })
         })
+      ),
+    clear: (user) =>
+      Effect.tapErrorCause(
+        store.clear(user),
+        (cause) =>
+          tell({
+            t: "clearFailed",
+            user,
+            at: Date.now(),
+            reason: failure(cause, Option.getOrUndefined(Cause.failureOption(cause))),
+            rt: ""
+          })
       )
   }
   const watchedEndpoint: TokenEndpoint.TokenEndpoint["Type"] = {
@@ -92,8 +104,9 @@ const watched = Effect.gen(function*() {
     request: (client, grant) => {
       if (grant._tag !== "RefreshToken") return endpoint.request(client, grant)
       const user = owners.get(fingerprint(grant.refreshToken)) ?? "?"
+      const rt = short(grant.refreshToken)
       return Effect.zipRight(
-        tell({ t: "start", user, at: Date.now() }),
+        tell({ t: "start", user, at: Date.now(), rt }),
         endpoint.request(client, grant).pipe(
           Effect.onExit((exit) => {
             const at = Date.now()
@@ -101,15 +114,25 @@ const watched = Effect.gen(function*() {
             if (Exit.isSuccess(exit)) return Effect.void
             if (Cause.isInterruptedOnly(exit.cause)) {
               // stopped in flight (its lease was lost, its caller gave up): the provider may have rotated anyway
-              return tell({ t: "unknown", user, at, reason: "interrupted" })
+              return tell({ t: "unknown", user, at, reason: "interrupted", rt })
             }
             const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
-            // the provider answered (an OAuth error or a status): it rotated nothing
-            if (error?._tag === "TokenRequestRejected") return tell({ t: "answered", user, at })
-            if (error?._tag === "TokenEndpointUnavailable" && error.status !== undefined) {
-              return tell({ t: "answered", user, at })
-            }
-            return tell({ t: "unknown", user, at, reason: error?._tag ?? "defect" })
+            // the provider answered (an OAuth error or a status): it rotated nothing for this request
+            const answer = error?._tag === "TokenRequestRejected"
+              ? describe(error)
+              : error?._tag === "TokenEndpointUnavailable" && error.status !== undefined
+              ? `${error._tag}:${error.status}`
+              : undefined
+            if (answer === undefined) return tell({ t: "unknown", user, at, reason: error?._tag ?? "defect", rt })
+            // but if the renewal lease was lost while the request was in flight (a dropped session), another
+            // instance may have taken over and presented the same refresh token meanwhile
+            return Effect.flatMap(
+              Effect.either(TokenLock.ensureHeld),
+              (held) =>
+                held._tag === "Left" && TokenLock.isLeaseLost(held.left)
+                  ? tell({ t: "unknown", user, at, reason: "lease lost in flight", rt, answer })
+                  : tell({ t: "answered", user, at, rt, reason: answer })
+            )
           })
         )
       )
@@ -140,6 +163,10 @@ const runtime = ManagedRuntime.make(TokensLive)
 
 const claims = (token: AccessToken.AccessToken): { exp: number; sub: string } =>
   JSON.parse(Buffer.from(Redacted.value(token.accessToken).split(".")[1]!, "base64url").toString("utf8"))
+
+/** Why a store operation failed, in a word or two. */
+const failure = (cause: Cause.Cause<unknown>, error: unknown): string =>
+  error !== undefined ? describe(error) : Cause.isInterruptedOnly(cause) ? "interrupted" : "defect"
 
 const describe = (error: unknown): string => {
   if (!TokenError.isTokenError(error)) return (error as { _tag?: string })._tag ?? String(error)

@@ -53,19 +53,41 @@ export const soakStores = (
 /** What an instance tells the test process, as it happens. */
 export type Message =
   /** about to send a refresh request for `user` (a store key): sent, and written to the channel, before it goes */
-  | { readonly t: "start"; readonly user: string; readonly at: number }
+  | { readonly t: "start"; readonly user: string; readonly at: number; readonly rt: string }
   /** the refresh of `user` rotated its tokens and they are stored */
-  | { readonly t: "written"; readonly user: string; readonly at: number }
+  | { readonly t: "written"; readonly user: string; readonly at: number; readonly rt: string }
   /** the provider answered the refresh with an error: nothing was rotated */
-  | { readonly t: "answered"; readonly user: string; readonly at: number }
+  | { readonly t: "answered"; readonly user: string; readonly at: number; readonly rt: string; readonly reason: string }
   /** a write of `user`'s tokens failed (the library retries it while the store fails transiently) */
-  | { readonly t: "storeFailed"; readonly user: string; readonly at: number; readonly reason: string }
+  | {
+    readonly t: "storeFailed"
+    readonly user: string
+    readonly at: number
+    readonly reason: string
+    readonly rt: string
+  }
   /**
    * the refresh got no answer (timeout, connection lost, interrupted): whether the provider rotated the refresh
    * token is unknown; or its write was refused because the renewal lease was lost meanwhile: the rotated refresh
    * token is gone
    */
-  | { readonly t: "unknown"; readonly user: string; readonly at: number; readonly reason: string }
+  | {
+    readonly t: "unknown"
+    readonly user: string
+    readonly at: number
+    readonly reason: string
+    readonly rt: string
+    /** the provider's answer, when it answered but the renewal lease was lost while the request was in flight */
+    readonly answer?: string | undefined
+  }
+  /** clearing `user`'s tokens (after a rejected refresh, at sign-out) failed */
+  | {
+    readonly t: "clearFailed"
+    readonly user: string
+    readonly at: number
+    readonly reason: string
+    readonly rt: string
+  }
   | { readonly t: "calls"; readonly calls: ReadonlyArray<Call> }
   | { readonly t: "stopped" }
 
