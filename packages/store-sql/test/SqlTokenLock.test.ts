@@ -14,6 +14,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { signIn } from "../../../test/support/login.js"
@@ -194,12 +195,23 @@ layer(Env, { excludeTestServices: true, timeout: "60 seconds" })("PostgreSQL adv
       const spent = Redacted.value(Option.getOrThrow(yield* inner.get(storeKey)).refreshToken!)
       yield* provider.resetCounters
       armed = true
+      const logs: Array<string> = []
       const token = yield* Effect.flatMap(
         UserTokens.UserTokens,
         (tokens) => tokens.getFor(user, { forceRenewal: true })
       )
-        .pipe(Effect.provide(services))
+        .pipe(
+          Effect.provide(services),
+          Effect.provide(Logger.add(Logger.make(({ logLevel, message }) => {
+            logs.push(`${logLevel.label} ${Array.isArray(message) ? message.join(" ") : String(message)}`)
+          })))
+        )
       assert.isFalse(armed, "the session was dropped during the write")
+      // an operator sees both: the lease lost after the rotation, and the rotated token kept (no token in the text)
+      assert.deepStrictEqual(logs, [
+        "WARN The renewal lease was lost after the provider rotated the refresh token: storing it under a new lease",
+        "INFO The rotated refresh token was stored under a new lease"
+      ])
       assert.strictEqual(yield* provider.tokenRequests({ grantType: "refresh_token" }), 1)
       const stored = Option.getOrThrow(yield* inner.get(storeKey, { resource: IdentityProvider.Resources.demoApi }))
       assert.strictEqual(Redacted.value(stored.accessToken!.accessToken), Redacted.value(token.accessToken))

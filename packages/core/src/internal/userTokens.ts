@@ -116,19 +116,36 @@ export const make = (options: Options) =>
       // instance stored since, the rotated token is the grant's only one. Under a new lease, store it if the store
       // still holds the spent one; if anything else is there, whoever stored it decides.
       return Effect.catchIf(write, isLeaseLost, (lost) =>
-        lock.withLock(key.storeKey)(
-          Effect.flatMap(store.get(key.storeKey), (stored) =>
-            Option.exists(
-                stored,
-                (stored) =>
-                  stored.refreshToken !== undefined && Redacted.value(stored.refreshToken) === Redacted.value(spent)
-              )
-              ? write
-              : Effect.fail(lost))
+        Effect.logWarning(
+          "The renewal lease was lost after the provider rotated the refresh token: storing it under a new lease"
         ).pipe(
-          // the fault that lost the lease (a dropped session, a restarting Redis) may still be passing: try again,
-          // re-checking the store each time, until the write lands or someone else's tokens are found there
-          Effect.retry({ schedule: rotatedWriteRetry, while: (error) => error !== lost && error.transient })
+          Effect.zipRight(
+            lock.withLock(key.storeKey)(
+              Effect.flatMap(store.get(key.storeKey), (stored) =>
+                Option.exists(
+                    stored,
+                    (stored) =>
+                      stored.refreshToken !== undefined && Redacted.value(stored.refreshToken) === Redacted.value(spent)
+                  )
+                  ? write
+                  : Effect.fail(lost))
+            ).pipe(
+              // the fault that lost the lease (a dropped session, a restarting Redis) may still be passing: try
+              // again, re-checking the store each time, until the write lands or someone else's tokens are found
+              Effect.retry({ schedule: rotatedWriteRetry, while: (error) => error !== lost && error.transient })
+            )
+          ),
+          Effect.tapBoth({
+            onFailure: (error) =>
+              Effect.logWarning(
+                error === lost
+                  ? "The rotated refresh token was not stored: another instance stored or cleared the user's tokens meanwhile"
+                  : "The rotated refresh token could not be stored under a new lease",
+                error.message
+              ),
+            onSuccess: () => Effect.logInfo("The rotated refresh token was stored under a new lease")
+          }),
+          Effect.annotateLogs("atm.client", client.clientId)
         ))
     }
 
