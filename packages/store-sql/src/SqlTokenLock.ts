@@ -27,9 +27,12 @@ import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import * as Scope from "effect/Scope"
 import * as lease from "./internal/lease.js"
 
 /**
@@ -59,8 +62,10 @@ const storeError = (operation: StoreOperation) => (cause: { readonly message: st
  *
  * The lease is that session: it is held as long as the session lives, and lost with it (a connection cut, a
  * terminated backend). A `SqlStore` on the same `SqlClient` makes the writes of a renewal on that very session, so
- * that they commit only while the lock is held; its fencing token is the id of the transaction that took the lock
- * (`txid_current()`), greater for every later acquisition.
+ * that they commit only while the lock is held, and its reads there too; its fencing token is the id of the
+ * transaction that took the lock (`txid_current()`), greater for every later acquisition. A renewal thus holds
+ * one connection of the pool, and gives it back as soon as its lease is found lost: any number of renewals at once
+ * share a pool of any size (those beyond it wait for a connection), never each waiting for a second one.
  *
  * @since 0.1.0
  * @category constructors
@@ -95,15 +100,20 @@ export const make = (options?: Options): Effect.Effect<TokenLock["Type"], TokenS
       distributed: true,
       withLock: (key) => (effect) =>
         Effect.scoped(Effect.gen(function*() {
-          const connection = yield* Effect.mapError(sql.reserve, storeError("lock"))
+          // the session in a scope of its own, closed with the lock's, or as soon as the lease is known lost
+          const session = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+          const connection = yield* Effect.mapError(Scope.extend(sql.reserve, session), storeError("lock"))
           let held = false
-          // registered first: whatever happens next, a lock this connection got is released with the scope
-          yield* Effect.addFinalizer(() =>
-            held
-              ? Effect.ignore(
-                connection.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [key], undefined)
-              )
-              : Effect.void
+          // registered first: whatever happens next, a lock this connection got is released with the session
+          yield* Scope.addFinalizer(
+            session,
+            Effect.suspend(() =>
+              held
+                ? Effect.ignore(
+                  connection.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", [key], undefined)
+                )
+                : Effect.void
+            )
           )
           // each attempt is atomic (a lock obtained is always recorded); the wait between attempts is interruptible
           const attempt = Effect.uninterruptible(Effect.flatMap(
@@ -133,7 +143,12 @@ export const make = (options?: Options): Effect.Effect<TokenLock["Type"], TokenS
               }))
           )
           const acquiredAt = yield* Clock.currentTimeMillis
-          const granted = lease.makeLease(key, fencingToken, acquiredAt, { sql, connection, lost: undefined })
+          const granted = lease.makeLease(key, fencingToken, acquiredAt, {
+            sql,
+            connection,
+            release: Scope.close(session, Exit.void),
+            lost: undefined
+          })
           return yield* Effect.provideService(effect, CurrentLease, Option.some(granted))
         })).pipe(Effect.withSpan("SqlTokenLock.withLock", { captureStackTrace: false }))
     })

@@ -219,6 +219,82 @@ layer(Env, { excludeTestServices: true, timeout: "60 seconds" })("PostgreSQL adv
       assert.isTrue((yield* provider.introspect(Redacted.value(stored.refreshToken!))).active, "the grant is alive")
     }))
 
+  /**
+   * An instance whose pool has 2 connections, 5 users renewing at once, and optionally every renewal's session
+   * ended at its write (after the provider rotated): a renewal holds one connection, its lock's, so none waits
+   * forever for a second one (its re-read of the store and, once its lease is lost, the lock taken again).
+   */
+  const renewalsBeyondThePool = (dropSessions: boolean) =>
+    Effect.gen(function*() {
+      const provider = yield* IdentityProvider.IdentityProvider
+      const backend = yield* Layer.build(
+        Layer.merge(SqlStore.layer({ tablePrefix: prefix }), SqlTokenLock.layer({ lockTimeout: "20 seconds" })).pipe(
+          Layer.provide(TokenEncryption.layerPlaintext),
+          Layer.provide(PgClient.layer({ url: Redacted.make(pgUrl), maxConnections: 2 })),
+          Layer.orDie
+        )
+      )
+      const inner = Context.get(backend, UserTokenStore.UserTokenStore)
+      const dropped = new Set<string>()
+      const dropping = UserTokenStore.UserTokenStore.of({
+        ...inner,
+        store: (user, token, params) =>
+          Effect.flatMap(TokenLock.CurrentLease, (lease) => {
+            if (!dropSessions || Option.isNone(lease) || dropped.has(user)) return inner.store(user, token, params)
+            dropped.add(user)
+            return Effect.zipRight(terminateHolder(lease.value.key), inner.store(user, token, params))
+          })
+      })
+      const services = yield* Layer.build(
+        webUserTokens.pipe(
+          Layer.provideMerge(Layer.succeed(UserTokenStore.UserTokenStore, dropping)),
+          Layer.provideMerge(Layer.succeed(TokenLock.TokenLock, Context.get(backend, TokenLock.TokenLock))),
+          Layer.provideMerge(Layer.succeed(IdentityProvider.IdentityProvider, provider))
+        )
+      )
+      const users = yield* Effect.forEach(
+        Array.from({ length: 5 }, (_, i) => `pg-pool-${dropSessions ? "dropped" : "held"}-${i}`),
+        (account) => Effect.map(signIn(account), ({ user }) => user)
+      ).pipe(Effect.provide(services))
+      const spent = yield* Effect.forEach(users, (user) =>
+        Effect.map(inner.get(CurrentUser.storeKey(user)), (stored) =>
+          Redacted.value(Option.getOrThrow(stored).refreshToken!)))
+      yield* provider.resetCounters
+      const renewed = yield* Effect.flatMap(UserTokens.UserTokens, (tokens) =>
+        Effect.forEach(users, (user) =>
+          tokens.getFor(user, { forceRenewal: true }), { concurrency: "unbounded" })).pipe(
+          Effect.provide(services),
+          Effect.timeoutFail({
+            duration: "20 seconds",
+            onTimeout: () =>
+              "renewals still waiting after 20 s"
+          }),
+          Effect.either
+        )
+      assert.deepStrictEqual(renewed._tag, "Right", "every renewal finished")
+      if (dropSessions) {
+        assert.strictEqual(dropped.size, users.length, "every renewal's session was ended")
+      }
+      assert.strictEqual(yield* provider.tokenRequests({ grantType: "refresh_token" }), users.length)
+      for (const [i, user] of users.entries()) {
+        const stored = Option.getOrThrow(yield* inner.get(CurrentUser.storeKey(user)))
+        assert.notStrictEqual(Redacted.value(stored.refreshToken!), spent[i], "the rotated refresh token was stored")
+        assert.isTrue((yield* provider.introspect(Redacted.value(stored.refreshToken!))).active, "the grant is alive")
+      }
+    })
+
+  it.scoped(
+    "more renewals at once than the pool has connections: each holds one, all finish",
+    () => renewalsBeyondThePool(false),
+    60_000
+  )
+
+  it.scoped(
+    "more renewals than connections, every session ended at its write: each stores under a new lease",
+    () => renewalsBeyondThePool(true),
+    60_000
+  )
+
   it.scoped("the lock excludes other sessions, times out with a typed error, and fails on SQLite", () =>
     Effect.gen(function*() {
       const session = (lockTimeout: Duration.DurationInput) =>

@@ -15,6 +15,12 @@ export interface SqlLeaseData {
   readonly sql: SqlClient.SqlClient
   /** The reserved connection whose session holds the lock: the lock lives exactly as long as this session. */
   readonly connection: SqlConnection.Connection
+  /**
+   * Gives the connection back to the pool (which discards a broken one), once the lease is known lost: a renewal
+   * that then takes the lock again (to store a rotated refresh token) must not hold two connections, or renewals
+   * as many as the pool's connections would each wait for one that none gives back.
+   */
+  readonly release: Effect.Effect<void>
   /** Why the lease is known lost (a statement on the session failed), once it is. */
   lost: string | undefined
 }
@@ -26,12 +32,12 @@ export interface SqlLease extends TokenLock.Lease {
 
 const store = "postgresql"
 
-/** The session answers, or the lease is lost: a PostgreSQL session ends with its locks. */
+/** The session answers, or the lease is lost (and its connection given back): a session ends with its locks. */
 const probe = (data: SqlLeaseData): Effect.Effect<void, TokenStoreError> =>
   data.lost !== undefined
     ? Effect.fail(TokenLock.leaseLost({ store, reason: data.lost }))
     : Effect.catchAll(Effect.asVoid(data.connection.execute("SELECT 1", [], undefined)), (error) =>
-      Effect.fail(TokenLock.leaseLost({ store, reason: lostReason(data, error) })))
+      Effect.zipRight(data.release, Effect.fail(TokenLock.leaseLost({ store, reason: lostReason(data, error) }))))
 
 const lostReason = (data: SqlLeaseData, error: SqlError): string =>
   data.lost ??= `the database session that held it failed: ${
@@ -53,6 +59,28 @@ const sqlLeaseOf = (sql: SqlClient.SqlClient): Effect.Effect<SqlLeaseData | unde
     const data = (lease.value as SqlLease)[SqlLeaseId]
     return data.sql === sql ? data : undefined
   })
+
+/**
+ * Runs a read on the session of the current lease of this client, if there is one and it is not known lost, else
+ * on the pool: under the lock, a renewal holds one connection, the lock's. (Were its reads to take a pooled
+ * connection, as many renewals as the pool has connections would each hold one and wait for another.)
+ *
+ * @internal
+ */
+export const onLeaseSession = <A>(
+  sql: SqlClient.SqlClient,
+  operation: StoreOperation,
+  body: Effect.Effect<A, SqlError>,
+  run: <X>(operation: StoreOperation, effect: Effect.Effect<X, SqlError>) => Effect.Effect<X, TokenStoreError>
+): Effect.Effect<A, TokenStoreError> =>
+  Effect.flatMap(sqlLeaseOf(sql), (lease) =>
+    lease === undefined || lease.lost !== undefined
+      ? run(operation, body)
+      : Effect.catchAll(
+        run(operation, Effect.provideService(body, SqlClient.TransactionConnection, [lease.connection, 0])),
+        // a failure on the lock's session may be the session's end: then say that the lease is lost
+        (error) => Effect.zipRight(probe(lease), Effect.fail(error))
+      ))
 
 /**
  * Runs `body` in a transaction, fenced by the current lease. Under a lease of this client, the transaction runs on

@@ -14,7 +14,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { Options } from "../SqlStore.js"
-import { fencedTransaction } from "./lease.js"
+import { fencedTransaction, onLeaseSession } from "./lease.js"
 import { migrate } from "./migration.js"
 
 /** @internal */
@@ -219,11 +219,13 @@ export const make = (
           const now = yield* Clock.currentTimeMillis
           const paramsKey = parametersKey(params)
           // one statement, one snapshot: the access token and the refresh token of the same write
-          const rows = yield* run(
+          const rows = yield* onLeaseSession(
+            sql,
             "get",
             sql<Row>`SELECT u.payload AS userpayload, a.payload AS accesspayload
               FROM ${users} u LEFT JOIN ${accessTokens} a ON a.user_key = u.user_key AND a.params_key = ${paramsKey}
-              WHERE u.user_key = ${user} AND u.expires_at > ${now}`
+              WHERE u.user_key = ${user} AND u.expires_at > ${now}`,
+            run
           )
           if (rows.length === 0) return Option.none()
           const row = rows[0]!
