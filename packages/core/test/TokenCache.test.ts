@@ -128,6 +128,34 @@ describe("TokenCache", () => {
       assert.isTrue(Exit.isInterrupted(yield* Fiber.await(first)))
     }))
 
+  it.scoped("waiters interrupted while a renewal hangs leave the others waiting; all that stay get its token", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const { backend, renewals } = makeBackend({ gate })
+      const cache = yield* TokenCache.make(backend, { renewBefore: "60 seconds" })
+      const parked = (fibers: ReadonlyArray<Fiber.RuntimeFiber<AccessToken, unknown>>) =>
+        Effect.gen(function*() {
+          while (true) {
+            const statuses = yield* Effect.forEach(fibers, Fiber.status)
+            if (statuses.every((status) => status._tag === "Suspended")) return
+            yield* Effect.yieldNow()
+          }
+        })
+      // enough waiters, interrupted in the middle of the list, for the list to be pruned as more join
+      const first = yield* Effect.forEach(Array.from({ length: 200 }), () => Effect.fork(cache.get("a")))
+      yield* parked(first)
+      const interrupted = first.filter((_, i) => i % 2 === 1)
+      yield* Effect.forEach(interrupted, Fiber.interrupt)
+      const later = yield* Effect.forEach(Array.from({ length: 300 }), () => Effect.fork(cache.get("a")))
+      yield* parked(later)
+      yield* Deferred.succeed(gate, void 0)
+      const tokens = yield* Effect.forEach([...first.filter((_, i) => i % 2 === 0), ...later], Fiber.join)
+      assert.strictEqual(new Set(tokens.map(value)).size, 1, "one token for the 400 callers that stayed")
+      assert.strictEqual(renewals.length, 1)
+      for (const fiber of interrupted) assert.isTrue(Exit.isInterrupted(yield* Fiber.await(fiber)))
+      assert.strictEqual(yield* cache.inFlight, 0)
+    }))
+
   it.scoped("different keys never wait on each other", () =>
     Effect.gen(function*() {
       const gate = yield* Deferred.make<void>()
