@@ -7,6 +7,8 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
 
 export interface Row {
   readonly id: string
@@ -126,6 +128,35 @@ export const percentile = (values: ReadonlyArray<number>, p: number): number => 
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 }
+
+/**
+ * A full garbage collection, now: `gc` without `--expose-gc` on the command line (the flag set at run time takes
+ * effect in a new context).
+ */
+let gc: (() => void) | undefined
+export const collectGarbage = (): void => {
+  if (gc === undefined) {
+    setFlagsFromString("--expose-gc")
+    gc = runInNewContext("gc") as () => void
+  }
+  gc()
+}
+
+/**
+ * The wall-clock and CPU time (every thread's, the collector's included) of an effect, from a collected heap: a
+ * full collection first, outside the measure, so that it does not pay for what ran before it.
+ */
+export const costOf = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.suspend(() => {
+    collectGarbage()
+    const cpu = process.cpuUsage()
+    const start = now()
+    return Effect.map(effect, () => {
+      const wall = now() - start
+      const used = process.cpuUsage(cpu)
+      return { wall, cpu: (used.user + used.system) / 1000 } satisfies Cost
+    })
+  })
 
 /** Times an effect in milliseconds. */
 export const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
