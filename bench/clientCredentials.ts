@@ -7,7 +7,8 @@
  * P1aa: the method's resolution: a second static-header client, made the same way, beside the first (an A/A
  *     comparison, in the same process right after P1; whatever its ratio is apart from 1 is noise).
  * P2: cached token get, operations per second, beside a plain Map lookup in the same run.
- * P3: time until 10,000 cold concurrent callers all have a token, and how many requests reached the provider.
+ * P3: what it takes until 10,000 cold concurrent callers all have a token (CPU time, and wall time beside it), and
+ *     how many requests reached the provider.
  */
 import { OAuth2Client, OAuth2Fetch } from "@badgateway/oauth2-client"
 import { AccessTokenHttpClient, ClientCredentialsTokens } from "@effect-atm/core"
@@ -151,6 +152,10 @@ const p2Peer = Effect.gen(function*() {
  * the 10,000 parked fibers of ours or of the waiting floor, promoted while they waited, are collected during
  * whichever trial comes next. The four trials rotate in each round, after one round of warm-up; the ratios are
  * the medians of each round's (its four trials ran within seconds of each other, under about the same load).
+ * Judged on the process's CPU time (every thread's, the collector's included), as P1 is; the wall-clock ratios are
+ * shown beside it. On the shared machine a trial's wall time is mostly its waits for a core: wall ratios of single
+ * rounds ranged 0.5–2.8 within a run, CPU-time ratios 1.0–1.7, and their median of nine 1.26–1.35 over eight
+ * runs (the wall one 0.98–1.51).
  */
 const p3 = Effect.gen(function*() {
   const provider = yield* IdentityProvider.IdentityProvider
@@ -212,17 +217,19 @@ const p3 = Effect.gen(function*() {
   const cpu = perRound("cpu")
   return {
     id: "P3",
-    what: "10,000 cold concurrent callers → all have a token",
-    value: `${median(wall.oursMillis).toFixed(0)} ms (median of ${rounds}), provider requests: ${counts.join(", ")}`,
-    baseline: `fiber floor ${median(wall.floorMillis).toFixed(0)} ms + promise single flight ${
-      median(wall.peerMillis).toFixed(0)
-    } ms (waiting floor ${median(wall.waitingFloorMillis).toFixed(0)} ms: ours ${
+    what: "10,000 cold concurrent callers → all have a token (CPU time)",
+    value: `${median(cpu.oursMillis).toFixed(0)} ms (median of ${rounds}), provider requests: ${counts.join(", ")}`,
+    baseline: `fiber floor ${median(cpu.floorMillis).toFixed(0)} ms + promise single flight ${
+      median(cpu.peerMillis).toFixed(0)
+    } ms (waiting floor ${median(cpu.waitingFloorMillis).toFixed(0)} ms: ours ${
+      cpu.overWaitingFloor.toFixed(2)
+    } ×); wall: ours ${median(wall.oursMillis).toFixed(0)} ms, ratio ${wall.ratio.toFixed(2)}, ${
       wall.overWaitingFloor.toFixed(2)
-    } ×); CPU time: ratio ${cpu.ratio.toFixed(2)}, ours ${cpu.overWaitingFloor.toFixed(2)} × the waiting floor`,
-    ratio: wall.ratio,
+    } × the waiting floor`,
+    ratio: cpu.ratio,
     goal: "1 request; ratio ≤ 1.3",
-    met: counts.every((c) => c === 1) && wall.ratio <= 1.3,
-    data: { wall, cpu, providerRequests: counts, peerProviderRequests: peerCounts }
+    met: counts.every((c) => c === 1) && cpu.ratio <= 1.3,
+    data: { cpu, wall, providerRequests: counts, peerProviderRequests: peerCounts }
   } satisfies Row
 })
 
