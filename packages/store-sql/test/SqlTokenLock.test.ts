@@ -33,6 +33,40 @@ const terminateHolder = (key: string) =>
     [key]
   )
 
+/**
+ * One instance with `SqlStore` and `SqlTokenLock` on its own pool (of `maxConnections`), whose writes under a lease
+ * first end the session holding the lock when `dropAt(user)` says so (a dropped connection, a failover): `inner` is
+ * the store without that, `services` the user token manager over it.
+ */
+const sessionDroppingInstance = (dropAt: (user: string) => boolean, maxConnections?: number) =>
+  Effect.gen(function*() {
+    const provider = yield* IdentityProvider.IdentityProvider
+    const backend = yield* Layer.build(
+      Layer.merge(SqlStore.layer({ tablePrefix: prefix }), SqlTokenLock.layer({ lockTimeout: "20 seconds" })).pipe(
+        Layer.provide(TokenEncryption.layerPlaintext),
+        Layer.provide(PgClient.layer({ url: Redacted.make(pgUrl), maxConnections })),
+        Layer.orDie
+      )
+    )
+    const inner = Context.get(backend, UserTokenStore.UserTokenStore)
+    const dropping = UserTokenStore.UserTokenStore.of({
+      ...inner,
+      store: (user, token, params) =>
+        Effect.flatMap(TokenLock.CurrentLease, (lease) =>
+          Option.isSome(lease) && dropAt(user)
+            ? Effect.zipRight(terminateHolder(lease.value.key), inner.store(user, token, params))
+            : inner.store(user, token, params))
+    })
+    const services = yield* Layer.build(
+      webUserTokens.pipe(
+        Layer.provideMerge(Layer.succeed(UserTokenStore.UserTokenStore, dropping)),
+        Layer.provideMerge(Layer.succeed(TokenLock.TokenLock, Context.get(backend, TokenLock.TokenLock))),
+        Layer.provideMerge(Layer.succeed(IdentityProvider.IdentityProvider, provider))
+      )
+    )
+    return { inner, provider, services }
+  })
+
 /** One application instance: its own pool, store, (optional) lock and user token manager. */
 const instance = (withLock: boolean) =>
   webUserTokens.pipe(
@@ -163,33 +197,12 @@ layer(Env, { excludeTestServices: true, timeout: "60 seconds" })("PostgreSQL adv
 
   it.scoped("the lock's session ends after the provider rotated the refresh token: stored under a new lease", () =>
     Effect.gen(function*() {
-      const provider = yield* IdentityProvider.IdentityProvider
-      const backend = yield* Layer.build(
-        Layer.merge(SqlStore.layer({ tablePrefix: prefix }), SqlTokenLock.layer({ lockTimeout: "20 seconds" })).pipe(
-          Layer.provide(TokenEncryption.layerPlaintext),
-          Layer.provide(PgClient.layer({ url: Redacted.make(pgUrl) })),
-          Layer.orDie
-        )
-      )
-      const inner = Context.get(backend, UserTokenStore.UserTokenStore)
       let armed = false
-      // the renewal's write: first the session holding its lock is ended (a dropped connection, a failover)
-      const dropping = UserTokenStore.UserTokenStore.of({
-        ...inner,
-        store: (user, token, params) =>
-          Effect.flatMap(TokenLock.CurrentLease, (lease) => {
-            if (!armed || Option.isNone(lease)) return inner.store(user, token, params)
-            armed = false
-            return Effect.zipRight(terminateHolder(lease.value.key), inner.store(user, token, params))
-          })
+      const { inner, provider, services } = yield* sessionDroppingInstance(() => {
+        if (!armed) return false
+        armed = false
+        return true
       })
-      const services = yield* Layer.build(
-        webUserTokens.pipe(
-          Layer.provideMerge(Layer.succeed(UserTokenStore.UserTokenStore, dropping)),
-          Layer.provideMerge(Layer.succeed(TokenLock.TokenLock, Context.get(backend, TokenLock.TokenLock))),
-          Layer.provideMerge(Layer.succeed(IdentityProvider.IdentityProvider, provider))
-        )
-      )
       const { user } = yield* signIn("pg-session-dropped").pipe(Effect.provide(services))
       const storeKey = CurrentUser.storeKey(user)
       const spent = Redacted.value(Option.getOrThrow(yield* inner.get(storeKey)).refreshToken!)
@@ -226,32 +239,12 @@ layer(Env, { excludeTestServices: true, timeout: "60 seconds" })("PostgreSQL adv
    */
   const renewalsBeyondThePool = (dropSessions: boolean) =>
     Effect.gen(function*() {
-      const provider = yield* IdentityProvider.IdentityProvider
-      const backend = yield* Layer.build(
-        Layer.merge(SqlStore.layer({ tablePrefix: prefix }), SqlTokenLock.layer({ lockTimeout: "20 seconds" })).pipe(
-          Layer.provide(TokenEncryption.layerPlaintext),
-          Layer.provide(PgClient.layer({ url: Redacted.make(pgUrl), maxConnections: 2 })),
-          Layer.orDie
-        )
-      )
-      const inner = Context.get(backend, UserTokenStore.UserTokenStore)
       const dropped = new Set<string>()
-      const dropping = UserTokenStore.UserTokenStore.of({
-        ...inner,
-        store: (user, token, params) =>
-          Effect.flatMap(TokenLock.CurrentLease, (lease) => {
-            if (!dropSessions || Option.isNone(lease) || dropped.has(user)) return inner.store(user, token, params)
-            dropped.add(user)
-            return Effect.zipRight(terminateHolder(lease.value.key), inner.store(user, token, params))
-          })
-      })
-      const services = yield* Layer.build(
-        webUserTokens.pipe(
-          Layer.provideMerge(Layer.succeed(UserTokenStore.UserTokenStore, dropping)),
-          Layer.provideMerge(Layer.succeed(TokenLock.TokenLock, Context.get(backend, TokenLock.TokenLock))),
-          Layer.provideMerge(Layer.succeed(IdentityProvider.IdentityProvider, provider))
-        )
-      )
+      const { inner, provider, services } = yield* sessionDroppingInstance((user) => {
+        if (!dropSessions || dropped.has(user)) return false
+        dropped.add(user)
+        return true
+      }, 2)
       const users = yield* Effect.forEach(
         Array.from({ length: 5 }, (_, i) => `pg-pool-${dropSessions ? "dropped" : "held"}-${i}`),
         (account) => Effect.map(signIn(account), ({ user }) => user)

@@ -76,11 +76,15 @@ export const onLeaseSession = <A>(
   Effect.flatMap(sqlLeaseOf(sql), (lease) =>
     lease === undefined || lease.lost !== undefined
       ? run(operation, body)
-      : Effect.catchAll(
-        run(operation, Effect.provideService(body, SqlClient.TransactionConnection, [lease.connection, 0])),
-        // a failure on the lock's session may be the session's end: then say that the lease is lost
-        (error) => Effect.zipRight(probe(lease), Effect.fail(error))
-      ))
+      : onSession(lease, run(operation, onConnection(body, lease.connection))))
+
+/** `effect`'s statements on `connection` (as a transaction's are). */
+const onConnection = <A, E, R>(effect: Effect.Effect<A, E, R>, connection: SqlConnection.Connection) =>
+  Effect.provideService(effect, SqlClient.TransactionConnection, [connection, 0])
+
+/** A failure on the lock's session may be the session's end: then the lease is said lost. */
+const onSession = <A>(lease: SqlLeaseData, effect: Effect.Effect<A, TokenStoreError>) =>
+  Effect.catchAll(effect, (error) => Effect.zipRight(probe(lease), Effect.fail(error)))
 
 /**
  * Runs `body` in a transaction, fenced by the current lease. Under a lease of this client, the transaction runs on
@@ -103,7 +107,7 @@ export const fencedTransaction = <A>(
     const transaction = Effect.uninterruptibleMask((restore) =>
       Effect.zipRight(
         connection.executeUnprepared("BEGIN", [], undefined),
-        restore(Effect.provideService(body, SqlClient.TransactionConnection, [connection, 0])).pipe(
+        restore(onConnection(body, connection)).pipe(
           Effect.exit,
           Effect.flatMap((exit) =>
             Exit.isSuccess(exit)
@@ -113,6 +117,5 @@ export const fencedTransaction = <A>(
         )
       )
     )
-    // a failure on the lock's session may be the session's end: then say that the lease is lost
-    return Effect.catchAll(run(operation, transaction), (error) => Effect.zipRight(probe(lease), Effect.fail(error)))
+    return onSession(lease, run(operation, transaction))
   })
