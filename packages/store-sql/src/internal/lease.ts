@@ -60,6 +60,12 @@ const sqlLeaseOf = (sql: SqlClient.SqlClient): Effect.Effect<SqlLeaseData | unde
     return data.sql === sql ? data : undefined
   })
 
+/** How the store runs a statement: its error mapping, retries and span. */
+type RunStatement = <X>(
+  operation: StoreOperation,
+  effect: Effect.Effect<X, SqlError>
+) => Effect.Effect<X, TokenStoreError>
+
 /**
  * Runs a read on the session of the current lease of this client, if there is one and it is not known lost, else
  * on the pool: under the lock, a renewal holds one connection, the lock's. (Were its reads to take a pooled
@@ -71,7 +77,7 @@ export const onLeaseSession = <A>(
   sql: SqlClient.SqlClient,
   operation: StoreOperation,
   body: Effect.Effect<A, SqlError>,
-  run: <X>(operation: StoreOperation, effect: Effect.Effect<X, SqlError>) => Effect.Effect<X, TokenStoreError>
+  run: RunStatement
 ): Effect.Effect<A, TokenStoreError> =>
   Effect.flatMap(sqlLeaseOf(sql), (lease) =>
     lease === undefined || lease.lost !== undefined
@@ -98,7 +104,7 @@ export const fencedTransaction = <A>(
   sql: SqlClient.SqlClient,
   operation: StoreOperation,
   body: Effect.Effect<A, SqlError>,
-  run: <X>(operation: StoreOperation, effect: Effect.Effect<X, SqlError>) => Effect.Effect<X, TokenStoreError>
+  run: RunStatement
 ): Effect.Effect<A, TokenStoreError> =>
   Effect.flatMap(sqlLeaseOf(sql), (lease) => {
     if (lease === undefined) return TokenLock.fenced(run(operation, sql.withTransaction(body)))
