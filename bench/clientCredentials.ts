@@ -11,7 +11,7 @@
  *     how many requests reached the provider.
  */
 import { OAuth2Client, OAuth2Fetch } from "@badgateway/oauth2-client"
-import { AccessTokenHttpClient, ClientCredentialsTokens } from "@effect-atm/core"
+import { type AccessToken, AccessTokenHttpClient, ClientCredentialsTokens } from "@effect-atm/core"
 import { DemoApi, IdentityProvider } from "@effect-atm/dev-identity"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as Deferred from "effect/Deferred"
@@ -39,36 +39,52 @@ import {
  */
 const steadyStateWarmup = 3_000
 
-const p1 = Effect.gen(function*() {
-  const api = yield* DemoApi.DemoApi
-  const tokens = yield* ClientCredentialsTokens.ClientCredentialsTokens
-  const http = yield* HttpClient.HttpClient
-  const managed = AccessTokenHttpClient.withAccessToken(
-    http,
-    AccessTokenHttpClient.clientCredentialsSource(tokens, "bench")
-  )
-  const token = yield* tokens.get("bench")
-  const fixed = staticHeaderClient(http, token)
-  const url = `${api.url}/data`
-  const [managedCosts, fixedCosts] = yield* interleavedPairs(costOfGet(managed, url), costOfGet(fixed, url), {
-    warmup: steadyStateWarmup,
-    pairs: 4000
+/**
+ * The demo API's GET through the client that `clientUnderTest` makes, beside the same GET through P1's
+ * static-header client, in interleaved pairs at steady state: a row's figures, CPU time per request (wall beside).
+ */
+const besideStaticHeader = (
+  clientUnderTest: (made: {
+    readonly http: HttpClient.HttpClient
+    readonly tokens: ClientCredentialsTokens.ClientCredentialsTokens["Type"]
+    readonly token: AccessToken.AccessToken
+  }) => HttpClient.HttpClient.With<unknown>
+) =>
+  Effect.gen(function*() {
+    const api = yield* DemoApi.DemoApi
+    const tokens = yield* ClientCredentialsTokens.ClientCredentialsTokens
+    const http = yield* HttpClient.HttpClient
+    const token = yield* tokens.get("bench")
+    const url = `${api.url}/data`
+    const [costs, fixedCosts] = yield* interleavedPairs(
+      costOfGet(clientUnderTest({ http, tokens, token }), url),
+      costOfGet(staticHeaderClient(http, token), url),
+      { warmup: steadyStateWarmup, pairs: 4000 }
+    )
+    const { cpu, wall } = costRatios(costs, fixedCosts)
+    return {
+      value: `${(cpu.medianMs * 1000).toFixed(0)} µs; ${(cpu.meanMs * 1000).toFixed(0)} µs`,
+      baseline: `${(cpu.baselineMedianMs * 1000).toFixed(0)} µs static header; mean ratio ${
+        cpu.meanRatio.toFixed(3)
+      }; wall ${wall.medianRatio.toFixed(3)} (mean ${wall.meanRatio.toFixed(3)})`,
+      ratio: cpu.medianRatio,
+      worst: Math.max(cpu.medianRatio, cpu.meanRatio),
+      data: { cpu, wall, samples: costs.length }
+    }
   })
-  const { cpu, wall } = costRatios(managedCosts, fixedCosts)
-  const worst = Math.max(cpu.medianRatio, cpu.meanRatio)
-  return {
+
+const p1 = Effect.map(
+  besideStaticHeader(({ http, tokens }) =>
+    AccessTokenHttpClient.withAccessToken(http, AccessTokenHttpClient.clientCredentialsSource(tokens, "bench"))
+  ),
+  ({ worst, ...figures }): Row => ({
     id: "P1",
     what: "GET via token-attaching client (CPU time per request: median; mean)",
-    value: `${(cpu.medianMs * 1000).toFixed(0)} µs; ${(cpu.meanMs * 1000).toFixed(0)} µs`,
-    baseline: `${(cpu.baselineMedianMs * 1000).toFixed(0)} µs static header; mean ratio ${
-      cpu.meanRatio.toFixed(3)
-    }; wall ${wall.medianRatio.toFixed(3)} (mean ${wall.meanRatio.toFixed(3)})`,
-    ratio: cpu.medianRatio,
+    ...figures,
     goal: "ratio ≤ 1.01 (p50 and mean)",
-    met: worst <= 1.01,
-    data: { cpu, wall, samples: managedCosts.length }
-  } satisfies Row
-})
+    met: worst <= 1.01
+  })
+)
 
 const p2 = Effect.gen(function*() {
   const tokens = yield* ClientCredentialsTokens.ClientCredentialsTokens
@@ -241,29 +257,14 @@ const p3 = Effect.gen(function*() {
   } satisfies Row
 })
 
-const p1aa = Effect.gen(function*() {
-  const api = yield* DemoApi.DemoApi
-  const tokens = yield* ClientCredentialsTokens.ClientCredentialsTokens
-  const http = yield* HttpClient.HttpClient
-  const token = yield* tokens.get("bench")
-  const fixed = () => staticHeaderClient(http, token)
-  const url = `${api.url}/data`
-  const [twinCosts, fixedCosts] = yield* interleavedPairs(costOfGet(fixed(), url), costOfGet(fixed(), url), {
-    warmup: steadyStateWarmup,
-    pairs: 4000
-  })
-  const { cpu, wall } = costRatios(twinCosts, fixedCosts)
-  return {
+const p1aa = Effect.map(
+  besideStaticHeader(({ http, token }) => staticHeaderClient(http, token)),
+  ({ worst: _, ...figures }): Row => ({
     id: "P1aa",
     what: "A/A: P1's static-header client beside a twin (the method's resolution)",
-    value: `${(cpu.medianMs * 1000).toFixed(0)} µs; ${(cpu.meanMs * 1000).toFixed(0)} µs`,
-    baseline: `${(cpu.baselineMedianMs * 1000).toFixed(0)} µs static header; mean ratio ${
-      cpu.meanRatio.toFixed(3)
-    }; wall ${wall.medianRatio.toFixed(3)} (mean ${wall.meanRatio.toFixed(3)})`,
-    ratio: cpu.medianRatio,
-    data: { cpu, wall, samples: twinCosts.length }
-  } satisfies Row
-})
+    ...figures
+  })
+)
 
 export const run = Effect.all([p1, p1aa, p2, p2Peer, p3]).pipe(Effect.provide(benchTokensLayer))
 
