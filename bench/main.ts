@@ -42,12 +42,13 @@ const suites: Record<
 
 /**
  * Run only when named (`npm run bench realtime`): P14 holds 500 websockets on the shared machine for a minute and
- * more, which the default run should not impose on whoever else is measuring. `p3` is P3 alone, also part of
- * `clientCredentials`.
+ * more, which the default run should not impose on whoever else is measuring. `p3` is P3 alone, `p1` P1 and P1aa
+ * alone, both also part of `clientCredentials`.
  */
 const onDemand: typeof suites = {
   realtime: realtime.run,
-  p3: clientCredentials.runP3
+  p3: clientCredentials.runP3,
+  p1: clientCredentials.runP1
 }
 
 const only = process.argv.slice(2)
