@@ -40,7 +40,18 @@ export class AccessToken extends Schema.Class<AccessToken>("@effect-atm/core/Acc
  * @since 0.2.0
  * @category encoding
  */
-export const authorization = (token: AccessToken): string => `${token.tokenType} ${Redacted.value(token.accessToken)}`
+export const authorization = (token: AccessToken): string => {
+  let value = authorizations.get(token)
+  if (value === undefined) {
+    value = `${token.tokenType} ${Redacted.value(token.accessToken)}`
+    authorizations.set(token, value)
+  }
+  return value
+}
+
+// Each token's header value, built once: a concatenation made per request is a string the HTTP client flattens
+// (copies) again on every request to check and write it — half of what the token middleware allocated per request.
+const authorizations = new WeakMap<AccessToken, string>()
 
 /**
  * Whether two tokens carry the same secret: how the library tells "the token that was rejected" from "a token
