@@ -276,7 +276,7 @@ const p1aa = Effect.map(
 
 export const run = Effect.all([p1, p1aa, p2, p2Peer, p3]).pipe(Effect.provide(benchTokensLayer))
 
-/** P3 alone (`npm run bench p3`): its runs, without the two minutes of P1 before each. */
+/** P3 alone (`npm run bench p3`): its runs, without the minutes of P1 before each. */
 export const runP3 = Effect.map(p3, (row) => [row])
 
 /** P1 and its A/A twin alone (`npm run bench p1`). */

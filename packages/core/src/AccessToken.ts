@@ -32,6 +32,11 @@ export class AccessToken extends Schema.Class<AccessToken>("@effect-atm/core/Acc
   dpopKey: Schema.optional(Schema.Redacted(Schema.String))
 }) {}
 
+// Each token's header value, built once: a concatenation made per request is a new string that the HTTP client
+// flattens (copies) again on every request to check and write it — a quarter of what the token middleware allocated
+// per request.
+const authorizations = new WeakMap<AccessToken, string>()
+
 /**
  * The value of an `Authorization` header carrying the token: the only place the secret is unwrapped. A function
  * rather than a getter on the token, so that no rendering of a token (`util.inspect` with `getters: true`
@@ -48,10 +53,6 @@ export const authorization = (token: AccessToken): string => {
   }
   return value
 }
-
-// Each token's header value, built once: a concatenation made per request is a string the HTTP client flattens
-// (copies) again on every request to check and write it — half of what the token middleware allocated per request.
-const authorizations = new WeakMap<AccessToken, string>()
 
 /**
  * Whether two tokens carry the same secret: how the library tells "the token that was rejected" from "a token
