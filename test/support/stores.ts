@@ -5,7 +5,9 @@ import * as FetchHttpClient from "@effect/platform/FetchHttpClient"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import { Redis } from "ioredis"
@@ -37,6 +39,43 @@ export const pgQuery = <A extends object = Record<string, unknown>>(text: string
     Effect.provide(PgClient.layer({ url: Redacted.make(pgUrl) })),
     Effect.orDie
   )
+
+/**
+ * Runs `read` while another session locks `table`, and ends the read's session (`pg_terminate_backend`, as a
+ * failover or an administrator does) while it waits there; then lets the lock go. Returns the read's outcome and
+ * whether the ended session is really gone.
+ */
+export const readWithSessionEnded = <A, E>(table: string, read: Effect.Effect<A, E>) =>
+  Effect.gen(function*() {
+    const locked = yield* Deferred.make<number>()
+    const unlock = yield* Deferred.make<void>()
+    const holder = yield* Effect.fork(
+      Effect.flatMap(SqlClient.SqlClient, (sql) =>
+        sql.withTransaction(Effect.gen(function*() {
+          yield* sql.unsafe(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`)
+          const [own] = yield* sql.unsafe<{ pid: number }>("SELECT pg_backend_pid() AS pid")
+          yield* Deferred.succeed(locked, own!.pid)
+          yield* Deferred.await(unlock)
+        }))).pipe(Effect.provide(PgClient.layer({ url: Redacted.make(pgUrl) })), Effect.orDie)
+    )
+    const holderPid = yield* Deferred.await(locked)
+    const reading = yield* Effect.fork(Effect.exit(read))
+    const waiting = pgQuery<{ pid: number }>(
+      "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> $1 AND query LIKE $2",
+      [holderPid, `%${table}%`]
+    )
+    const reader = yield* waiting.pipe(
+      Effect.flatMap((rows) => rows.length === 1 ? Effect.succeed(rows[0]!.pid) : Effect.fail("not waiting yet")),
+      Effect.retry({ times: 500 }),
+      Effect.orDie
+    )
+    yield* pgQuery("SELECT pg_terminate_backend($1)", [reader])
+    yield* Deferred.succeed(unlock, void 0)
+    yield* Fiber.join(holder)
+    const outcome = yield* Fiber.join(reading)
+    const ended = (yield* pgQuery("SELECT pid FROM pg_stat_activity WHERE pid = $1", [reader])).length === 0
+    return { outcome, ended }
+  })
 
 /** Runs one query on a SQLite file of its own, outside the store. */
 export const sqliteQuery = <A extends object = Record<string, unknown>>(

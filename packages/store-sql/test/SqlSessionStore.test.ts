@@ -15,6 +15,7 @@ import {
   keys,
   pgQuery,
   pgUrl,
+  readWithSessionEnded,
   removeDirAfter,
   runId,
   sqliteQuery,
@@ -75,5 +76,22 @@ describe("SqlSessionStore", () => {
       assert.strictEqual(rows[0]!.sid, "sid-enc")
       assert.deepStrictEqual((yield* store.findByProviderSession("sid-enc")).map((s) => s.id), [session.id])
       assert.isTrue(Option.isSome(yield* store.get(session.id)))
+    }))
+
+  it.scoped("PostgreSQL: a read whose session is ended while it runs is read again on a new connection", () =>
+    Effect.gen(function*() {
+      const prefix = `t_${runId()}_sess_ended_`
+      const store = Context.get(
+        yield* Layer.build(pg(prefix).pipe(Layer.provide(TokenEncryption.layerPlaintext))),
+        SessionStore.SessionStore
+      )
+      const session = SessionStoreSuite.makeSession({ sid: "sid-ended", now: Date.now() })
+      yield* store.set(session)
+      const byId = yield* readWithSessionEnded(`${prefix}sessions`, store.get(session.id))
+      assert.isTrue(byId.ended)
+      assert.strictEqual(Option.getOrThrow(yield* byId.outcome).id, session.id)
+      const bySid = yield* readWithSessionEnded(`${prefix}sessions`, store.findByProviderSession("sid-ended"))
+      assert.isTrue(bySid.ended)
+      assert.deepStrictEqual((yield* bySid.outcome).map((s) => s.id), [session.id])
     }))
 })

@@ -1,7 +1,8 @@
 /**
  * A transaction whose COMMIT fails (as when PostgreSQL drops the connection mid-transaction, found by the chaos
- * soak): @effect/sql makes that a defect; the store must report it as the typed, transient failure it is. And a
- * write that PostgreSQL refuses as a serialization failure or a deadlock is retried, up to three times.
+ * soak): @effect/sql makes that a defect; the store must report it as the typed, transient failure it is. A
+ * write that PostgreSQL refuses as a serialization failure or a deadlock is retried, up to three times. A read
+ * whose session is ended under it (a failover, an administrator) is read again on a new connection.
  */
 import { TokenEncryption, UserTokenStore } from "@effect-atm/core"
 import { SqlStore } from "@effect-atm/store-sql"
@@ -12,7 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import { dropPgTablesAfter, pgQuery, pgUrl, runId } from "../../../test/support/stores.js"
+import { dropPgTablesAfter, pgQuery, pgUrl, readWithSessionEnded, runId } from "../../../test/support/stores.js"
 
 const { makeToken, uniqueUser } = UserTokenStoreSuite
 const demo = { resource: "urn:effect-atm:demo-api" }
@@ -106,5 +107,17 @@ describe("SqlStore on PostgreSQL", () => {
       assert.isTrue(error.transient)
       assert.strictEqual(yield* attempts, 4)
       assert.isTrue(Option.isNone(yield* store.get(user, demo)))
+    }))
+
+  it.scoped("a read whose session is ended while it runs is read again on a new connection: the caller gets the token", () =>
+    Effect.gen(function*() {
+      const prefix = `t${runId()}_ended_`
+      const user = uniqueUser("ended")
+      const store = yield* pgStore(prefix)
+      yield* store.store(user, makeToken("kept"), demo)
+      const { ended, outcome } = yield* readWithSessionEnded(`${prefix}user_tokens`, store.get(user, demo))
+      assert.isTrue(ended)
+      const token = Option.getOrThrow(yield* outcome)
+      assert.strictEqual(Redacted.value(token.refreshToken!), "rt-kept")
     }))
 })

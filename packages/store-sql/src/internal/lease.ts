@@ -5,6 +5,7 @@ import type * as SqlConnection from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import { readAgainIfSessionEnded } from "./readAgain.js"
 
 /** What a PostgreSQL lease adds to `TokenLock.Lease`: the session that holds the advisory lock. */
 const SqlLeaseId: unique symbol = Symbol.for("@effect-atm/store-sql/SqlLease")
@@ -69,7 +70,9 @@ type RunStatement = <X>(
 /**
  * Runs a read on the session of the current lease of this client, if there is one and it is not known lost, else
  * on the pool: under the lock, a renewal holds one connection, the lock's. (Were its reads to take a pooled
- * connection, as many renewals as the pool has connections would each hold one and wait for another.)
+ * connection, as many renewals as the pool has connections would each hold one and wait for another.) A read on
+ * the pool whose session ends under it runs again (`readAgainIfSessionEnded`); one on the lock's session does not:
+ * that session was the lease.
  *
  * @internal
  */
@@ -81,7 +84,7 @@ export const onLeaseSession = <A>(
 ): Effect.Effect<A, TokenStoreError> =>
   Effect.flatMap(sqlLeaseOf(sql), (lease) =>
     lease === undefined || lease.lost !== undefined
-      ? run(operation, body)
+      ? run(operation, readAgainIfSessionEnded(body))
       : onSession(lease, run(operation, onConnection(body, lease.connection))))
 
 /** `effect`'s statements on `connection` (as a transaction's are). */

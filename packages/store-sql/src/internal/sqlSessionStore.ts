@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { SessionStoreOptions } from "../SqlSessionStore.js"
 import { migrate } from "./migration.js"
+import { readAgainIfSessionEnded } from "./readAgain.js"
 
 const tablePrefixPattern = /^[A-Za-z_][A-Za-z0-9_]{0,40}$/
 
@@ -56,6 +57,10 @@ export const make = (
         })
       )
 
+    // a read whose session ended under it (a failover) runs again on a live connection
+    const read = <A>(operation: SessionStoreOperation, effect: Effect.Effect<A, SqlError>) =>
+      run(operation, readAgainIfSessionEnded(effect))
+
     if (options.migrate ?? true) {
       const ddl = Effect.gen(function*() {
         yield* sql`CREATE TABLE IF NOT EXISTS ${sessions} (
@@ -93,7 +98,7 @@ export const make = (
     return SessionStore.of({
       get: (id) =>
         Effect.gen(function*() {
-          const rows = yield* run(
+          const rows = yield* read(
             "get",
             sql<Row>`SELECT id, payload FROM ${sessions} WHERE id = ${id} AND expires_at > ${yield* now}`
           )
@@ -118,13 +123,13 @@ export const make = (
         ),
       findBySubject: (subject) =>
         Effect.flatMap(now, (time) =>
-          run(
+          read(
             "find",
             sql<Row>`SELECT id, payload FROM ${sessions} WHERE subject = ${subject} AND expires_at > ${time}`
           )).pipe(Effect.flatMap(decodeAll("find"))),
       findByProviderSession: (sid) =>
         Effect.flatMap(now, (time) =>
-          run(
+          read(
             "find",
             sql<Row>`SELECT id, payload FROM ${sessions} WHERE sid = ${sid} AND expires_at > ${time}`
           )).pipe(Effect.flatMap(decodeAll("find"))),
