@@ -5,7 +5,7 @@ import type * as SqlConnection from "@effect/sql/SqlConnection"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import { readAgainIfSessionEnded } from "./readAgain.js"
+import { readAgainIfSessionEnded } from "./driverError.js"
 
 /** What a PostgreSQL lease adds to `TokenLock.Lease`: the session that holds the advisory lock. */
 const SqlLeaseId: unique symbol = Symbol.for("@effect-atm/store-sql/SqlLease")

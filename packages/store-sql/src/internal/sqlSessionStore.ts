@@ -7,18 +7,10 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { SessionStoreOptions } from "../SqlSessionStore.js"
+import { describe, readAgainIfSessionEnded } from "./driverError.js"
 import { migrate } from "./migration.js"
-import { readAgainIfSessionEnded } from "./readAgain.js"
 
 const tablePrefixPattern = /^[A-Za-z_][A-Za-z0-9_]{0,40}$/
-
-/** What a driver error says, without parameters or row data (they may hold an ID token). */
-const describe = (error: SqlError): string => {
-  const cause = error.cause as { code?: unknown; message?: unknown } | undefined
-  const code = typeof cause?.code === "string" ? `${cause.code} ` : ""
-  const detail = typeof cause?.message === "string" ? `: ${cause.message.split("\n")[0]}` : ""
-  return `${code}${error.message}${detail}`
-}
 
 interface Row {
   readonly id: string

@@ -14,6 +14,7 @@ import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { Options } from "../SqlStore.js"
+import { describe, isTransient } from "./driverError.js"
 import { fencedTransaction, onLeaseSession } from "./lease.js"
 import { migrate } from "./migration.js"
 
@@ -33,20 +34,6 @@ const startOption = (store: string, name: string, input: unknown, fallback: Dura
 }
 
 const tablePrefixPattern = /^[A-Za-z_][A-Za-z0-9_]{0,40}$/
-
-/** What a driver error says, without parameters or row data (they may hold tokens). */
-const describe = (error: SqlError): string => {
-  const cause = error.cause as { code?: unknown; message?: unknown } | undefined
-  const code = typeof cause?.code === "string" ? `${cause.code} ` : ""
-  const detail = typeof cause?.message === "string" ? `: ${cause.message.split("\n")[0]}` : ""
-  return `${code}${error.message}${detail}`
-}
-
-// PostgreSQL deadlock and serialization failures: the transaction did nothing and may simply be run again
-const isTransient = (error: SqlError): boolean => {
-  const code = (error.cause as { code?: unknown } | undefined)?.code
-  return code === "40P01" || code === "40001"
-}
 
 interface Row {
   readonly userpayload: string
